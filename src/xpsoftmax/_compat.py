@@ -1,0 +1,61 @@
+"""The one module that talks to array-api-compat, and the capability questions we ask of arrays.
+
+Everything framework-specific the library needs is phrased here as a question about an array
+("is it lazy?", "may we update it in place?"), never as a framework's name.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from array_api_compat import array_namespace, is_array_api_obj, is_lazy_array, is_writeable_array
+from array_api_compat import device as array_device
+
+__all__ = [
+    "Array",
+    "Namespace",
+    "array_device",
+    "array_namespace",
+    "as_array",
+    "can_update_in_place",
+    "is_lazy_array",
+    "namespace_of",
+]
+
+Array = Any
+Namespace = Any
+
+
+def as_array(value: object, name: str) -> Array:
+    """Return `value` if it is an array; Python scalars and sequences become NumPy arrays."""
+    if is_array_api_obj(value):
+        return value
+    if isinstance(value, (bool, int, float, list, tuple)):
+        # The one place the library names a framework: Python input is taken as NumPy input.
+        import numpy as np
+
+        return np.asarray(value)
+    raise TypeError(f"{name} must be an array or a Python sequence of numbers, got {type(value)!r}")
+
+
+def namespace_of(xp: Namespace, value: Array, name: str, x_name: str = "x") -> None:
+    """Raise TypeError naming `name` when `value` belongs to another array library than x."""
+    try:
+        other = array_namespace(value)
+    except TypeError as error:
+        raise TypeError(f"{name} is not an array of a supported library: {error}") from None
+    if other is not xp:
+        raise TypeError(
+            f"{name} is a {type(value).__module__}.{type(value).__name__} but {x_name} belongs to "
+            f"{xp.__name__}; pass arrays of one library"
+        )
+
+
+def can_update_in_place(a: Array) -> bool:
+    """Whether a temporary we created may be overwritten to save a fresh allocation.
+
+    Lazy arrays gain nothing from it, read-only ones forbid it, and arrays that record
+    operations for autodiff (they carry ``requires_grad``) may have saved this very
+    temporary for their backward pass.
+    """
+    return is_writeable_array(a) and not is_lazy_array(a) and not hasattr(a, "requires_grad")

@@ -1,0 +1,139 @@
+"""The one implementation of the math that every public function is built on.
+
+For a slice with maximum m and temperature T we work with the shifted logits
+``z = (x - m) / T`` (Blanchard, Higham & Higham 2021: shift first, then divide), whose
+exponentials lie in [0, 1] with at least one exactly 1. Their sum ``c + t`` splits into the
+c entries that equal the maximum and the tail t of the others; ``log(c) + log1p(t / c)``
+keeps the digits that ``log(c + t)`` loses when one logit dominates.
+
+Special values are handled on the per-slice maximum, which is small: an empty slice
+(maximum -inf) is shifted by 0, and a slice holding +inf is replaced by 0 at its +inf
+entries and -inf elsewhere. Eager arrays only pay for that full-size pass when some slice
+needs it; lazy arrays (traced, or task graphs) always take it, since asking would run them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ._compat import Array, Namespace, array_device, can_update_in_place
+from ._validation import Prepared
+
+__all__ = [
+    "Normalised",
+    "complement",
+    "divide",
+    "log_total",
+    "normalise",
+    "probabilities",
+    "subtract",
+    "top_count_and_tail",
+]
+
+
+@dataclass(frozen=True)
+class Normalised:
+    """Per-slice statistics of one input; every reduced array keeps the reduced axes."""
+
+    shifted: Array  # (x - offset) / T, -inf at excluded entries
+    exp_shifted: Array  # exp(shifted), in [0, 1]
+    maximum: Array  # the slice's maximum, which may be +-inf or NaN
+    offset: Array  # the maximum actually subtracted: 0 where the maximum is infinite
+    total: Array  # sum of exp_shifted: 0 for a slice with nothing in it
+
+    def safe_total(self, p: Prepared) -> Array:
+        """`total`, with empty slices' 0 replaced by 1 so they divide to 0 and not NaN."""
+        return p.xp.where(self.total == 0, 1.0, self.total)
+
+
+def normalise(p: Prepared) -> Normalised:
+    """Shift, scale and exponentiate x along the reduced axes."""
+    xp, x, axes = p.xp, p.x, p.axes
+    if p.where is not None:
+        x = xp.where(p.where, x, -xp.inf)
+    maximum = _maximum(xp, x, axes)
+    # Subtracting an infinite maximum would make NaN (and warn); NaN maxima stay, they poison
+    # their slice as they should.
+    offset = xp.where(xp.isinf(maximum), 0.0, maximum)
+    shifted = x - offset
+    if isinstance(p.temperature, float):
+        if p.temperature != 1.0:
+            shifted = divide(xp, shifted, p.temperature)
+    else:
+        shifted = divide(xp, shifted, p.temperature)
+    if p.lazy or bool(xp.any(maximum == xp.inf)):
+        # Slices holding +inf: the +inf entries share the whole mass, the rest get none.
+        at_infinity = xp.where(x == xp.inf, 0.0, -xp.inf)
+        shifted = xp.where(maximum == xp.inf, at_infinity, shifted)
+    exp_shifted = xp.exp(shifted)
+    total = xp.sum(exp_shifted, axis=axes, keepdims=True)
+    return Normalised(shifted, exp_shifted, maximum, offset, total)
+
+
+def _maximum(xp: Namespace, x: Array, axes: tuple[int, ...]) -> Array:
+    """Per-slice maximum; -inf for slices of length 0, where a max reduction has no identity."""
+    if any(x.shape[a] == 0 for a in axes):
+        shape = tuple(1 if i in axes else n for i, n in enumerate(x.shape))
+        return xp.full(shape, -xp.inf, dtype=x.dtype, device=array_device(x))
+    return xp.max(x, axis=axes, keepdims=True)
+
+
+def top_count_and_tail(p: Prepared, n: Normalised) -> tuple[Array, Array, Array]:
+    """(is_top, c, t): where the maximum is, how often it occurs, and the sum of the rest.
+
+    c is at least 1 (empty slices have no maximum, and 1 keeps their divisions finite).
+    """
+    xp = p.xp
+    is_top = n.shifted == 0
+    count = xp.count_nonzero(is_top, axis=p.axes, keepdims=True)
+    count = xp.maximum(xp.astype(count, n.total.dtype), 1.0)
+    tail = xp.sum(xp.where(is_top, 0.0, n.exp_shifted), axis=p.axes, keepdims=True)
+    return is_top, count, tail
+
+
+def log_total(p: Prepared, n: Normalised) -> Array:
+    """log of the per-slice sum of exp(shifted), accurate when one entry dominates.
+
+    Empty slices give 0 (the caller knows them by ``total == 0``).
+    """
+    xp = p.xp
+    if p.lazy or bool(xp.any(n.total < 2)):
+        # Only a slice whose sum is below 2 can have a lone dominant entry whose tail
+        # log(1 + t) would lose to rounding; past 2, log(total) is already accurate.
+        _, count, tail = top_count_and_tail(p, n)
+        return xp.log(count) + xp.log1p(tail / count)
+    return xp.log(n.safe_total(p))
+
+
+def probabilities(p: Prepared, n: Normalised) -> Array:
+    """softmax: exp(shifted) / total, with empty slices all 0.
+
+    It may reuse the memory of ``n.exp_shifted``: take everything else you need from ``n`` first.
+    """
+    return divide(p.xp, n.exp_shifted, n.safe_total(p))
+
+
+def complement(p: Prepared, n: Normalised, top: tuple[Array, Array, Array], s: Array) -> Array:
+    """1 - s without cancellation: at a maximum it is (c - 1 + t) / (c + t).
+
+    ``top`` is `top_count_and_tail` of ``n``, ``s`` the probabilities.
+    """
+    is_top, count, tail = top
+    at_top = (count - 1.0 + tail) / n.safe_total(p)
+    return p.xp.where(is_top, at_top, 1.0 - s)
+
+
+def divide(xp: Namespace, numerator: Array, denominator: Array | float) -> Array:
+    """numerator / denominator, reusing numerator's memory: pass only our own temporaries."""
+    if can_update_in_place(numerator):
+        numerator /= denominator
+        return numerator
+    return numerator / denominator
+
+
+def subtract(xp: Namespace, minuend: Array, subtrahend: Array | float) -> Array:
+    """minuend - subtrahend, reusing minuend's memory: pass only our own temporaries."""
+    if can_update_in_place(minuend):
+        minuend -= subtrahend
+        return minuend
+    return minuend - subtrahend

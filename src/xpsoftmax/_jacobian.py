@@ -1,0 +1,282 @@
+"""Jacobians of softmax and log_softmax, and their products with a vector.
+
+All of them work along one axis, which `prepare` moves to the end. They never compute
+``1 - s`` by subtraction at a dominant entry (see `complement`), and the products centre
+the vector on its value at the maximum, so ``v - <s, v>`` keeps its digits there too.
+The products never build the n x n matrix.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ._compat import Array, array_device
+from ._core import complement, normalise, probabilities, top_count_and_tail
+from ._validation import check_shape, prepare, to_namespace
+
+__all__ = [
+    "log_softmax_jacobian",
+    "log_softmax_jvp",
+    "log_softmax_vjp",
+    "softmax_jacobian",
+    "softmax_jvp",
+    "softmax_vjp",
+]
+
+_COMMON_PARAMETERS = """
+    Parameters
+    ----------
+    x : array
+        Real logits (see `softmax` for the accepted types and dtypes).
+    axis : int, optional
+        The one axis along which softmax is taken. Default -1.
+    temperature : float or array, optional
+        Positive, finite temperature, or one per slice. Default 1.
+    where : bool array, optional
+        Entries to include; excluded entries' rows and columns are 0."""
+
+
+class _Along:
+    """Everything one call along an axis needs: inputs, probabilities and their complements."""
+
+    def __init__(self, x: Array, axis: int, temperature: Any, where: Any) -> None:
+        p = prepare(x, axis=axis, temperature=temperature, where=where, move_axis_last=True)
+        n = normalise(p)
+        self.p, self.xp = p, p.xp
+        self.top = top_count_and_tail(p, n)
+        self.is_top, self.count, _ = self.top
+        self.s = probabilities(p, n)
+        self.complement = complement(p, n, self.top, self.s)
+        self.axis = axis % p.x.ndim
+        # x's shape as the caller gave it: the axis goes back where it was.
+        shape = list(p.x.shape)
+        shape.insert(self.axis, shape.pop())
+        self.shape = tuple(shape)
+
+    def vector(self, value: Any, name: str) -> Array:
+        """A tangent or cotangent as an array like x's, axis last, 0 at excluded entries."""
+        xp = self.xp
+        v = to_namespace(xp, self.p.x, value, name)
+        if not xp.isdtype(v.dtype, ("real floating", "integral", "bool")):
+            raise TypeError(f"{name} must be real, got dtype {v.dtype}")
+        check_shape(v, self.shape, name, "x's shape")
+        v = xp.astype(xp.broadcast_to(v, self.shape), self.p.x.dtype)
+        v = xp.moveaxis(v, self.axis, -1)
+        return v if self.p.where is None else xp.where(self.p.where, v, 0.0)
+
+    def centred_difference(self, v: Array) -> Array:
+        """``v - <s, v>``, computed as ``d - <s, d>`` with ``d = v - v_top``.
+
+        Both are equal since s sums to 1, but at a dominant entry d is exactly 0 and
+        ``<s, d>`` sums only small terms, where ``v - <s, v>`` subtracts close numbers.
+        """
+        xp = self.xp
+        centre = xp.sum(xp.where(self.is_top, v, 0.0), axis=-1, keepdims=True) / self.count
+        d = v - centre
+        return d - xp.sum(self.s * d, axis=-1, keepdims=True)
+
+    def finish_vector(self, out: Array) -> Array:
+        """Scale by the temperature, zero the excluded entries and put the axis back."""
+        xp, p = self.xp, self.p
+        if p.where is not None:
+            out = xp.where(p.where, out, 0.0)
+        return p.finish(xp.moveaxis(out / p.temperature, -1, self.axis))
+
+    def finish_matrix(self, jac: Array) -> Array:
+        """Scale an (..., n, n) matrix by the per-slice temperature."""
+        t = self.p.temperature
+        return self.p.finish(jac / (t if isinstance(t, float) else self.xp.expand_dims(t, axis=-1)))
+
+    def eye(self) -> Array:
+        return self.xp.eye(self.s.shape[-1], dtype=self.xp.bool, device=array_device(self.s))
+
+
+def softmax_jacobian(
+    x: Array, /, *, axis: int = -1, temperature: float | Array = 1.0, where: Array | None = None
+) -> Array:
+    """Jacobian of `softmax`: ``J[..., i, j] = s_i (delta_ij - s_j) / T``.
+    {parameters}
+
+    Returns
+    -------
+    array
+        Shape ``(*batch, n, n)``: `x`'s shape with `axis` removed, then n = ``x.shape[axis]``
+        twice. The diagonal ``s_i (1 - s_i)`` stays accurate where ``s_i`` is close to 1.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import xpsoftmax
+    >>> float(xpsoftmax.softmax_jacobian(np.array([0.0, -40.0]))[0, 0])
+    4.248354255291589e-18
+    """
+    a = _Along(x, axis, temperature, where)
+    xp, s = a.xp, a.s
+    outer = -(xp.expand_dims(s, axis=-1) * xp.expand_dims(s, axis=-2))
+    diagonal = xp.expand_dims(s * a.complement, axis=-1)
+    return a.finish_matrix(xp.where(a.eye(), diagonal, outer))
+
+
+def log_softmax_jacobian(
+    x: Array, /, *, axis: int = -1, temperature: float | Array = 1.0, where: Array | None = None
+) -> Array:
+    """Jacobian of `log_softmax`: ``J[..., i, j] = (delta_ij - s_j) / T``.
+    {parameters}
+
+    Returns
+    -------
+    array
+        Shape ``(*batch, n, n)`` as for `softmax_jacobian`; 0 where i or j is excluded.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import xpsoftmax
+    >>> xpsoftmax.log_softmax_jacobian(np.array([0.0, 0.0]))
+    array([[ 0.5, -0.5],
+           [-0.5,  0.5]])
+    """
+    a = _Along(x, axis, temperature, where)
+    xp = a.xp
+    jac = xp.where(a.eye(), xp.expand_dims(a.complement, axis=-2), -xp.expand_dims(a.s, axis=-2))
+    if a.p.where is not None:
+        included = a.p.where
+        both = xp.expand_dims(included, axis=-1) & xp.expand_dims(included, axis=-2)
+        jac = xp.where(both, jac, 0.0)
+    return a.finish_matrix(jac)
+
+
+def softmax_jvp(
+    x: Array,
+    v: Array,
+    /,
+    *,
+    axis: int = -1,
+    temperature: float | Array = 1.0,
+    where: Array | None = None,
+) -> Array:
+    """Jacobian-vector product of `softmax`: ``J v = s * (v - <s, v>) / T``.
+    {parameters}
+    v : array
+        Tangent, broadcastable to `x`.
+
+    Returns
+    -------
+    array
+        Shape of `x`; 0 at excluded entries, where `v` is ignored.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import xpsoftmax
+    >>> xpsoftmax.softmax_jvp(np.array([0.0, 0.0]), np.array([1.0, 0.0]))
+    array([ 0.25, -0.25])
+    """
+    a = _Along(x, axis, temperature, where)
+    return a.finish_vector(a.s * a.centred_difference(a.vector(v, "v")))
+
+
+def softmax_vjp(
+    x: Array,
+    g: Array,
+    /,
+    *,
+    axis: int = -1,
+    temperature: float | Array = 1.0,
+    where: Array | None = None,
+) -> Array:
+    """Vector-Jacobian product of `softmax`: ``g^T J``, equal to `softmax_jvp` (J is symmetric).
+    {parameters}
+    g : array
+        Cotangent, broadcastable to `x`.
+
+    Returns
+    -------
+    array
+        Shape of `x`; 0 at excluded entries, where `g` is ignored.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import xpsoftmax
+    >>> xpsoftmax.softmax_vjp(np.array([0.0, 0.0]), np.array([1.0, 0.0]))
+    array([ 0.25, -0.25])
+    """
+    a = _Along(x, axis, temperature, where)
+    return a.finish_vector(a.s * a.centred_difference(a.vector(g, "g")))
+
+
+def log_softmax_jvp(
+    x: Array,
+    v: Array,
+    /,
+    *,
+    axis: int = -1,
+    temperature: float | Array = 1.0,
+    where: Array | None = None,
+) -> Array:
+    """Jacobian-vector product of `log_softmax`: ``(v - <s, v>) / T``.
+    {parameters}
+    v : array
+        Tangent, broadcastable to `x`.
+
+    Returns
+    -------
+    array
+        Shape of `x`; 0 at excluded entries, where `v` is ignored.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import xpsoftmax
+    >>> xpsoftmax.log_softmax_jvp(np.array([0.0, 0.0]), np.array([1.0, 0.0]))
+    array([ 0.5, -0.5])
+    """
+    a = _Along(x, axis, temperature, where)
+    return a.finish_vector(a.centred_difference(a.vector(v, "v")))
+
+
+def log_softmax_vjp(
+    x: Array,
+    g: Array,
+    /,
+    *,
+    axis: int = -1,
+    temperature: float | Array = 1.0,
+    where: Array | None = None,
+) -> Array:
+    """Vector-Jacobian product of `log_softmax`: ``(g - s * sum(g)) / T``.
+    {parameters}
+    g : array
+        Cotangent, broadcastable to `x`.
+
+    Returns
+    -------
+    array
+        Shape of `x`; 0 at excluded entries, where `g` is ignored. At a lone dominant entry
+        k it is ``g_k (1 - s_k) - s_k * sum_(j != k) g_j``, with ``1 - s_k`` from `complement`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import xpsoftmax
+    >>> float(xpsoftmax.log_softmax_vjp(np.array([0.0, -40.0]), np.array([1.0, 0.0]))[0])
+    4.248354255291589e-18
+    """
+    a = _Along(x, axis, temperature, where)
+    xp, s, g = a.xp, a.s, a.vector(g, "g")
+    direct = g - s * xp.sum(g, axis=-1, keepdims=True)
+    rest_of_g = xp.sum(xp.where(a.is_top, 0.0, g), axis=-1, keepdims=True)
+    at_lone_top = g * a.complement - s * rest_of_g
+    return a.finish_vector(xp.where(a.is_top & (a.count == 1.0), at_lone_top, direct))
+
+
+for _public in (
+    softmax_jacobian,
+    log_softmax_jacobian,
+    softmax_jvp,
+    softmax_vjp,
+    log_softmax_jvp,
+    log_softmax_vjp,
+):
+    _public.__doc__ = (_public.__doc__ or "").replace("{parameters}", _COMMON_PARAMETERS)

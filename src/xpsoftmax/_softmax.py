@@ -1,0 +1,118 @@
+"""softmax, log_softmax and logsumexp."""
+
+from __future__ import annotations
+
+from ._compat import Array
+from ._core import log_total, normalise, probabilities, subtract
+from ._validation import Prepared, prepare
+
+__all__ = ["log_softmax", "logsumexp", "softmax"]
+
+
+def softmax(
+    x: Array,
+    /,
+    *,
+    axis: int | tuple[int, ...] | None = -1,
+    temperature: float | Array = 1.0,
+    where: Array | None = None,
+) -> Array:
+    """Softmax along `axis`: ``exp(x_i / T) / sum_j exp(x_j / T)``.
+
+    Parameters
+    ----------
+    x : array
+        Real logits, of any library that array-api-compat supports; Python sequences are
+        taken as NumPy arrays. Integer and boolean input is computed in the default float
+        dtype; float16 and bfloat16 in float32, rounded once at the end.
+    axis : int, tuple of int or None, optional
+        The axes that make up one slice (None: all of them). Default -1.
+    temperature : float or array, optional
+        Positive, finite temperature T; an array gives one value per slice (it broadcasts to
+        x with the reduced axes of length 1). Default 1.
+    where : bool array, optional
+        Entries to include; excluded entries get probability exactly 0 and are never read.
+
+    Returns
+    -------
+    array
+        Same namespace, device, shape and (floating) dtype as `x`. A slice with nothing in it
+        (all -inf, all excluded, or empty) is all 0; a slice holding +inf splits the mass
+        evenly between its +inf entries; a slice holding NaN is all NaN.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import xpsoftmax
+    >>> xpsoftmax.softmax(np.array([0.0, np.log(3.0)]))
+    array([0.25, 0.75])
+    """
+    p = prepare(x, axis=axis, temperature=temperature, where=where)
+    return p.finish(probabilities(p, normalise(p)))
+
+
+def log_softmax(
+    x: Array,
+    /,
+    *,
+    axis: int | tuple[int, ...] | None = -1,
+    temperature: float | Array = 1.0,
+    where: Array | None = None,
+) -> Array:
+    """Logarithm of the softmax: ``x_i / T - logsumexp(x) / T``, accurate near 0.
+
+    Parameters are those of `softmax`. Excluded entries, and every entry of a slice with
+    nothing in it, are -inf. Where one logit dominates, the result at it is
+    ``-log1p(t)`` with t the sum of the other shifted exponentials, so it keeps its relative
+    accuracy where ``x - max - log(sum)`` rounds to 0.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import xpsoftmax
+    >>> float(xpsoftmax.log_softmax(np.array([0.0, -40.0]))[0])
+    -4.248354255291589e-18
+    """
+    p = prepare(x, axis=axis, temperature=temperature, where=where)
+    return p.finish(log_probabilities(p))
+
+
+def log_probabilities(p: Prepared) -> Array:
+    """log_softmax in the compute dtype, for callers that round later."""
+    n = normalise(p)
+    # Empty slices have log_total 0, so their -inf entries stay -inf.
+    return subtract(p.xp, n.shifted, log_total(p, n))
+
+
+def logsumexp(
+    x: Array,
+    /,
+    *,
+    axis: int | tuple[int, ...] | None = -1,
+    keepdims: bool = False,
+    temperature: float | Array = 1.0,
+    where: Array | None = None,
+) -> Array:
+    """The smooth maximum ``T * log(sum_j exp(x_j / T))`` along `axis`.
+
+    Parameters are those of `softmax`, and `keepdims` keeps the reduced axes with length 1.
+    Excluded and -inf entries are ignored; a slice with nothing in it gives -inf, one
+    holding +inf gives +inf, one holding NaN gives NaN.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import xpsoftmax
+    >>> float(xpsoftmax.logsumexp(np.array([1e8, 1e8])) - 1e8)
+    0.6931471824645996
+    """
+    p = prepare(x, axis=axis, temperature=temperature, where=where)
+    n = normalise(p)
+    xp = p.xp
+    out = n.offset + p.temperature * log_total(p, n)
+    # Constants, not the maximum itself, so that no gradient flows out of an empty slice.
+    out = xp.where(n.maximum == xp.inf, xp.inf, out)
+    out = xp.where(n.total == 0, -xp.inf, out)
+    if not keepdims:
+        out = xp.squeeze(out, axis=p.axes) if p.axes else out
+    return p.finish(out)

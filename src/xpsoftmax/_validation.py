@@ -1,0 +1,183 @@
+"""Input checking and normalisation, done once for every public function.
+
+`prepare` turns the public arguments into a `Prepared` record: the namespace, the input in
+the dtype we compute in, the reduced axes as a sorted tuple, the temperature and the mask,
+each checked with an error message that names the argument.
+"""
+
+from __future__ import annotations
+
+import math
+import operator
+from dataclasses import dataclass
+from typing import Any
+
+from ._compat import (
+    Array,
+    Namespace,
+    array_device,
+    array_namespace,
+    as_array,
+    is_lazy_array,
+    namespace_of,
+)
+
+__all__ = ["Prepared", "broadcast_shape", "check_shape", "prepare", "to_namespace"]
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """Checked arguments of one call.
+
+    ``x`` is in the compute dtype (float32 for narrower floats); ``axes`` are non-negative and
+    sorted; ``temperature`` is a Python float or an array in the compute dtype whose reduced
+    axes have length 1; ``where`` is a boolean array or None. With ``axis_last`` the single
+    reduced axis has been moved to the end of ``x``, ``where`` and ``temperature``.
+    """
+
+    xp: Namespace
+    x: Array
+    axes: tuple[int, ...]
+    temperature: float | Array
+    where: Array | None
+    result_dtype: Any
+    lazy: bool
+
+    def finish(self, result: Array) -> Array:
+        """Round the result once to the output dtype."""
+        if result.dtype == self.result_dtype:
+            return result
+        return self.xp.astype(result, self.result_dtype)
+
+
+def broadcast_shape(a: tuple[int | None, ...], b: tuple[int | None, ...]) -> tuple[Any, ...] | None:
+    """The broadcast of two shapes, or None when they do not broadcast."""
+    out = []
+    for i in range(1, max(len(a), len(b)) + 1):
+        m = a[-i] if i <= len(a) else 1
+        n = b[-i] if i <= len(b) else 1
+        if m == 1 or m == n:
+            out.append(n)
+        elif n == 1:
+            out.append(m)
+        else:
+            return None
+    return tuple(reversed(out))
+
+
+def check_shape(value: Array, shape: tuple[Any, ...], name: str, what: str) -> None:
+    """Raise ValueError unless `value` broadcasts to `shape` without growing it."""
+    if broadcast_shape(tuple(value.shape), shape) != tuple(shape) or value.ndim > len(shape):
+        raise ValueError(
+            f"{name} with shape {tuple(value.shape)} does not broadcast to {what} {tuple(shape)}"
+        )
+
+
+def to_namespace(xp: Namespace, x: Array, value: object, name: str) -> Array:
+    """`value` as an array of x's namespace and device; Python data is converted there."""
+    if isinstance(value, (bool, int, float, list, tuple)):
+        return xp.asarray(value, device=array_device(x))
+    namespace_of(xp, value, name)
+    return value
+
+
+def _normalise_axes(axis: object, ndim: int, single: bool) -> tuple[int, ...]:
+    if single and not _is_int(axis):
+        raise ValueError(f"axis must be a single int for this function, got {axis!r}")
+    if axis is None:
+        return tuple(range(ndim))
+    items = (axis,) if _is_int(axis) else axis
+    if not isinstance(items, tuple) or not all(_is_int(a) for a in items):
+        raise ValueError(f"axis must be an int, a tuple of ints or None, got {axis!r}")
+    axes = []
+    for a in items:
+        a = operator.index(a)
+        if not -ndim <= a < ndim:
+            raise ValueError(f"axis {a} is out of range for x with {ndim} dimension(s)")
+        axes.append(a % ndim)
+    if len(set(axes)) != len(axes):
+        raise ValueError(f"axis {axis!r} repeats an axis")
+    return tuple(sorted(axes))
+
+
+def _is_int(value: object) -> bool:
+    return not isinstance(value, bool) and hasattr(value, "__index__")
+
+
+def _compute_dtypes(xp: Namespace, x: Array, name: str) -> tuple[Any, Any]:
+    """(dtype to compute in, dtype of the result) for input x."""
+    dtype = x.dtype
+    if xp.isdtype(dtype, "complex floating"):
+        raise TypeError(f"{name} must be real, got complex dtype {dtype}")
+    if xp.isdtype(dtype, "real floating"):
+        # float16 and bfloat16 are computed in float32 and rounded once at the end.
+        return (xp.float32 if xp.finfo(dtype).bits < 32 else dtype), dtype
+    if xp.isdtype(dtype, ("bool", "integral")):
+        info = xp.__array_namespace_info__()
+        default = info.default_dtypes(device=array_device(x))["real floating"]
+        return default, default
+    raise TypeError(f"{name} must have a real numeric dtype, got {dtype}")
+
+
+def _check_temperature(
+    xp: Namespace, x: Array, temperature: object, reduced_shape: tuple[Any, ...], lazy: bool
+) -> float | Array:
+    if isinstance(temperature, bool):
+        raise TypeError("temperature must be a real number or array, got a bool")
+    if isinstance(temperature, (int, float)):
+        if not (math.isfinite(temperature) and temperature > 0):
+            raise ValueError(f"temperature must be positive and finite, got {temperature!r}")
+        return float(temperature)
+    t = to_namespace(xp, x, temperature, "temperature")
+    if not xp.isdtype(t.dtype, ("integral", "real floating")):
+        raise TypeError(f"temperature must have a real dtype, got {t.dtype}")
+    check_shape(t, reduced_shape, "temperature", "the reduced shape (one value per slice)")
+    t = xp.astype(t, x.dtype)
+    # A traced or lazy temperature cannot be checked without running it.
+    if not (lazy or is_lazy_array(t)) and not bool(xp.all((t > 0) & xp.isfinite(t))):
+        raise ValueError("temperature must be positive and finite everywhere")
+    return t
+
+
+def prepare(
+    x: Array,
+    *,
+    axis: object,
+    temperature: object,
+    where: object,
+    single_axis: bool = False,
+    move_axis_last: bool = False,
+    name: str = "x",
+) -> Prepared:
+    """Check and normalise the arguments shared by every public function.
+
+    `single_axis` demands one int axis; `move_axis_last` also moves it to the end.
+    """
+    x = as_array(x, name)
+    xp = array_namespace(x)
+    compute_dtype, result_dtype = _compute_dtypes(xp, x, name)
+    axes = _normalise_axes(axis, x.ndim, single_axis or move_axis_last)
+    lazy = is_lazy_array(x)
+    if x.dtype != compute_dtype:
+        x = xp.astype(x, compute_dtype)
+    shape = tuple(x.shape)
+    reduced_shape = tuple(1 if i in axes else n for i, n in enumerate(shape))
+
+    mask = None
+    if where is not None:
+        mask = to_namespace(xp, x, where, "where")
+        if mask.dtype != xp.bool:
+            raise TypeError(f"where must be a boolean array, got dtype {mask.dtype}")
+        check_shape(mask, shape, "where", "x's shape")
+    t = _check_temperature(xp, x, temperature, reduced_shape, lazy)
+
+    if move_axis_last:
+        # The Jacobian family works along the last axis: move it there once.
+        (a,) = axes
+        x = xp.moveaxis(x, a, -1)
+        if mask is not None:
+            mask = xp.moveaxis(xp.broadcast_to(mask, shape), a, -1)
+        if not isinstance(t, float):
+            t = xp.moveaxis(xp.broadcast_to(t, reduced_shape), a, -1)
+        axes = (x.ndim - 1,)
+    return Prepared(xp, x, axes, t, mask, result_dtype, lazy)
