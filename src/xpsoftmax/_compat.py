@@ -6,6 +6,7 @@ Everything framework-specific the library needs is phrased here as a question ab
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 from array_api_compat import array_namespace, is_array_api_obj, is_lazy_array, is_writeable_array
@@ -20,6 +21,7 @@ __all__ = [
     "can_update_in_place",
     "is_lazy_array",
     "namespace_of",
+    "values_are_known",
 ]
 
 Array = Any
@@ -59,3 +61,25 @@ def can_update_in_place(a: Array) -> bool:
     temporary for their backward pass.
     """
     return is_writeable_array(a) and not is_lazy_array(a) and not hasattr(a, "requires_grad")
+
+
+def values_are_known(a: Array) -> bool:
+    """Whether a's values can be read now, to choose a faster path or to raise a clear error.
+
+    Not for lazy arrays (reading would run their graph or fail on a tracer), nor while the
+    array's library is compiling the caller (reading a value would break its graph).
+    """
+    if is_lazy_array(a):
+        return False
+    is_compiling = _compiling_probe(type(a))
+    return is_compiling is None or not is_compiling()
+
+
+def _compiling_probe(array_type: type) -> Any:
+    """The ``compiler.is_compiling`` function of the library that defines `array_type`, if any.
+
+    Asked of the library already imported by whoever made the array, so nothing is imported
+    here and no library is named.
+    """
+    library = sys.modules.get(array_type.__module__.partition(".")[0])
+    return getattr(getattr(library, "compiler", None), "is_compiling", None)

@@ -86,7 +86,8 @@ def top_count_and_tail(p: Prepared, n: Normalised) -> tuple[Array, Array, Array]
     xp = p.xp
     is_top = n.shifted == 0
     count = xp.count_nonzero(is_top, axis=p.axes, keepdims=True)
-    count = xp.maximum(xp.astype(count, n.total.dtype), 1.0)
+    # (where, not maximum with a Python scalar: torch.compile cannot trace the latter.)
+    count = xp.where(count == 0, 1.0, xp.astype(count, n.total.dtype))
     tail = xp.sum(xp.where(is_top, 0.0, n.exp_shifted), axis=p.axes, keepdims=True)
     return is_top, count, tail
 

@@ -18,8 +18,8 @@ from ._compat import (
     array_device,
     array_namespace,
     as_array,
-    is_lazy_array,
     namespace_of,
+    values_are_known,
 )
 
 __all__ = ["Prepared", "broadcast_shape", "check_shape", "prepare", "to_namespace"]
@@ -134,7 +134,7 @@ def _check_temperature(
     check_shape(t, reduced_shape, "temperature", "the reduced shape (one value per slice)")
     t = xp.astype(t, x.dtype)
     # A traced or lazy temperature cannot be checked without running it.
-    if not (lazy or is_lazy_array(t)) and not bool(xp.all((t > 0) & xp.isfinite(t))):
+    if not lazy and values_are_known(t) and not bool(xp.all((t > 0) & xp.isfinite(t))):
         raise ValueError("temperature must be positive and finite everywhere")
     return t
 
@@ -157,7 +157,7 @@ def prepare(
     xp = array_namespace(x)
     compute_dtype, result_dtype = _compute_dtypes(xp, x, name)
     axes = _normalise_axes(axis, x.ndim, single_axis or move_axis_last)
-    lazy = is_lazy_array(x)
+    lazy = not values_are_known(x)
     if x.dtype != compute_dtype:
         x = xp.astype(x, compute_dtype)
     shape = tuple(x.shape)
