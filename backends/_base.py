@@ -19,6 +19,8 @@ import math
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from ._reference import cross_entropy_from_log_probs
+
 if TYPE_CHECKING:
     from types import ModuleType
 
@@ -28,20 +30,20 @@ Axis = int | tuple[int, ...] | None
 
 #: Floating dtypes the test matrix knows, narrowest first.
 FLOAT_DTYPES = ("float16", "bfloat16", "float32", "float64")
-REDUCTIONS = ("none", "sum", "mean")
 
 
 class Backend(abc.ABC):
     """One array library: conversion from and to NumPy, devices, compilation and reference functions.
 
-    Subclasses set the class attributes and implement `_from_numpy`, `to_numpy` and `_device_of`;
+    Subclasses set the class attributes and implement `_from_numpy`, `to_numpy` and `device_of`;
     everything else has a default that fits libraries without autodiff or compilation.
 
     Examples
     --------
+    >>> import numpy as np
     >>> from xpsoftmax import backends
     >>> torch_backend = backends.get("torch")
-    >>> x = torch_backend.asarray(numpy.ones((2, 3)), dtype="bfloat16")  # doctest: +SKIP
+    >>> x = torch_backend.asarray(np.ones((2, 3)), dtype="bfloat16")  # doctest: +SKIP
     >>> torch_backend.to_numpy(torch_backend.ref_softmax(x, -1)).dtype  # doctest: +SKIP
     dtype('float32')
     """
@@ -165,7 +167,7 @@ class Backend(abc.ABC):
         """Copy `x` to a new host NumPy array; bfloat16 becomes float32 (NumPy has no bfloat16)."""
 
     @abc.abstractmethod
-    def _device_of(self, x: Any, /) -> str:
+    def device_of(self, x: Any, /) -> str:
         """The device name, as in `devices`, that holds `x`."""
 
     def synchronize(self, x: Any, /) -> Any:
@@ -278,47 +280,4 @@ class Backend(abc.ABC):
         """Bring a host reference result back as a framework array on the device of `like`."""
         import numpy as np
 
-        return self.asarray(np.asarray(result), device=self._device_of(like))
-
-
-def cross_entropy_from_log_probs(
-    nx: ModuleType,
-    log_probs: Any,
-    target: Any,
-    *,
-    axis: int,
-    label_smoothing: float,
-    reduction: str,
-) -> Any:
-    """SPEC.md's cross-entropy from log-probabilities, written with a NumPy-like module `nx`.
-
-    `nx` is `numpy` or `jax.numpy`; both have the `moveaxis` and `take_along_axis` used here. The
-    per-sample loss is ``-sum_i q_i log_probs_i`` with q the one-hot or given probabilities, smoothed as
-    ``(1 - eps) q + eps / K``; for index targets the smoothing term is ``-eps * mean_i log_probs_i``,
-    which avoids building the one-hot array.
-    """
-    if reduction not in REDUCTIONS:
-        raise ValueError(f"reduction must be one of {REDUCTIONS}, got {reduction!r}")
-    if not 0.0 <= label_smoothing <= 1.0:
-        raise ValueError(f"label_smoothing must lie in [0, 1], got {label_smoothing!r}")
-    log_probs = nx.moveaxis(log_probs, axis, -1)
-    n_classes = log_probs.shape[-1]
-    if nx.issubdtype(target.dtype, nx.integer):
-        if target.shape != log_probs.shape[:-1]:
-            raise ValueError(f"index target shape {target.shape} != {log_probs.shape[:-1]}")
-        if target.size and (int(target.min()) < 0 or int(target.max()) >= n_classes):
-            raise ValueError(f"class index out of range [0, {n_classes})")
-        loss = -nx.take_along_axis(log_probs, target[..., None], axis=-1)[..., 0]
-        if label_smoothing:  # skipped at 0 so that -inf log-probabilities do not give 0 * inf
-            loss = (1 - label_smoothing) * loss - label_smoothing * nx.mean(log_probs, axis=-1)
-    else:
-        probs = nx.moveaxis(target, axis, -1)
-        if label_smoothing:
-            probs = (1 - label_smoothing) * probs + label_smoothing / n_classes
-        loss = -nx.sum(probs * log_probs, axis=-1)
-    if reduction == "sum":
-        return nx.asarray(nx.sum(loss))
-    if reduction == "mean":
-        # The mean of no samples is NaN, as in PyTorch, without NumPy's empty-slice warning.
-        return nx.asarray(nx.mean(loss) if loss.size else nx.full((), nx.nan, dtype=loss.dtype))
-    return loss
+        return self.asarray(np.asarray(result), device=self.device_of(like))

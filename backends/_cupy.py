@@ -54,9 +54,10 @@ class CuPyBackend(Backend):
     def to_numpy(self, x: Any, /) -> np.ndarray:
         import cupy
 
-        return cupy.asnumpy(x)  # a new host array
+        host: np.ndarray = cupy.asnumpy(x)  # a new host array
+        return host
 
-    def _device_of(self, x: Any, /) -> str:
+    def device_of(self, x: Any, /) -> str:
         return f"cuda:{x.device.id}"
 
     def synchronize(self, x: Any, /) -> Any:

@@ -48,7 +48,7 @@ class DaskBackend(Backend):
         computed = computed.get() if hasattr(computed, "get") else computed
         return np.array(computed, copy=True)
 
-    def _device_of(self, x: Any, /) -> str:
+    def device_of(self, x: Any, /) -> str:
         return "cpu"
 
     def synchronize(self, x: Any, /) -> Any:

@@ -14,7 +14,8 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from ._base import Axis, Backend, cross_entropy_from_log_probs
+from ._base import Axis, Backend
+from ._reference import cross_entropy_from_log_probs
 
 if TYPE_CHECKING:
     from types import ModuleType
@@ -67,7 +68,7 @@ class JaxBackend(Backend):
         # JAX's bfloat16 reaches NumPy as ml_dtypes.bfloat16, which NumPy's own functions do not know.
         return host.astype(np.float32) if host.dtype.name == "bfloat16" else host
 
-    def _device_of(self, x: Any, /) -> str:
+    def device_of(self, x: Any, /) -> str:
         device = x.device
         if device.platform == "cpu":
             return "cpu"

@@ -33,5 +33,5 @@ class NumPyBackend(Backend):
 
         return np.array(x, copy=True)
 
-    def _device_of(self, x: Any, /) -> str:
+    def device_of(self, x: Any, /) -> str:
         return "cpu"

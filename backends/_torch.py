@@ -14,7 +14,8 @@ import math
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from ._base import REDUCTIONS, Axis, Backend
+from ._base import Axis, Backend
+from ._reference import REDUCTIONS
 
 if TYPE_CHECKING:
     import numpy as np
@@ -55,7 +56,7 @@ class TorchBackend(Backend):
         # .numpy() shares memory with a CPU tensor: copy so the result is the caller's own.
         return np.array(host.numpy(force=True), copy=True)
 
-    def _device_of(self, x: Any, /) -> str:
+    def device_of(self, x: Any, /) -> str:
         return str(x.device)
 
     def synchronize(self, x: Any, /) -> Any:

@@ -71,9 +71,10 @@ class Variant:
         self, fn: Callable[..., Any], static_argnames: Sequence[str] = ()
     ) -> Callable[..., Any]:
         """`fn` compiled by the backend when this variant is compiled, else `fn` itself."""
-        if self.compiled:
-            return self.backend.compile(fn, static_argnames=static_argnames)
-        return fn
+        if not self.compiled:
+            return fn
+        compiled: Callable[..., Any] = self.backend.compile(fn, static_argnames=static_argnames)
+        return compiled
 
     def asarray(self, a: np.ndarray, /, *, dtype: str | None = None, **options: Any) -> Any:
         """`Backend.asarray` on this variant's device."""
