@@ -21,6 +21,7 @@ __all__ = [
     "can_update_in_place",
     "is_lazy_array",
     "namespace_of",
+    "surely_false",
     "values_are_known",
 ]
 
@@ -83,3 +84,18 @@ def _compiling_probe(array_type: type) -> Any:
     """
     library = sys.modules.get(array_type.__module__.partition(".")[0])
     return getattr(getattr(library, "compiler", None), "is_compiling", None)
+
+
+def surely_false(condition: Array) -> bool:
+    """True when the 0-d boolean `condition` can be read now and is False.
+
+    Callers use it to skip work or checks that are only needed when the condition holds, so
+    "cannot tell" answers False: lazy or traced arrays, and libraries that refuse to read a
+    value inside a transform (``torch.func.vmap`` raises RuntimeError).
+    """
+    if not values_are_known(condition):
+        return False
+    try:
+        return not bool(condition)
+    except RuntimeError:
+        return False

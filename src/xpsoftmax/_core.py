@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ._compat import Array, Namespace, array_device, can_update_in_place
+from ._compat import Array, Namespace, array_device, can_update_in_place, surely_false
 from ._validation import Prepared
 
 __all__ = [
@@ -61,7 +61,7 @@ def normalise(p: Prepared) -> Normalised:
             shifted = divide(xp, shifted, p.temperature)
     else:
         shifted = divide(xp, shifted, p.temperature)
-    if p.lazy or bool(xp.any(maximum == xp.inf)):
+    if p.lazy or not surely_false(xp.any(maximum == xp.inf)):
         # Slices holding +inf: the +inf entries share the whole mass, the rest get none.
         at_infinity = xp.where(x == xp.inf, 0.0, -xp.inf)
         shifted = xp.where(maximum == xp.inf, at_infinity, shifted)
@@ -98,7 +98,7 @@ def log_total(p: Prepared, n: Normalised) -> Array:
     Empty slices give 0 (the caller knows them by ``total == 0``).
     """
     xp = p.xp
-    if p.lazy or bool(xp.any(n.total < 2)):
+    if p.lazy or not surely_false(xp.any(n.total < 2)):
         # Only a slice whose sum is below 2 can have a lone dominant entry whose tail
         # log(1 + t) would lose to rounding; past 2, log(total) is already accurate.
         _, count, tail = top_count_and_tail(p, n)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-from ._compat import Array, Namespace, array_device, values_are_known
+from ._compat import Array, Namespace, array_device, surely_false
 from ._softmax import log_probabilities
 from ._validation import prepare, to_namespace
 
@@ -91,7 +91,7 @@ def _target_probabilities(xp: Namespace, log_p: Array, target: Array, axis: int)
                 f"target holds class indices, so its shape must be logits' shape without "
                 f"axis {axis}, {tuple(batch)}; got {tuple(target.shape)}"
             )
-        if values_are_known(target) and not bool(xp.all((target >= 0) & (target < n_classes))):
+        if surely_false(xp.all((target >= 0) & (target < n_classes))):
             raise ValueError(f"target holds class indices outside [0, {n_classes})")
         classes = xp.arange(n_classes, device=array_device(log_p))
         classes = xp.reshape(classes, (n_classes,) + (1,) * (log_p.ndim - 1 - axis))

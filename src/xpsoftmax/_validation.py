@@ -19,6 +19,7 @@ from ._compat import (
     array_namespace,
     as_array,
     namespace_of,
+    surely_false,
     values_are_known,
 )
 
@@ -134,7 +135,7 @@ def _check_temperature(
     check_shape(t, reduced_shape, "temperature", "the reduced shape (one value per slice)")
     t = xp.astype(t, x.dtype)
     # A traced or lazy temperature cannot be checked without running it.
-    if not lazy and values_are_known(t) and not bool(xp.all((t > 0) & xp.isfinite(t))):
+    if not lazy and surely_false(xp.all((t > 0) & xp.isfinite(t))):
         raise ValueError("temperature must be positive and finite everywhere")
     return t
 
