@@ -1,0 +1,301 @@
+"""One cell of ``xpsoftmax compare``: a function on one variant, dtype and shape, measured three ways.
+
+For each cell the command measures
+
+- the error of xpsoftmax against the exact (mpmath) oracle, in units of the dtype's machine epsilon,
+  and whether it lies within the SPEC.md bound (`_compare_bounds`);
+- the same error for the framework's own implementation (SciPy where the framework has none), and the
+  largest difference between the two, in the same units;
+- the time of xpsoftmax over the time of the framework's own, sampled alternately (ours, theirs, ours,
+  ...) so that both see the same machine load, and keeping the best sample of each.
+
+The oracle works on the exact values the framework holds (the input after rounding to the dtype), so a
+float16 cell measures the function, not the rounding of its input. Only the first `ORACLE_ROWS` slices
+are checked against the oracle, which costs a few microseconds per exponential at 100 digits; the
+framework comparison and the timing use the whole array.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+import xpsoftmax
+
+from . import oracle
+from ._compare_bounds import ELEMENTWISE, bound_in_eps, scale_of
+
+if TYPE_CHECKING:
+    from ._variant import Variant
+
+#: Slices per cell checked against the mpmath oracle.
+ORACLE_ROWS = 4
+#: The functions the command knows, in table order.
+FUNCTIONS = (
+    "softmax",
+    "log_softmax",
+    "logsumexp",
+    "cross_entropy",
+    "softmax_jacobian",
+    "log_softmax_jacobian",
+    "softmax_jvp",
+    "softmax_vjp",
+    "log_softmax_jvp",
+    "log_softmax_vjp",
+)
+_JACOBIANS = {"softmax_jacobian": "softmax", "log_softmax_jacobian": "log_softmax"}
+_PRODUCTS = {
+    "softmax_jvp": ("softmax", "jvp"),
+    "softmax_vjp": ("softmax", "vjp"),
+    "log_softmax_jvp": ("log_softmax", "jvp"),
+    "log_softmax_vjp": ("log_softmax", "vjp"),
+}
+
+
+@dataclasses.dataclass
+class Cell:
+    """The figures of one backend x device x dtype x function x shape cell (see the module docstring).
+
+    Errors are in units of the dtype's epsilon; ``None`` where a figure does not exist (no framework
+    function to compare with, or the cell could not run, in which case `note` says why).
+    """
+
+    variant: str
+    backend: str
+    device: str
+    dtype: str
+    function: str
+    shape: tuple[int, int]
+    error: float | None = None
+    bound: float | None = None
+    their_error: float | None = None
+    difference: float | None = None
+    time_ours_s: float | None = None
+    time_theirs_s: float | None = None
+    reference: str = ""
+    note: str = ""
+
+    @property
+    def ratio(self) -> float | None:
+        """Time of xpsoftmax over the framework's own: below 1 means xpsoftmax is faster."""
+        if self.time_ours_s is None or not self.time_theirs_s:
+            return None
+        return self.time_ours_s / self.time_theirs_s
+
+    @property
+    def status(self) -> str:
+        """ "ok" within the SPEC.md bound, "FAIL" beyond it or when xpsoftmax raised."""
+        if self.error is None or self.bound is None:
+            return "FAIL"
+        return "ok" if self.error <= self.bound else "FAIL"
+
+    @property
+    def label(self) -> str:
+        """How the table and the failure list name this cell."""
+        rows, n = self.shape
+        return f"{self.variant}/{self.dtype}/{self.function}/{rows}x{n}"
+
+    def as_json(self) -> dict[str, Any]:
+        """Every figure, with the derived ratio and status, as JSON-ready values."""
+        data = dataclasses.asdict(self)
+        data["shape"] = list(self.shape)
+        data.update(ratio=self.ratio, status=self.status, label=self.label)
+        return data
+
+
+def make_inputs(shape: tuple[int, int], seed: int = 0) -> dict[str, np.ndarray]:
+    """Float64 host inputs for one shape: logits ``x``, tangents ``v``, cotangents ``g``, ``target``.
+
+    Row 0 has one dominant logit and the rest 20 to 60 below it, where log_softmax is near 0 and
+    ``1 - s`` near 0: the entries that separate careful from naive implementations. The other rows
+    are normal with standard deviation 4.
+    """
+    rows, n = shape
+    rng = np.random.default_rng(seed)
+    x = 4.0 * rng.standard_normal(shape)
+    if rows and n:
+        x[0] = -rng.uniform(20.0, 60.0, n)
+        x[0, 0] = 0.0
+    return {
+        "x": x,
+        "v": rng.standard_normal(shape),
+        "g": rng.standard_normal(shape),
+        "target": rng.integers(0, max(n, 1), size=rows),
+    }
+
+
+def calls(
+    function: str, variant: Variant
+) -> tuple[Callable[..., Any], Callable[..., Any] | None, str]:
+    """(ours, theirs, description of theirs) for `function` on `variant`, both taking the same arrays.
+
+    `theirs` is None where the framework has nothing to compare with (a Jacobian without autodiff).
+    """
+    backend = variant.backend
+    if function in ("softmax", "log_softmax", "logsumexp"):
+        ref = getattr(backend, f"ref_{function}")
+        return getattr(xpsoftmax, function), lambda x: ref(x, -1), f"{backend.name} {function}"
+    if function == "cross_entropy":
+
+        def ours_ce(x: Any, target: Any) -> Any:
+            return xpsoftmax.cross_entropy(x, target, reduction="none")
+
+        def theirs_ce(x: Any, target: Any) -> Any:
+            return backend.ref_cross_entropy(x, target, reduction="none")
+
+        return ours_ce, theirs_ce, f"{backend.name} cross_entropy"
+    base = _JACOBIANS.get(function) or _PRODUCTS[function][0]
+    ours = getattr(xpsoftmax, function)
+    if not backend.has_autodiff:
+        return ours, None, "no autodiff"
+    ref_base = getattr(backend, f"ref_{base}")
+
+    def their_jacobian(x: Any) -> Any:
+        return backend.ref_jacobian(lambda row: ref_base(row, -1), x)
+
+    if function in _JACOBIANS:
+        return ours, their_jacobian, f"{backend.name} autodiff Jacobian"
+    if _PRODUCTS[function][1] == "jvp":
+        return ours, lambda x, v: (their_jacobian(x) @ v[..., None])[..., 0], "autodiff J @ v"
+    return ours, lambda x, g: (g[..., None, :] @ their_jacobian(x))[..., 0, :], "autodiff g @ J"
+
+
+def exact(function: str, inputs: dict[str, np.ndarray]) -> np.ndarray:
+    """The oracle's exact values (mpmath objects) of `function` at `inputs`, along the last axis."""
+    x = inputs["x"]
+    if function == "cross_entropy":
+        return oracle.cross_entropy(x, inputs["target"], axis=-1, reduction="none")
+    if function in _PRODUCTS:
+        operand = inputs["g" if function.endswith("vjp") else "v"]
+        return getattr(oracle, function)(x, operand, axis=-1)
+    return getattr(oracle, function)(x, axis=-1)
+
+
+def oracle_error(function: str, result: np.ndarray, truth: np.ndarray, dtype: str) -> float:
+    """Largest error of `result` against the exact `truth`, in eps of `dtype` (see `_compare_bounds`).
+
+    Entry by entry with the oracle's own `ulp_error`; slice by slice for the Jacobian family.
+    """
+    if function in ELEMENTWISE:
+        errors = oracle.ulp_error(result, truth, dtype)
+        return float(np.max(errors)) if errors.size else 0.0
+    rounded = oracle.to_float(truth)
+    return _max_error(result, rounded, scale_of(function, rounded, dtype))
+
+
+def _arguments(
+    function: str, variant: Variant, dtype: str, host: dict[str, np.ndarray]
+) -> list[Any]:
+    """The framework arrays `function` takes, in order."""
+    args = [variant.asarray(host["x"], dtype=dtype)]
+    if function == "cross_entropy":
+        args.append(variant.asarray(host["target"]))
+    elif function in _PRODUCTS:
+        args.append(variant.asarray(host["g" if function.endswith("vjp") else "v"], dtype=dtype))
+    return args
+
+
+def _max_error(result: np.ndarray, truth: np.ndarray, scale: np.ndarray) -> float:
+    """Largest ``|result - truth| / scale``; a NaN or infinity where the truth differs counts as inf."""
+    with np.errstate(invalid="ignore", over="ignore"):
+        same = (result == truth) | (np.isnan(result) & np.isnan(truth))
+        error = np.where(same, 0.0, np.abs(result - truth) / scale)
+    error = np.where(np.isnan(error), np.inf, error)
+    return float(np.max(error)) if error.size else 0.0
+
+
+def measure(
+    variant: Variant,
+    dtype: str,
+    function: str,
+    shape: tuple[int, int],
+    *,
+    repeats: int = 5,
+    sample_s: float = 0.002,
+    ours: Callable[..., Any] | None = None,
+) -> Cell:
+    """Measure one cell; `ours` replaces xpsoftmax's function (how the tests build a failing cell)."""
+    cell = Cell(variant.id, variant.backend.name, variant.device, dtype, function, tuple(shape))
+    our_fn, their_fn, cell.reference = calls(function, variant)
+    our_fn = variant.wrap(ours or our_fn)
+    raw_theirs = their_fn
+    their_fn = None if their_fn is None else variant.wrap(their_fn)
+    host = make_inputs(shape)
+    args = _arguments(function, variant, dtype, host)
+    # The oracle sees the values the framework holds, after rounding to `dtype`.
+    held = {**host, "x": variant.to_numpy(args[0]).astype(np.float64)}
+    if len(args) == 2 and function != "cross_entropy":
+        held["g" if function.endswith("vjp") else "v"] = variant.to_numpy(args[1]).astype(
+            np.float64
+        )
+    rows = {key: value[:ORACLE_ROWS] for key, value in held.items()}
+    truth = exact(function, rows)
+    cell.bound = bound_in_eps(function, dtype, rows["x"])
+    try:
+        result = variant.to_numpy(variant.synchronize(our_fn(*args))).astype(np.float64)
+    except Exception as err:  # noqa: BLE001 -- a crash of ours is a failed cell, with its message
+        cell.note = f"xpsoftmax raised {type(err).__name__}: {_first_line(err)}"
+        return cell
+    cell.error = oracle_error(function, result[:ORACLE_ROWS], truth, dtype)
+    if their_fn is None:
+        cell.time_ours_s = _best_times([our_fn], args, variant, repeats, sample_s)[0]
+        return cell
+    try:
+        theirs = variant.to_numpy(variant.synchronize(their_fn(*args))).astype(np.float64)
+    except Exception as err:  # noqa: BLE001 -- the framework's own failing is a note, not ours
+        cell.note = f"{cell.reference} raised {type(err).__name__}: {_first_line(err)}"
+        if not variant.compiled:
+            cell.time_ours_s = _best_times([our_fn], args, variant, repeats, sample_s)[0]
+            return cell
+        # Some references cannot be compiled (they read values): compare with the eager one and
+        # time nothing against it, since compiled against eager says nothing about either.
+        their_fn = raw_theirs
+        theirs = variant.to_numpy(variant.synchronize(their_fn(*args))).astype(np.float64)
+        cell.note += "; compared with the eager reference, not timed against it"
+        cell.time_ours_s = _best_times([our_fn], args, variant, repeats, sample_s)[0]
+        their_fn = None
+    cell.their_error = oracle_error(function, theirs[:ORACLE_ROWS], truth, dtype)
+    cell.difference = _max_error(result, theirs, _pairwise_scale(function, result, theirs, dtype))
+    if their_fn is not None:
+        cell.time_ours_s, cell.time_theirs_s = _best_times(
+            [our_fn, their_fn], args, variant, repeats, sample_s
+        )
+    return cell
+
+
+def _first_line(err: BaseException) -> str:
+    lines = str(err).strip().splitlines()
+    return lines[0][:200] if lines else ""
+
+
+def _pairwise_scale(function: str, ours: np.ndarray, theirs: np.ndarray, dtype: str) -> np.ndarray:
+    """The eps of two results that both approximate one unknown value: that of the larger one."""
+    with np.errstate(invalid="ignore"):
+        larger = np.fmax(np.abs(ours), np.abs(theirs))
+    return scale_of(function, larger, dtype)
+
+
+def _best_times(
+    fns: list[Callable[..., Any]], args: list[Any], variant: Variant, repeats: int, sample_s: float
+) -> list[float]:
+    """Best seconds per call of each of `fns`, sampled alternately, each sample ~`sample_s` long."""
+    loops = []
+    for fn in fns:  # the first calls above compiled and warmed up; this one sizes the loops
+        start = time.perf_counter()
+        variant.synchronize(fn(*args))
+        loops.append(max(1, math.ceil(sample_s / max(time.perf_counter() - start, 1e-7))))
+    best = [math.inf] * len(fns)
+    for _ in range(repeats):
+        for i, fn in enumerate(fns):
+            start = time.perf_counter()
+            for _ in range(loops[i]):
+                # Every call waits for its result: a lazy (Dask) or asynchronous (JAX, CUDA) call
+                # would otherwise only be queued.
+                variant.synchronize(fn(*args))
+            best[i] = min(best[i], (time.perf_counter() - start) / loops[i])
+    return best

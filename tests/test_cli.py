@@ -1,0 +1,209 @@
+"""Tests of ``xpsoftmax compare``, the command line, run as users run it: in a subprocess.
+
+One ``--quick`` run (every installed CPU backend, with --json and --plot) is shared by the tests of its
+table, its JSON file and its figure. The exit status on disagreement is checked on a real failing cell:
+the textbook ``x - max - log(sum(exp(x - max)))`` passed as xpsoftmax's log_softmax through the internal
+`measure` API, which loses all relative accuracy at the dominant logit of the command's inputs.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from xpsoftmax.backends import compare
+from xpsoftmax.backends._compare_bounds import FEW_ULPS
+from xpsoftmax.backends._compare_cells import measure
+
+from xpsoftmax import backends
+
+QUICK_FUNCTIONS = ("softmax", "log_softmax", "logsumexp", "cross_entropy")
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def run_cli(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    """``python -m xpsoftmax ARGS`` in a fresh interpreter, output captured."""
+    env = {**os.environ, "PYTHONWARNINGS": "error::DeprecationWarning:xpsoftmax"}
+    return subprocess.run(
+        [sys.executable, "-m", "xpsoftmax", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env,
+        check=False,
+    )
+
+
+@pytest.fixture(scope="module")
+def quick_run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """One ``compare --quick`` run with --json and --plot; its process, JSON document and PNG path."""
+    folder = tmp_path_factory.mktemp("compare")
+    json_path, png_path = folder / "compare.json", folder / "compare.png"
+    proc = run_cli(
+        "compare", "--quick", "--repeats", "2", "--json", str(json_path), "--plot", str(png_path)
+    )
+    document = json.loads(json_path.read_text()) if json_path.exists() else None
+    return {"proc": proc, "json": document, "png": png_path}
+
+
+def _quick_variants() -> list[str]:
+    return [v.id for v in backends.variants(include_gpu=False) if v.id != "torch-compile"]
+
+
+def test_quick_prints_the_table(quick_run: dict[str, Any]) -> None:
+    proc = quick_run["proc"]
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "Traceback" not in proc.stderr
+    lines = proc.stdout.splitlines()
+    header = lines[0].split()
+    for column in ("backend", "device", "dtype", "function", "oracle", "own", "time", "status"):
+        assert any(column in word for word in header), header
+    body = [
+        line.split() for line in lines[2:] if line.split() and line.split()[-1] in ("ok", "FAIL")
+    ]
+    rows = {(r[0], r[2], r[3]) for r in body}
+    for variant_id in _quick_variants():
+        for dtype in ("float32", "float64"):
+            for function in QUICK_FUNCTIONS:
+                assert (variant_id, dtype, function) in rows
+    assert all(r[-1] == "ok" for r in body)
+    assert "within the SPEC.md bounds" in proc.stdout
+
+
+def test_quick_shows_a_progress_bar_on_stderr(quick_run: dict[str, Any]) -> None:
+    stderr = quick_run["proc"].stderr
+    assert "xpsoftmax compare" in stderr
+    assert "cell" in stderr
+
+
+def test_json_holds_every_figure(quick_run: dict[str, Any]) -> None:
+    document = quick_run["json"]
+    assert document is not None
+    assert document["failures"] == []
+    cells = document["cells"]
+    assert {(c["variant"], c["dtype"], c["function"]) for c in cells} >= {
+        (v, d, f)
+        for v in _quick_variants()
+        for d in ("float32", "float64")
+        for f in QUICK_FUNCTIONS
+    }
+    for cell in cells:
+        for key in (
+            "error",
+            "bound",
+            "their_error",
+            "difference",
+            "time_ours_s",
+            "status",
+            "shape",
+        ):
+            assert key in cell
+        assert cell["status"] == "ok"
+        assert 0 <= cell["error"] <= cell["bound"]
+        assert cell["time_ours_s"] > 0
+        if cell["time_theirs_s"] is not None:
+            assert math.isclose(cell["ratio"], cell["time_ours_s"] / cell["time_theirs_s"])
+    assert "numpy" in document["versions"]
+    assert document["settings"]["dtypes"] == ["float32", "float64"]
+
+
+def test_plot_writes_a_png(quick_run: dict[str, Any]) -> None:
+    png: Path = quick_run["png"]
+    assert png.read_bytes()[:8] == PNG_SIGNATURE
+    assert png.stat().st_size > 20_000  # a drawn figure, not an empty canvas
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        pytest.param([], id="no-command"),
+        pytest.param(["frobnicate"], id="unknown-command"),
+        pytest.param(["compare", "--dtypes", "float8"], id="unknown-dtype"),
+        pytest.param(["compare", "--functions", "softmin"], id="unknown-function"),
+        pytest.param(["compare", "--backends", "nonesuch"], id="unknown-backend"),
+        pytest.param(["compare", "--sizes", "16by64"], id="bad-size"),
+        pytest.param(["compare", "--quick", "--full"], id="two-modes"),
+        pytest.param(["compare", "--json", "/no/such/folder/out.json"], id="unwritable-json"),
+    ],
+)
+def test_bad_arguments_exit_2_with_usage_and_one_line(args: list[str]) -> None:
+    proc = run_cli(*args, timeout=60)
+    assert proc.returncode == 2
+    assert "Traceback" not in proc.stderr
+    assert proc.stderr.startswith("usage: xpsoftmax")
+    errors = [line for line in proc.stderr.splitlines() if "error:" in line]
+    assert len(errors) == 1, proc.stderr
+    assert proc.stdout == ""
+
+
+def test_help_exits_0() -> None:
+    proc = run_cli("compare", "--help", timeout=60)
+    assert proc.returncode == 0
+    assert "--quick" in proc.stdout
+    assert "--json" in proc.stdout
+
+
+def test_a_missing_backend_is_reported_not_an_error() -> None:
+    missing = [v for v in backends.all_variants() if not v.available]
+    if not missing:
+        pytest.skip("every backend and device of the registry is available on this machine")
+    absent = missing[0]
+    proc = run_cli(
+        "compare",
+        "--backends",
+        f"{absent.id},numpy",
+        "--functions",
+        "softmax",
+        "--dtypes",
+        "float64",
+        "--repeats",
+        "1",
+        "--no-progress",
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert f"skipped {absent.id}: {absent.unavailable_reason()}" in proc.stdout
+    assert any(line.split()[:1] == ["numpy"] for line in proc.stdout.splitlines())
+
+
+def textbook_log_softmax(x: Any, /, *, axis: int = -1) -> Any:
+    """``x - max - log(sum(exp(x - max)))``: rounds to 0 next to a dominant logit."""
+    import array_api_compat
+
+    xp = array_api_compat.array_namespace(x)
+    shifted = x - xp.max(x, axis=axis, keepdims=True)
+    return shifted - xp.log(xp.sum(xp.exp(shifted), axis=axis, keepdims=True))
+
+
+@pytest.mark.parametrize("variant_id", ["numpy", "torch"])
+def test_disagreement_beyond_the_bound_fails_and_names_the_cell(variant_id: str) -> None:
+    variant = backends.variant(variant_id)
+    bad = measure(variant, "float64", "log_softmax", (4, 16), repeats=1, ours=textbook_log_softmax)
+    good = measure(variant, "float64", "log_softmax", (3, 16), repeats=1)
+    assert bad.status == "FAIL"
+    assert bad.error is not None
+    assert bad.error > 1e6 * FEW_ULPS  # all relative accuracy lost at the dominant logit
+    assert good.status == "ok"
+    out = io.StringIO()
+    assert compare.report([good, bad], [], out=out) == 1
+    last = out.getvalue().splitlines()[-1]
+    assert last.startswith("FAILED: 1 cell")
+    assert bad.label in last
+    assert good.label not in last
+    assert compare.report([good], [], out=io.StringIO()) == 0
+
+
+def test_a_crash_of_ours_is_a_failed_cell() -> None:
+    def broken(x: Any, /, *, axis: int = -1) -> Any:
+        raise RuntimeError("broken on purpose")
+
+    cell = measure(backends.variant("numpy"), "float32", "softmax", (2, 8), repeats=1, ours=broken)
+    assert cell.status == "FAIL"
+    assert "broken on purpose" in cell.note
