@@ -72,7 +72,8 @@ def cross_entropy(
         q = (1.0 - label_smoothing) * q + label_smoothing / log_p.shape[axis]
     # 0 * log(0) is 0 here, and excluded classes add nothing whatever q gives them.
     counted = q != 0 if p.where is None else (q != 0) & p.where
-    per_sample = -xp.sum(xp.where(counted, q * log_p, 0.0), axis=axis)
+    # (Select before multiplying: q * log_p would make 0 * -inf = NaN, and warn, where not counted.)
+    per_sample = -xp.sum(q * xp.where(counted, log_p, 0.0), axis=axis)
     if reduction == "none":
         return p.finish(per_sample)
     total = xp.sum(per_sample)
