@@ -3,7 +3,8 @@
 For each cell the command measures
 
 - the error of xpsoftmax against the exact (mpmath) oracle, in units of the dtype's machine epsilon,
-  and whether it lies within the SPEC.md bound (`_compare_bounds`);
+  and whether every entry lies within its SPEC.md bound (`xpsoftmax.backends.bounds`, shared with
+  the test suite);
 - the same error for the framework's own implementation (SciPy where the framework has none), and the
   largest difference between the two, in the same units;
 - the time of xpsoftmax over the time of the framework's own, sampled alternately (ours, theirs, ours,
@@ -27,8 +28,7 @@ import numpy as np
 
 import xpsoftmax
 
-from . import oracle
-from ._compare_bounds import ELEMENTWISE, bound_in_eps, scale_of
+from . import bounds, oracle
 
 if TYPE_CHECKING:
     from ._variant import Variant
@@ -73,6 +73,7 @@ class Cell:
     shape: tuple[int, int]
     error: float | None = None
     bound: float | None = None
+    within: bool | None = None
     their_error: float | None = None
     difference: float | None = None
     time_ours_s: float | None = None
@@ -176,16 +177,44 @@ def exact(function: str, inputs: dict[str, np.ndarray]) -> np.ndarray:
     return getattr(oracle, function)(x, axis=-1)
 
 
-def oracle_error(function: str, result: np.ndarray, truth: np.ndarray, dtype: str) -> float:
-    """Largest error of `result` against the exact `truth`, in eps of `dtype` (see `_compare_bounds`).
+@dataclasses.dataclass
+class OracleCheck:
+    """The exact values of one cell and what `xpsoftmax.backends.bounds` allows at each entry."""
 
-    Entry by entry with the oracle's own `ulp_error`; slice by slice for the Jacobian family.
-    """
-    if function in ELEMENTWISE:
-        errors = oracle.ulp_error(result, truth, dtype)
-        return float(np.max(errors)) if errors.size else 0.0
-    rounded = oracle.to_float(truth)
-    return _max_error(result, rounded, scale_of(function, rounded, dtype))
+    function: str
+    dtype: str
+    truth: np.ndarray
+    scale: np.ndarray | None
+    allowed: np.ndarray
+
+    @classmethod
+    def build(cls, function: str, dtype: str, held: dict[str, np.ndarray]) -> OracleCheck:
+        truth = exact(function, held)
+        x = held["x"]
+        u = held.get("g" if function.endswith("vjp") else "v")
+        scale = bounds.error_scale(function, x, u, axis=-1, exact=truth)
+        allowed = np.broadcast_to(bounds.allowed_error(function, dtype, x, axis=-1), truth.shape)
+        return cls(function, dtype, truth, scale, allowed)
+
+    def errors(self, result: np.ndarray) -> np.ndarray:
+        """Error of each entry of `result` (the checked rows), in eps of the dtype."""
+        return bounds.error_in_eps(result, self.truth, self.dtype, self.scale)
+
+    def record(self, cell: Cell, result: np.ndarray) -> None:
+        """Set the cell's largest error, the bound at that entry, and whether all are within."""
+        err = self.errors(result)
+        if not err.size:
+            cell.error, cell.bound, cell.within = 0.0, 0.0, True
+            return
+        worst = np.unravel_index(np.argmax(err), err.shape)
+        cell.error, cell.bound = float(err[worst]), float(self.allowed[worst])
+        excess = err - self.allowed
+        cell.within = bool(np.all(excess <= 0))
+        if not cell.within:
+            at = np.unravel_index(np.argmax(excess), err.shape)
+            cell.note = (
+                f"error {err[at]:.3g} eps > bound {self.allowed[at]:.3g} at {tuple(map(int, at))}"
+            )
 
 
 def _arguments(
@@ -219,53 +248,95 @@ def measure(
     sample_s: float = 0.002,
     ours: Callable[..., Any] | None = None,
 ) -> Cell:
-    """Measure one cell; `ours` replaces xpsoftmax's function (how the tests build a failing cell)."""
+    """Measure one cell; `ours` replaces xpsoftmax's function (how the tests build a failing cell).
+
+    Any exception raised by xpsoftmax, when first called or while timed, makes the cell fail with
+    the exception's first line as its note; one raised by the framework's own function is a note.
+    """
     cell = Cell(variant.id, variant.backend.name, variant.device, dtype, function, tuple(shape))
-    our_fn, their_fn, cell.reference = calls(function, variant)
+    _fresh_compile_cache(variant)
+    our_fn, their_eager, cell.reference = calls(function, variant)
     our_fn = variant.wrap(ours or our_fn)
-    raw_theirs = their_fn
-    their_fn = None if their_fn is None else variant.wrap(their_fn)
-    host = make_inputs(shape)
-    args = _arguments(function, variant, dtype, host)
+    their_fn = None if their_eager is None else variant.wrap(their_eager)
+    args = _arguments(function, variant, dtype, make_inputs(shape))
     # The oracle sees the values the framework holds, after rounding to `dtype`.
-    held = {**host, "x": variant.to_numpy(args[0]).astype(np.float64)}
-    if len(args) == 2 and function != "cross_entropy":
-        held["g" if function.endswith("vjp") else "v"] = variant.to_numpy(args[1]).astype(
-            np.float64
-        )
-    rows = {key: value[:ORACLE_ROWS] for key, value in held.items()}
-    truth = exact(function, rows)
-    cell.bound = bound_in_eps(function, dtype, rows["x"])
+    held = _held_rows(function, variant, args)
+    check = OracleCheck.build(function, dtype, held)
     try:
-        result = variant.to_numpy(variant.synchronize(our_fn(*args))).astype(np.float64)
+        result = _host(variant, our_fn, args)
+        check.record(cell, result[:ORACLE_ROWS])
+        theirs = None
+        if their_fn is not None:
+            theirs, their_fn = _their_result(cell, variant, their_fn, their_eager, args)
+        if theirs is not None:
+            cell.their_error = float(np.max(check.errors(theirs[:ORACLE_ROWS]), initial=0.0))
+            scale = _pairwise_scale(result, theirs, dtype)
+            cell.difference = _max_error(result, theirs, scale)
+        times = _best_times([f for f in (our_fn, their_fn) if f], args, variant, repeats, sample_s)
     except Exception as err:  # noqa: BLE001 -- a crash of ours is a failed cell, with its message
+        cell.error, cell.within = None, None
         cell.note = f"xpsoftmax raised {type(err).__name__}: {_first_line(err)}"
         return cell
-    cell.error = oracle_error(function, result[:ORACLE_ROWS], truth, dtype)
-    if their_fn is None:
-        cell.time_ours_s = _best_times([our_fn], args, variant, repeats, sample_s)[0]
-        return cell
+    cell.time_ours_s = times[0]
+    cell.time_theirs_s = times[1] if len(times) > 1 else None
+    return cell
+
+
+def _host(variant: Variant, fn: Callable[..., Any], args: list[Any]) -> np.ndarray:
+    """`fn(*args)`, waited for and copied to the host as float64."""
+    return variant.to_numpy(variant.synchronize(fn(*args))).astype(np.float64)
+
+
+def _held_rows(function: str, variant: Variant, args: list[Any]) -> dict[str, np.ndarray]:
+    """The first `ORACLE_ROWS` slices of the framework's arrays, as the oracle's float64 input."""
+    held = {"x": variant.to_numpy(args[0])}
+    if function == "cross_entropy":
+        held["target"] = variant.to_numpy(args[1])
+    elif function in _PRODUCTS:
+        held["g" if function.endswith("vjp") else "v"] = variant.to_numpy(args[1])
+    return {
+        key: value[:ORACLE_ROWS] if key == "target" else value[:ORACLE_ROWS].astype(np.float64)
+        for key, value in held.items()
+    }
+
+
+def _their_result(
+    cell: Cell,
+    variant: Variant,
+    their_fn: Callable[..., Any],
+    their_eager: Callable[..., Any],
+    args: list[Any],
+) -> tuple[np.ndarray | None, Callable[..., Any] | None]:
+    """(the framework's result, the function to time against), noting on `cell` why either is None.
+
+    A reference that cannot be compiled (it reads values) is compared in its eager form but not
+    timed: compiled against eager would say nothing about either.
+    """
     try:
-        theirs = variant.to_numpy(variant.synchronize(their_fn(*args))).astype(np.float64)
+        return _host(variant, their_fn, args), their_fn
     except Exception as err:  # noqa: BLE001 -- the framework's own failing is a note, not ours
         cell.note = f"{cell.reference} raised {type(err).__name__}: {_first_line(err)}"
-        if not variant.compiled:
-            cell.time_ours_s = _best_times([our_fn], args, variant, repeats, sample_s)[0]
-            return cell
-        # Some references cannot be compiled (they read values): compare with the eager one and
-        # time nothing against it, since compiled against eager says nothing about either.
-        their_fn = raw_theirs
-        theirs = variant.to_numpy(variant.synchronize(their_fn(*args))).astype(np.float64)
-        cell.note += "; compared with the eager reference, not timed against it"
-        cell.time_ours_s = _best_times([our_fn], args, variant, repeats, sample_s)[0]
-        their_fn = None
-    cell.their_error = oracle_error(function, theirs[:ORACLE_ROWS], truth, dtype)
-    cell.difference = _max_error(result, theirs, _pairwise_scale(function, result, theirs, dtype))
-    if their_fn is not None:
-        cell.time_ours_s, cell.time_theirs_s = _best_times(
-            [our_fn, their_fn], args, variant, repeats, sample_s
-        )
-    return cell
+    if not variant.compiled:
+        return None, None
+    try:
+        theirs = _host(variant, their_eager, args)
+    except Exception:  # noqa: BLE001 -- already noted above
+        return None, None
+    cell.note += "; compared with the eager reference, not timed against it"
+    return theirs, None
+
+
+def _fresh_compile_cache(variant: Variant) -> None:
+    """Forget torch.compile's earlier graphs before a torch.compile cell.
+
+    TorchDynamo keys its cache on the code object: the reference wrappers share one, and a cell per
+    dtype and size would soon pass its recompilation limit, which under ``fullgraph=True`` is an error.
+    Each cell then compiles afresh, as a user's first call would.
+    """
+    if variant.compiled and variant.backend.name == "torch":
+        import torch
+
+        torch._dynamo.reset()
 
 
 def _first_line(err: BaseException) -> str:
@@ -273,11 +344,11 @@ def _first_line(err: BaseException) -> str:
     return lines[0][:200] if lines else ""
 
 
-def _pairwise_scale(function: str, ours: np.ndarray, theirs: np.ndarray, dtype: str) -> np.ndarray:
-    """The eps of two results that both approximate one unknown value: that of the larger one."""
+def _pairwise_scale(ours: np.ndarray, theirs: np.ndarray, dtype: str) -> np.ndarray:
+    """One eps at each entry of two results that both approximate one value: of the larger one."""
     with np.errstate(invalid="ignore"):
         larger = np.fmax(np.abs(ours), np.abs(theirs))
-    return scale_of(function, larger, dtype)
+    return oracle.EPS[dtype] * np.maximum(np.nan_to_num(larger, posinf=0.0), oracle.TINY[dtype])
 
 
 def _best_times(

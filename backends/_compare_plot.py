@@ -68,10 +68,11 @@ def plot(cells: list[Cell], path: str) -> None:
             zorder=2,
         )
         for row, c in zip(rows, cells, strict=True):
-            if c.status != "ok":
+            if c.status != "ok":  # an ERROR (xpsoftmax raised) has no error: mark it at the ceiling
+                where = _on_log_axis(c.error) if c.error is not None else _CEILING
                 acc.annotate(
-                    "FAIL",
-                    (_on_log_axis(c.error), row),
+                    c.status,
+                    (where, row),
                     color="red",
                     xytext=(6, -3),
                     textcoords="offset points",
