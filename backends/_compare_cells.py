@@ -90,10 +90,10 @@ class Cell:
 
     @property
     def status(self) -> str:
-        """ "ok" within the SPEC.md bound, "FAIL" beyond it or when xpsoftmax raised."""
-        if self.error is None or self.bound is None:
-            return "FAIL"
-        return "ok" if self.error <= self.bound else "FAIL"
+        """`ok` within the SPEC.md bounds, `FAIL` beyond them, `ERROR` where xpsoftmax raised."""
+        if self.within is None:
+            return "ERROR"
+        return "ok" if self.within else "FAIL"
 
     @property
     def label(self) -> str:
