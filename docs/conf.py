@@ -1,0 +1,40 @@
+"""Sphinx configuration of the xpsoftmax documentation.
+
+Built with warnings as errors (``sphinx-build -W --keep-going -b html docs docs/_build/html``), as CI and
+``tests/test_docs.py`` do. The API reference is written out in ``api.rst`` with ``autofunction``
+directives rather than generated stub files, so a build never writes into the source tree.
+"""
+
+from __future__ import annotations
+
+import xpsoftmax
+
+project = "xpsoftmax"
+author = "The xpsoftmax developers"
+copyright = "2026, The xpsoftmax developers"
+release = xpsoftmax.__version__
+version = release
+
+extensions = [
+    "sphinx.ext.autodoc",
+    "sphinx.ext.autosummary",
+    "sphinx.ext.mathjax",
+    "numpydoc",
+]
+
+# Sources: the pages are reStructuredText; _build and generated outputs are not pages.
+source_suffix = {".rst": "restructuredtext"}
+exclude_patterns = ["_build", "**/.ipynb_checkpoints"]
+root_doc = "index"
+
+# numpydoc renders the docstrings; class members are listed on purpose in api.rst, not twice.
+numpydoc_show_class_members = False
+numpydoc_class_members_toctree = False
+# A name in single backticks is code (the docstrings' convention), resolved when it can be.
+default_role = "code"
+autosummary_generate = False
+autodoc_typehints = "none"  # numpydoc's Parameters sections already give the types
+
+html_theme = "alabaster"
+html_title = f"xpsoftmax {release}"
+html_static_path: list[str] = []

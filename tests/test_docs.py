@@ -1,0 +1,85 @@
+"""The documentation: it builds with no warning, every example runs, every public function is in it.
+
+The build runs Sphinx in a subprocess exactly as CI does (``-W --keep-going``: any warning fails).
+The examples are the ``>>>`` blocks of every page, run with the standard doctest module; their
+outputs are values one can check by hand or comparisons with the frameworks' own functions.
+"""
+
+from __future__ import annotations
+
+import doctest
+import importlib.util
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import xpsoftmax
+
+DOCS = Path(__file__).resolve().parent.parent / "docs"
+PAGES = sorted(DOCS.glob("*.rst"))
+OPTIONS = doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE
+
+
+def test_the_pages_exist() -> None:
+    names = {page.stem for page in PAGES}
+    assert {
+        "index",
+        "getting_started",
+        "semantics",
+        "frameworks",
+        "library_authors",
+        "regressions",
+        "accuracy",
+        "performance",
+        "scale",
+        "api",
+    } <= names
+
+
+@pytest.mark.skipif(
+    importlib.util.find_spec("sphinx") is None or importlib.util.find_spec("numpydoc") is None,
+    reason="building the docs needs sphinx and numpydoc (the [docs] extra)",
+)
+def test_docs_build_without_warnings(tmp_path: Path) -> None:
+    # The command of docs/Makefile and CI, with the doctrees out of the source tree.
+    command = [sys.executable, "-m", "sphinx", "-W", "--keep-going", "-q", "-b", "html"]
+    proc = subprocess.run(
+        [*command, "-d", str(tmp_path / "doctrees"), str(DOCS), str(tmp_path / "html")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert (tmp_path / "html" / "api.html").exists()
+
+
+@pytest.mark.parametrize("page", PAGES, ids=[page.stem for page in PAGES])
+def test_examples_run(page: Path) -> None:
+    parser = doctest.DocTestParser()
+    test = parser.get_doctest(page.read_text(encoding="utf-8"), {}, page.stem, str(page), 0)
+    runner = doctest.DocTestRunner(optionflags=OPTIONS)
+    failures: list[str] = []
+    with np.printoptions():  # pages set the print precision they show; keep it to the page
+        runner.run(test, out=failures.append)
+    assert not failures, "".join(failures)
+    if page.stem in ("semantics", "frameworks", "library_authors", "getting_started"):
+        assert test.examples, f"{page.name} should show runnable examples"
+
+
+def test_every_public_function_is_in_the_api_reference() -> None:
+    api = (DOCS / "api.rst").read_text(encoding="utf-8")
+    documented = set(re.findall(r"^\.\. autofunction:: (\w+)$", api, flags=re.MULTILINE))
+    assert set(xpsoftmax.__all__) <= documented
+    listed = set(re.findall(r"^   (\w+)$", api, flags=re.MULTILINE))
+    assert set(xpsoftmax.__all__) <= listed
+
+
+def test_the_index_lists_every_page() -> None:
+    index = (DOCS / "index.rst").read_text(encoding="utf-8")
+    entries = set(re.findall(r"^   (\w+)$", index, flags=re.MULTILINE))
+    assert {page.stem for page in PAGES} - {"index"} <= entries
