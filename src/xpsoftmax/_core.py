@@ -63,7 +63,8 @@ def normalise(p: Prepared) -> Normalised:
         shifted = divide(xp, shifted, p.temperature)
     if p.lazy or not surely_false(xp.any(maximum == xp.inf)):
         # Slices holding +inf: the +inf entries share the whole mass, the rest get none.
-        at_infinity = xp.where(x == xp.inf, 0.0, -xp.inf)
+        # (One operand an array: the standard's where takes at most one Python scalar.)
+        at_infinity = xp.where(x == xp.inf, xp.zeros_like(x), -xp.inf)
         shifted = xp.where(maximum == xp.inf, at_infinity, shifted)
     exp_shifted = xp.exp(shifted)
     total = xp.sum(exp_shifted, axis=axes, keepdims=True)
