@@ -126,7 +126,9 @@ def _check_temperature(
     if isinstance(temperature, bool):
         raise TypeError("temperature must be a real number or array, got a bool")
     if isinstance(temperature, (int, float)):
-        if not (math.isfinite(temperature) and temperature > 0):
+        # Comparisons, not math.isfinite: torch.compile may trace a Python float as a symbolic
+        # float, which math.isfinite cannot take (a graph break). NaN fails both comparisons.
+        if not (0 < temperature < math.inf):
             raise ValueError(f"temperature must be positive and finite, got {temperature!r}")
         return float(temperature)
     t = to_namespace(xp, x, temperature, "temperature")
