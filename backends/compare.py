@@ -18,12 +18,7 @@ Examples
 from __future__ import annotations
 
 import argparse
-import contextlib
-import importlib.metadata
-import json
-import math
 import os
-import platform
 import sys
 import warnings
 from collections.abc import Sequence
@@ -32,7 +27,22 @@ from typing import Any
 from . import BACKENDS, all_variants
 from ._base import FLOAT_DTYPES
 from ._compare_cells import FUNCTIONS, Cell, measure
+from ._compare_report import failures, format_table, report, write_json
 from ._variant import Variant
+
+__all__ = [
+    "MODES",
+    "Cell",
+    "build_parser",
+    "failures",
+    "format_table",
+    "main",
+    "measure",
+    "plan",
+    "report",
+    "select_variants",
+    "write_json",
+]
 
 #: Settings of the two modes; command-line options override them one by one.
 MODES: dict[str, dict[str, Any]] = {
@@ -210,148 +220,6 @@ def plan(variants: list[Variant], settings: dict[str, Any]) -> list[tuple[Any, .
                         rows = max(1, min(rows, JACOBIAN_ENTRIES // (n * n)))
                     cells.append((v, dtype, function, (rows, n)))
     return cells
-
-
-def _fmt(value: float | None, digits: int = 3) -> str:
-    if value is None:
-        return "-"
-    if math.isinf(value):
-        return "inf"
-    return f"{value:.{digits}g}"
-
-
-def format_table(cells: list[Cell]) -> str:
-    """The comparison table: one row per cell, errors in eps of the dtype, time ours / theirs.
-
-    "own" is the framework's own function (SciPy for NumPy, Dask and array-api-strict, autodiff for
-    the Jacobian family); its error against the oracle shows where a difference comes from.
-    """
-    header = (
-        "backend",
-        "device",
-        "dtype",
-        "function",
-        "size",
-        "err vs oracle (eps)",
-        "bound (eps)",
-        "own err vs oracle",
-        "diff vs own (eps)",
-        "time ours/own",
-        "status",
-    )
-    rows = [
-        (
-            c.variant,
-            c.device,
-            c.dtype,
-            c.function,
-            f"{c.shape[0]}x{c.shape[1]}",
-            _fmt(c.error),
-            _fmt(c.bound),
-            _fmt(c.their_error),
-            _fmt(c.difference),
-            _fmt(c.ratio, 2),
-            c.status,
-        )
-        for c in cells
-    ]
-    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
-    lines = ["  ".join(str(h).ljust(w) for h, w in zip(header, widths, strict=True))]
-    lines.append("  ".join("-" * w for w in widths))
-    lines += ["  ".join(str(v).ljust(w) for v, w in zip(r, widths, strict=True)) for r in rows]
-    return "\n".join(line.rstrip() for line in lines)
-
-
-def failures(cells: list[Cell]) -> list[Cell]:
-    """The cells beyond their SPEC.md bound ("FAIL") or where xpsoftmax raised ("ERROR")."""
-    return [c for c in cells if c.status != "ok"]
-
-
-def report(cells: list[Cell], missing: list[tuple[str, str]], out: Any = None) -> int:
-    """Print the table, what was skipped and the failures; the exit status (1 on any failure)."""
-    out = out or sys.stdout
-    print(
-        format_table(cells) if cells else "nothing to compare: no selected backend is installed",
-        file=out,
-    )
-    for variant_id, reason in missing:
-        print(f"skipped {variant_id}: {reason}", file=out)
-    for c in cells:
-        if c.note:
-            print(f"note {c.label}: {c.note}", file=out)
-    failed = failures(cells)
-    if failed:
-        print(
-            f"FAILED: {len(failed)} cell(s) beyond the SPEC.md bounds or raising: "
-            + ", ".join(c.label for c in failed),
-            file=out,
-        )
-        return 1
-    if cells:
-        print(f"all {len(cells)} cells within the SPEC.md bounds", file=out)
-    return 0
-
-
-def _jsonable(value: Any) -> Any:
-    """Infinite and NaN errors become the strings "inf" and "nan": strict JSON has no such numbers."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return str(value)
-    if isinstance(value, dict):
-        return {k: _jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_jsonable(v) for v in value]
-    return value
-
-
-def _versions() -> dict[str, str]:
-    versions = {}
-    for dist in (
-        "xpsoftmax",
-        "numpy",
-        "scipy",
-        "mpmath",
-        "array-api-compat",
-        "array-api-strict",
-        "jax",
-        "jaxlib",
-        "torch",
-        "dask",
-        "cupy",
-    ):
-        with contextlib.suppress(importlib.metadata.PackageNotFoundError):
-            versions[dist] = importlib.metadata.version(dist)
-    return versions
-
-
-def write_json(
-    path: str,
-    cells: list[Cell],
-    missing: list[tuple[str, str]],
-    settings: dict[str, Any],
-    argv: list[str],
-) -> None:
-    """Every figure of the run, with the machine, versions and settings, as strict JSON."""
-    document = {
-        "command": ["xpsoftmax", *argv],
-        "machine": {
-            "platform": platform.platform(),
-            "python": platform.python_version(),
-            "processor": platform.processor() or platform.machine(),
-        },
-        "versions": _versions(),
-        "settings": {k: v if k != "sizes" else [list(s) for s in v] for k, v in settings.items()},
-        "units": {
-            "error": "eps of the dtype",
-            "time": "seconds per call, best sample",
-            "ratio": "time ours / time theirs",
-        },
-        "skipped": [{"variant": i, "reason": r} for i, r in missing],
-        "cells": [c.as_json() for c in cells],
-        "failures": [c.label for c in failures(cells)],
-    }
-    with open(path, "w", encoding="utf-8") as file:
-        json.dump(_jsonable(document), file, indent=1, allow_nan=False)
-        file.write("\n")
 
 
 def run(args: argparse.Namespace, parser: argparse.ArgumentParser, argv: list[str]) -> int:
