@@ -10,7 +10,7 @@ import sys
 from typing import Any
 
 from array_api_compat import array_namespace, is_array_api_obj, is_lazy_array, is_writeable_array
-from array_api_compat import device as array_device
+from array_api_compat import device as _device
 
 __all__ = [
     "Array",
@@ -39,6 +39,17 @@ def as_array(value: object, name: str) -> Array:
 
         return np.asarray(value)
     raise TypeError(f"{name} must be an array or a Python sequence of numbers, got {type(value)!r}")
+
+
+def array_device(x: Array) -> Any:
+    """The device to create new arrays on beside x, or None to leave placement to the library.
+
+    An array spread over several devices (a sharded JAX array) names its sharding as its
+    device, and a sharding fits only arrays of x's rank: the small arrays we create (class
+    indices, a mask) are then made on the default device, and follow x when combined with it.
+    """
+    device = _device(x)
+    return None if hasattr(device, "device_set") else device
 
 
 def namespace_of(xp: Namespace, value: Array, name: str, x_name: str = "x") -> None:
