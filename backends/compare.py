@@ -140,7 +140,8 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("--json", metavar="PATH", help="write every figure to this JSON file")
     compare.add_argument("--plot", metavar="PATH", help="draw the figures into this PNG")
     compare.add_argument("--no-progress", action="store_true", help="no progress bar")
-    compare.set_defaults(mode="quick")
+    # The subcommand's own parser, so that its usage errors show its usage, not the top level's.
+    compare.set_defaults(mode="quick", command_parser=compare)
     return parser
 
 
@@ -222,8 +223,9 @@ def plan(variants: list[Variant], settings: dict[str, Any]) -> list[tuple[Any, .
     return cells
 
 
-def run(args: argparse.Namespace, parser: argparse.ArgumentParser, argv: list[str]) -> int:
+def run(args: argparse.Namespace, argv: list[str]) -> int:
     """Measure, report and write the requested files; the exit status."""
+    parser = args.command_parser
     settings = _settings(args, parser)
     variants, missing = select_variants(args.backends, args.mode, parser)
     todo = plan(variants, settings)
@@ -276,7 +278,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
-        return run(args, parser, argv)
+        return run(args, argv)
     except SystemExit as exit_:  # argparse's --help (0) and usage errors (2)
         return exit_.code if isinstance(exit_.code, int) else 2
     except OSError as err:  # an unwritable --json or --plot path: one line, not a traceback
