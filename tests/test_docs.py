@@ -1,8 +1,9 @@
 """The documentation: it builds with no warning, every example runs, every public function is in it.
 
 The build runs Sphinx in a subprocess exactly as CI does (``-W --keep-going``: any warning fails).
-The examples are the ``>>>`` blocks of every page, run with the standard doctest module; their
-outputs are values one can check by hand or comparisons with the frameworks' own functions.
+The examples are the ``>>>`` blocks of every page and of the docstrings the API reference shows,
+run with the standard doctest module; the pages' outputs are values one can check by hand or
+comparisons with the frameworks' own functions.
 """
 
 from __future__ import annotations
@@ -69,6 +70,38 @@ def test_examples_run(page: Path) -> None:
     assert not failures, "".join(failures)
     if page.stem in ("semantics", "frameworks", "library_authors", "getting_started"):
         assert test.examples, f"{page.name} should show runnable examples"
+
+
+def _documented_objects() -> dict[str, object]:
+    """What api.rst renders with its docstring examples: the public functions and the backends."""
+    from xpsoftmax.backends import bounds, compare, oracle
+
+    from xpsoftmax import backends
+
+    objects: dict[str, object] = {name: getattr(xpsoftmax, name) for name in xpsoftmax.__all__}
+    objects.update(
+        {
+            "backends": backends,
+            "backends.oracle": oracle,
+            "backends.bounds": bounds,
+            "backends.compare.main": compare.main,
+            "backends.Backend": backends.Backend,
+            "backends.Variant": backends.Variant,
+        }
+    )
+    return objects
+
+
+@pytest.mark.parametrize("name", sorted(_documented_objects()))
+def test_docstring_examples_run(name: str) -> None:
+    """The examples the API reference shows, from the docstrings, run too."""
+    finder = doctest.DocTestFinder()
+    runner = doctest.DocTestRunner(optionflags=OPTIONS)
+    failures: list[str] = []
+    with np.printoptions():
+        for test in finder.find(_documented_objects()[name], name, globs={}):
+            runner.run(test, out=failures.append)
+    assert not failures, "".join(failures)
 
 
 def test_every_public_function_is_in_the_api_reference() -> None:
