@@ -11,7 +11,7 @@ For each cell the command measures
   ...) so that both see the same machine load, and keeping the best sample of each.
 
 The oracle works on the exact values the framework holds (the input after rounding to the dtype), so a
-float16 cell measures the function, not the rounding of its input. Only the first `ORACLE_ROWS` slices
+float16 cell measures the function, not the rounding of its input. Only the first `oracle_rows` slices
 are checked against the oracle, which costs a few microseconds per exponential at 100 digits; the
 framework comparison and the timing use the whole array.
 """
@@ -35,6 +35,17 @@ if TYPE_CHECKING:
 
 #: Slices per cell checked against the mpmath oracle.
 ORACLE_ROWS = 4
+#: The oracle's Jacobians cost n * n exact entries per slice: fewer slices are checked beyond this.
+ORACLE_JACOBIAN_ENTRIES = 2**14
+
+
+def oracle_rows(function: str, n: int) -> int:
+    """How many slices of length `n` the oracle checks for `function`."""
+    if function.endswith("jacobian"):
+        return max(1, min(ORACLE_ROWS, ORACLE_JACOBIAN_ENTRIES // max(n * n, 1)))
+    return ORACLE_ROWS
+
+
 #: The functions the command knows, in table order.
 FUNCTIONS = (
     "softmax",
@@ -260,16 +271,17 @@ def measure(
     their_fn = None if their_eager is None else variant.wrap(their_eager)
     args = _arguments(function, variant, dtype, make_inputs(shape))
     # The oracle sees the values the framework holds, after rounding to `dtype`.
-    held = _held_rows(function, variant, args)
+    checked = oracle_rows(function, shape[1])
+    held = _held_rows(variant, function, args, checked)
     check = OracleCheck.build(function, dtype, held)
     try:
         result = _host(variant, our_fn, args)
-        check.record(cell, result[:ORACLE_ROWS])
+        check.record(cell, result[:checked])
         theirs = None
         if their_fn is not None:
             theirs, their_fn = _their_result(cell, variant, their_fn, their_eager, args)
         if theirs is not None:
-            cell.their_error = float(np.max(check.errors(theirs[:ORACLE_ROWS]), initial=0.0))
+            cell.their_error = float(np.max(check.errors(theirs[:checked]), initial=0.0))
             scale = _pairwise_scale(result, theirs, dtype)
             cell.difference = _max_error(result, theirs, scale)
         times = _best_times([f for f in (our_fn, their_fn) if f], args, variant, repeats, sample_s)
@@ -287,15 +299,17 @@ def _host(variant: Variant, fn: Callable[..., Any], args: list[Any]) -> np.ndarr
     return variant.to_numpy(variant.synchronize(fn(*args))).astype(np.float64)
 
 
-def _held_rows(function: str, variant: Variant, args: list[Any]) -> dict[str, np.ndarray]:
-    """The first `ORACLE_ROWS` slices of the framework's arrays, as the oracle's float64 input."""
+def _held_rows(
+    variant: Variant, function: str, args: list[Any], rows: int
+) -> dict[str, np.ndarray]:
+    """The first `rows` slices of the framework's arrays, as the oracle's float64 input."""
     held = {"x": variant.to_numpy(args[0])}
     if function == "cross_entropy":
         held["target"] = variant.to_numpy(args[1])
     elif function in _PRODUCTS:
         held["g" if function.endswith("vjp") else "v"] = variant.to_numpy(args[1])
     return {
-        key: value[:ORACLE_ROWS] if key == "target" else value[:ORACLE_ROWS].astype(np.float64)
+        key: value[:rows] if key == "target" else value[:rows].astype(np.float64)
         for key, value in held.items()
     }
 

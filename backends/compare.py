@@ -59,11 +59,13 @@ MODES: dict[str, dict[str, Any]] = {
         "functions": FUNCTIONS,
         "dtypes": FLOAT_DTYPES,
         "sizes": ((16, 64), (256, 1024)),
-        "repeats": 15,
-        "sample_s": 0.02,
+        "repeats": 10,
+        "sample_s": 0.01,
     },
 }
-#: Jacobians hold n * n entries per slice: their batch is cut to stay near this many entries.
+#: Jacobians hold n * n entries per slice: their slices are cut to this length, and their batch
+#: to stay near `JACOBIAN_ENTRIES` entries in all.
+JACOBIAN_MAX_N = 256
 JACOBIAN_ENTRIES = 2**22
 
 
@@ -217,9 +219,12 @@ def plan(variants: list[Variant], settings: dict[str, Any]) -> list[tuple[Any, .
         for dtype in (d for d in settings["dtypes"] if d in v.dtypes()):
             for function in settings["functions"]:
                 for rows, n in settings["sizes"]:
+                    shape = (rows, n)
                     if function.endswith("jacobian"):
-                        rows = max(1, min(rows, JACOBIAN_ENTRIES // (n * n)))
-                    cells.append((v, dtype, function, (rows, n)))
+                        n = min(n, JACOBIAN_MAX_N)
+                        shape = (max(1, min(rows, JACOBIAN_ENTRIES // (n * n))), n)
+                    if shape not in [c[3] for c in cells if c[:3] == (v, dtype, function)]:
+                        cells.append((v, dtype, function, shape))
     return cells
 
 
