@@ -1,0 +1,185 @@
+"""SPEC.md's error table, row by row, on every eager backend variant.
+
+Each error must be the documented type and its message must name the offending argument.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pytest
+from conftest import FUNCTIONS, JACOBIANS, PRODUCTS, REDUCING, call
+
+from xpsoftmax import backends
+
+SINGLE_AXIS = (*JACOBIANS, *PRODUCTS, "cross_entropy")
+
+
+def operands(v: backends.Variant, name: str, shape: tuple[int, ...] = (2, 3)) -> list[Any]:
+    """The positional arrays after x that function `name` needs (v/g or a target)."""
+    if name in PRODUCTS:
+        return [v.asarray(np.ones(shape))]
+    if name == "cross_entropy":
+        return [v.asarray(np.zeros(shape[:-1], dtype=np.int64))]
+    return []
+
+
+def x_of(v: backends.Variant, shape: tuple[int, ...] = (2, 3), dtype: str = "float64") -> Any:
+    return v.asarray(np.arange(float(np.prod(shape))).reshape(shape), dtype=dtype)
+
+
+def raises(
+    v: backends.Variant, name: str, error: type[Exception], match: str, *args: Any, **kw: Any
+) -> None:
+    with pytest.raises(error, match=match):
+        call(v, name, *args, **kw)
+
+
+@pytest.mark.parametrize("name", FUNCTIONS)
+def test_complex_input(eager_variant: backends.Variant, name: str) -> None:
+    v = eager_variant
+    x = v.asarray(np.ones((2, 3), dtype=np.complex128))
+    raises(v, name, TypeError, r"\b(x|logits)\b.*(real|complex)", x, *operands(v, name))
+
+
+@pytest.mark.parametrize("name", FUNCTIONS)
+def test_where_not_boolean(eager_variant: backends.Variant, name: str) -> None:
+    v = eager_variant
+    for bad in (np.ones((2, 3)), np.ones((2, 3), dtype=np.int64)):
+        where = v.asarray(bad)
+        raises(
+            v, name, TypeError, "where", x_of(v), *operands(v, name), array_kwargs={"where": where}
+        )
+
+
+def _foreign(v: backends.Variant, a: np.ndarray) -> Any:
+    """`a` as an array of another library than v's (torch for NumPy, NumPy for the others)."""
+    if v.backend.name == "numpy":
+        import torch
+
+        return torch.asarray(a)
+    return a
+
+
+@pytest.mark.parametrize("argument", ["where", "temperature", "operand"])
+@pytest.mark.parametrize("name", FUNCTIONS)
+def test_arrays_from_two_namespaces(
+    eager_variant: backends.Variant, name: str, argument: str
+) -> None:
+    v = eager_variant
+    x = x_of(v)
+    kwargs: dict[str, Any] = {}
+    extra = operands(v, name)
+    if argument == "where":
+        kwargs["where"] = _foreign(v, np.ones((2, 3), dtype=bool))
+    elif argument == "temperature":
+        kwargs["temperature"] = _foreign(v, np.ones((2, 1)))
+    elif extra:
+        extra = [_foreign(v, v.to_numpy(extra[0]))]
+        argument = "v" if "jvp" in name else "g" if "vjp" in name else "target"
+    else:
+        pytest.skip(f"{name} takes no second array")
+    raises(v, name, TypeError, rf"\b{argument}\b", x, *extra, array_kwargs=kwargs)
+
+
+@pytest.mark.parametrize("name", FUNCTIONS)
+def test_bad_axis(eager_variant: backends.Variant, name: str) -> None:
+    v = eager_variant
+    x, extra = x_of(v), operands(v, name)
+    for axis in (2, -3):
+        raises(v, name, ValueError, "axis", x, *extra, axis=axis)
+    bad_tuples = [(0, 1)] if name in SINGLE_AXIS else [(0, 0), (1, -1), (0, 2)]
+    for axis in bad_tuples:
+        raises(v, name, ValueError, "axis", x, *extra, axis=axis)
+    if name in SINGLE_AXIS:
+        raises(v, name, ValueError, "axis", x, *extra, axis=None)
+
+
+BAD_TEMPERATURES = (0.0, -1.0, float("nan"), float("inf"), float("-inf"))
+
+
+def skip_unless_values_known(v: backends.Variant, request: pytest.FixtureRequest) -> None:
+    """SPEC checks array values only "when known": never on Dask (lazy). JAX eager arrays are
+    known, but the library asks array-api-compat's is_lazy_array, which is True for every JAX
+    array, so it checks them no more than tracers: a gap to SPEC, kept visible as a strict xfail."""
+    if v.backend.name == "dask":
+        pytest.skip("Dask arrays are lazy: their values are not known without computing them")
+    if v.backend.name == "jax":
+        reason = "the library treats every JAX array as lazy and does not read its values"
+        request.applymarker(pytest.mark.xfail(raises=pytest.fail.Exception, reason=reason))
+
+
+@pytest.mark.parametrize("name", FUNCTIONS)
+def test_bad_temperature(eager_variant: backends.Variant, name: str) -> None:
+    v = eager_variant
+    x, extra = x_of(v), operands(v, name)
+    for t in BAD_TEMPERATURES:
+        raises(v, name, ValueError, "temperature", x, *extra, axis=-1, temperature=t)
+
+
+@pytest.mark.parametrize("name", ["softmax", "log_softmax_vjp", "cross_entropy"])
+def test_bad_temperature_array(
+    eager_variant: backends.Variant, name: str, request: pytest.FixtureRequest
+) -> None:
+    v = eager_variant
+    skip_unless_values_known(v, request)
+    x, extra = x_of(v), operands(v, name)
+    for t in BAD_TEMPERATURES:
+        array = v.asarray(np.array([[1.0], [t]]))
+        raises(v, name, ValueError, "temperature", x, *extra, array_kwargs={"temperature": array})
+
+
+@pytest.mark.parametrize("name", FUNCTIONS)
+def test_where_of_wrong_shape(eager_variant: backends.Variant, name: str) -> None:
+    v = eager_variant
+    x, extra = x_of(v), operands(v, name)
+    for shape in ((3, 2), (2, 2), (4,), (1, 2, 3)):
+        where = v.asarray(np.ones(shape, dtype=bool))
+        raises(v, name, ValueError, "where", x, *extra, array_kwargs={"where": where})
+
+
+@pytest.mark.parametrize("name", PRODUCTS)
+def test_tangent_of_wrong_shape(eager_variant: backends.Variant, name: str) -> None:
+    v = eager_variant
+    argument = "v" if "jvp" in name else "g"
+    for shape in ((3, 2), (2, 2), (4,), (1, 2, 3)):
+        raises(v, name, ValueError, rf"\b{argument}\b", x_of(v), v.asarray(np.ones(shape)), axis=-1)
+
+
+def test_target_of_wrong_shape(eager_variant: backends.Variant) -> None:
+    v = eager_variant
+    x = x_of(v)
+    for target in (np.zeros((3,), dtype=np.int64), np.zeros((2, 3), dtype=np.int64)):
+        raises(v, "cross_entropy", ValueError, "target", x, v.asarray(target))
+    for target in (np.full((2,), 0.5), np.full((2, 2), 0.5), np.full((3, 3), 0.5)):
+        raises(v, "cross_entropy", ValueError, "target", x, v.asarray(target))
+
+
+def test_class_index_out_of_range(
+    eager_variant: backends.Variant, request: pytest.FixtureRequest
+) -> None:
+    v = eager_variant
+    skip_unless_values_known(v, request)
+    for target in ([0, 3], [-1, 0]):
+        raises(v, "cross_entropy", ValueError, "target", x_of(v), v.asarray(np.array(target)))
+
+
+def test_bad_reduction_and_label_smoothing(eager_variant: backends.Variant) -> None:
+    v = eager_variant
+    x, target = x_of(v), v.asarray(np.array([0, 1]))
+    for reduction in ("avg", "", "MEAN", None):
+        raises(v, "cross_entropy", ValueError, "reduction", x, target, reduction=reduction)
+    for eps in (-0.1, 1.5, float("nan"), float("inf")):
+        raises(v, "cross_entropy", ValueError, "label_smoothing", x, target, label_smoothing=eps)
+
+
+@pytest.mark.parametrize("name", REDUCING)
+def test_errors_under_jit_are_the_same(name: str) -> None:
+    """Checks on shapes, dtypes, axes and Python temperatures do not need values: they also
+    raise under jax.jit."""
+    v = backends.variant("jax-jit")
+    x = x_of(v)
+    raises(v, name, ValueError, "axis", x, axis=5)
+    raises(v, name, ValueError, "temperature", x, temperature=0.0)
+    raises(v, name, TypeError, "where", x, array_kwargs={"where": v.asarray(np.ones((2, 3)))})
