@@ -7,6 +7,7 @@ Everything framework-specific the library needs is phrased here as a question ab
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from typing import Any
 
 from array_api_compat import array_namespace, is_array_api_obj, is_lazy_array, is_writeable_array
@@ -19,9 +20,12 @@ __all__ = [
     "array_namespace",
     "as_array",
     "can_update_in_place",
+    "compiles_eagerly",
+    "eager_kernel",
     "is_lazy_array",
     "namespace_of",
     "surely_false",
+    "surely_true",
     "values_are_known",
 ]
 
@@ -93,8 +97,17 @@ def _compiling_probe(array_type: type) -> Any:
     Asked of the library already imported by whoever made the array, so nothing is imported
     here and no library is named.
     """
-    library = sys.modules.get(array_type.__module__.partition(".")[0])
-    return getattr(getattr(library, "compiler", None), "is_compiling", None)
+    try:
+        return _COMPILING_PROBES[array_type]
+    except KeyError:
+        library = sys.modules.get(array_type.__module__.partition(".")[0])
+        probe = getattr(getattr(library, "compiler", None), "is_compiling", None)
+        # Per type, once: this runs on every call, and sys.modules lookups add up on tiny inputs.
+        _COMPILING_PROBES[array_type] = probe
+        return probe
+
+
+_COMPILING_PROBES: dict[type, Any] = {}
 
 
 def surely_false(condition: Array) -> bool:
@@ -110,3 +123,97 @@ def surely_false(condition: Array) -> bool:
         return not bool(condition)
     except RuntimeError:
         return False
+
+
+def surely_true(condition: Array) -> bool:
+    """True when the 0-d boolean `condition` can be read now and is True (see `surely_false`)."""
+    if not values_are_known(condition):
+        return False
+    try:
+        return bool(condition)
+    except RuntimeError:
+        return False
+
+
+def eager_kernel(
+    fn: Callable[..., Array], x: Array, static: tuple[tuple[str, Any], ...]
+) -> Callable[[Array, Array | None], Array] | None:
+    """``fn(x, where=where, **static)`` compiled by x's own library, for immutable concrete x.
+
+    Libraries whose arrays are immutable (JAX) run each operation of an eager call as its
+    own compiled kernel, so a composition of a dozen operations pays a dozen dispatches and
+    materialises every temporary. For such arrays the library's own ``jit`` (looked up on
+    the library already imported, as `_compiling_probe` does, so no framework is named) fuses
+    the whole function. One kernel is kept per function, array type and static arguments
+    (axis, temperature, ...), which are bound in, so a call passes only ``(x, where)``: the
+    cheapest call a compiled function has.
+
+    Returns None, meaning "run `fn` as it is", for
+
+    * mutable arrays (NumPy, PyTorch, CuPy): their eager kernels are fast and `fn` reuses
+      its temporaries in place;
+    * tracers, i.e. calls already inside the caller's ``jit``, ``vmap`` or ``grad``: the
+      caller's transform sees our operations, and nesting a compile would only add work;
+    * libraries with no ``jit``, or no tracer type to tell traced from concrete arrays
+      (Dask, array-api-strict): nothing is compiled, and nothing is computed.
+    """
+    if not compiles_eagerly(x):
+        return None
+    key = (fn, type(x), static)
+    try:
+        return _EAGER_KERNELS[key]
+    except KeyError:
+        pass
+    if len(_EAGER_KERNELS) >= _MAX_EAGER_KERNELS:
+        # Many distinct temperatures, say: start again rather than grow without bound.
+        _EAGER_KERNELS.clear()
+    kernel = _compile_for(fn, x, dict(static))
+    _EAGER_KERNELS[key] = kernel
+    return kernel
+
+
+_MAX_EAGER_KERNELS = 512
+_EAGER_KERNELS: dict[
+    tuple[Any, type, tuple[tuple[str, Any], ...]], Callable[[Array, Array | None], Array] | None
+] = {}
+
+
+def compiles_eagerly(x: Array) -> bool:
+    """Whether `eager_kernel` compiles for arrays like x: immutable, concrete, with a ``jit``.
+
+    Decided once per array type, so the common answer (no) costs a set lookup per call.
+    """
+    array_type = type(x)
+    if array_type in _EAGER_TYPES:
+        return True
+    if array_type in _NOT_EAGER_TYPES:
+        return False
+    if not is_array_api_obj(x):  # Python data, taken as NumPy later
+        _NOT_EAGER_TYPES.add(array_type)
+        return False
+    library = sys.modules.get(array_namespace(x).__name__.partition(".")[0])
+    jit = getattr(library, "jit", None)
+    tracer_type = getattr(getattr(library, "core", None), "Tracer", None)
+    if not callable(jit) or not isinstance(tracer_type, type) or isinstance(x, tracer_type):
+        _NOT_EAGER_TYPES.add(array_type)
+        return False
+    if is_writeable_array(x):
+        return False  # writeable may be per array; only the library's answers are per type
+    _EAGER_TYPES.add(array_type)
+    return True
+
+
+_EAGER_TYPES: set[type] = set()
+_NOT_EAGER_TYPES: set[type] = set()
+
+
+def _compile_for(
+    fn: Callable[..., Array], x: Array, static: dict[str, Any]
+) -> Callable[[Array, Array | None], Array] | None:
+    library = sys.modules[array_namespace(x).__name__.partition(".")[0]]
+
+    def kernel(x: Array, where: Array | None) -> Array:
+        return fn(x, where=where, **static)
+
+    compiled: Callable[[Array, Array | None], Array] = library.jit(kernel)
+    return compiled

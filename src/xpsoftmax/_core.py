@@ -16,7 +16,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ._compat import Array, Namespace, array_device, can_update_in_place, surely_false
+from ._compat import (
+    Array,
+    Namespace,
+    array_device,
+    can_update_in_place,
+    surely_false,
+    surely_true,
+)
 from ._validation import Prepared
 
 __all__ = [
@@ -40,9 +47,14 @@ class Normalised:
     maximum: Array  # the slice's maximum, which may be +-inf or NaN
     offset: Array  # the maximum actually subtracted: 0 where the maximum is infinite
     total: Array  # sum of exp_shifted: 0 for a slice with nothing in it
+    # Every maximum is known to be finite: no slice is empty, holds +inf or NaN, and each
+    # total is at least 1 (the maximum's own exp(0)).
+    ordinary: bool = False
 
     def safe_total(self, p: Prepared) -> Array:
         """`total`, with empty slices' 0 replaced by 1 so they divide to 0 and not NaN."""
+        if self.ordinary:
+            return self.total
         return p.xp.where(self.total == 0, 1.0, self.total)
 
 
@@ -52,23 +64,27 @@ def normalise(p: Prepared) -> Normalised:
     if p.where is not None:
         x = xp.where(p.where, x, -xp.inf)
     maximum = _maximum(xp, x, axes)
+    # Ordinary input, every maximum finite, needs none of the special-value passes below; one
+    # look at the small per-slice maximum tells (eager arrays only: asking a lazy one would
+    # run it). This keeps softmax to SciPy's five passes over the data.
+    ordinary = not p.lazy and surely_true(xp.all(xp.isfinite(maximum)))
     # Subtracting an infinite maximum would make NaN (and warn); NaN maxima stay, they poison
     # their slice as they should.
-    offset = xp.where(xp.isinf(maximum), 0.0, maximum)
+    offset = maximum if ordinary else xp.where(xp.isinf(maximum), 0.0, maximum)
     shifted = x - offset
     if isinstance(p.temperature, float):
         if p.temperature != 1.0:
             shifted = divide(xp, shifted, p.temperature)
     else:
         shifted = divide(xp, shifted, p.temperature)
-    if p.lazy or not surely_false(xp.any(maximum == xp.inf)):
+    if not ordinary and (p.lazy or not surely_false(xp.any(maximum == xp.inf))):
         # Slices holding +inf: the +inf entries share the whole mass, the rest get none.
         # (One operand an array: the standard's where takes at most one Python scalar.)
         at_infinity = xp.where(x == xp.inf, xp.zeros_like(x), -xp.inf)
         shifted = xp.where(maximum == xp.inf, at_infinity, shifted)
     exp_shifted = xp.exp(shifted)
     total = xp.sum(exp_shifted, axis=axes, keepdims=True)
-    return Normalised(shifted, exp_shifted, maximum, offset, total)
+    return Normalised(shifted, exp_shifted, maximum, offset, total, ordinary)
 
 
 def _maximum(xp: Namespace, x: Array, axes: tuple[int, ...]) -> Array:

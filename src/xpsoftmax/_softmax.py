@@ -2,11 +2,33 @@
 
 from __future__ import annotations
 
-from ._compat import Array
+from collections.abc import Callable
+
+from ._compat import Array, compiles_eagerly, eager_kernel
 from ._core import log_total, normalise, probabilities, subtract
 from ._validation import Prepared, prepare
 
 __all__ = ["log_softmax", "logsumexp", "softmax"]
+
+
+def _compiled(
+    fn: Callable[..., Array], x: Array, where: object, **static: object
+) -> Callable[[Array, Array | None], Array] | None:
+    """The compiled `fn` for an eager call on immutable arrays (see `eager_kernel`), or None.
+
+    Only calls whose checks all happen while tracing qualify: a hashable axis, a Python
+    temperature (bound in, so it is validated and its value 1 still skips the division) and
+    a mask of x's own type. An array temperature must have its values checked, and a mask
+    from another library must raise TypeError, so those calls run eagerly.
+    """
+    if not compiles_eagerly(x):
+        return None
+    axis, temperature = static["axis"], static["temperature"]
+    if type(temperature) not in (int, float) or not (where is None or type(where) is type(x)):
+        return None
+    if not (axis is None or type(axis) is int or type(axis) is tuple):
+        return None
+    return eager_kernel(fn, x, tuple(static.items()))
 
 
 def softmax(
@@ -47,6 +69,9 @@ def softmax(
     >>> xpsoftmax.softmax(np.array([0.0, np.log(3.0)]))
     array([0.25, 0.75])
     """
+    kernel = _compiled(softmax, x, where, axis=axis, temperature=temperature)
+    if kernel is not None:
+        return kernel(x, where)
     p = prepare(x, axis=axis, temperature=temperature, where=where)
     return p.finish(probabilities(p, normalise(p)))
 
@@ -73,6 +98,9 @@ def log_softmax(
     >>> float(xpsoftmax.log_softmax(np.array([0.0, -40.0]))[0])
     -4.248354255291589e-18
     """
+    kernel = _compiled(log_softmax, x, where, axis=axis, temperature=temperature)
+    if kernel is not None:
+        return kernel(x, where)
     p = prepare(x, axis=axis, temperature=temperature, where=where)
     return p.finish(log_probabilities(p))
 
@@ -106,6 +134,9 @@ def logsumexp(
     >>> float(xpsoftmax.logsumexp(np.array([1e8, 1e8])) - 1e8)
     0.6931471824645996
     """
+    kernel = _compiled(logsumexp, x, where, axis=axis, temperature=temperature, keepdims=keepdims)
+    if kernel is not None:
+        return kernel(x, where)
     p = prepare(x, axis=axis, temperature=temperature, where=where)
     n = normalise(p)
     xp = p.xp

@@ -83,6 +83,8 @@ def to_namespace(xp: Namespace, x: Array, value: object, name: str) -> Array:
 
 
 def _normalise_axes(axis: object, ndim: int, single: bool) -> tuple[int, ...]:
+    if type(axis) is int and -ndim <= axis < ndim:  # the common case, on every call
+        return (axis % ndim,)
     if single and not _is_int(axis):
         raise ValueError(f"axis must be a single int for this function, got {axis!r}")
     if axis is None:
@@ -108,16 +110,25 @@ def _is_int(value: object) -> bool:
 def _compute_dtypes(xp: Namespace, x: Array, name: str) -> tuple[Any, Any]:
     """(dtype to compute in, dtype of the result) for input x."""
     dtype = x.dtype
+    known = _FLOATING_DTYPES.get((xp.__name__, dtype))
+    if known is not None:  # asked on every call: isdtype and finfo cost more than the math
+        return known
     if xp.isdtype(dtype, "complex floating"):
         raise TypeError(f"{name} must be real, got complex dtype {dtype}")
     if xp.isdtype(dtype, "real floating"):
         # float16 and bfloat16 are computed in float32 and rounded once at the end.
-        return (xp.float32 if xp.finfo(dtype).bits < 32 else dtype), dtype
+        dtypes = (xp.float32 if xp.finfo(dtype).bits < 32 else dtype), dtype
+        _FLOATING_DTYPES[xp.__name__, dtype] = dtypes
+        return dtypes
     if xp.isdtype(dtype, ("bool", "integral")):
         info = xp.__array_namespace_info__()
         default = info.default_dtypes(device=array_device(x))["real floating"]
         return default, default
     raise TypeError(f"{name} must have a real numeric dtype, got {dtype}")
+
+
+# Keyed by the namespace's name: torch.compile traces this lookup, and cannot hash a module.
+_FLOATING_DTYPES: dict[tuple[str, Any], tuple[Any, Any]] = {}
 
 
 def _check_temperature(
