@@ -1,0 +1,330 @@
+"""Measure xpsoftmax beside each framework's own kernel and write the Performance page's data.
+
+Run from the repository root (the docs build never runs it; its outputs are committed)::
+
+    python docs/scripts/performance_report.py            # about five minutes on 2 cores
+    python docs/scripts/performance_report.py --rounds 3 # quicker, noisier
+
+It writes, under ``docs/_generated/``:
+
+* ``performance_table.rst``: the target table (ratio xpsoftmax / peer per case, with the target);
+* ``performance_targets.png``: the same ratios as bars against their targets;
+* ``performance_ratios.png``: softmax's ratio to the peer per variant and size;
+* ``performance_throughput.png``: input bytes per second of both, against a copy of the input.
+
+Every ratio is a best of interleaved runs in one process: each round times xpsoftmax, then the
+peer, on the same input, and the best round of each is kept, so a busy machine slows both
+sides alike. Cases come from ``asv_bench/benchmarks/common.py``, as in the asv and
+pytest-benchmark suites.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import platform
+import sys
+import time
+import tracemalloc
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[2]
+OUT = ROOT / "docs" / "_generated"
+
+
+def _load_common() -> Any:
+    spec = importlib.util.spec_from_file_location(
+        "asv_common", ROOT / "asv_bench" / "benchmarks" / "common.py"
+    )
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["asv_common"] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+common = _load_common()
+
+# (label, ours: (variant, function, size), peer: (variant, function, size), target)
+TARGETS = [
+    (
+        "NumPy softmax 2048x4096 / SciPy",
+        ("numpy", "softmax", "square"),
+        ("numpy", "softmax", "square"),
+        0.8,
+    ),
+    (
+        "NumPy log_softmax 2048x4096 / SciPy",
+        ("numpy", "log_softmax", "square"),
+        ("numpy", "log_softmax", "square"),
+        1.0,
+    ),
+    (
+        "NumPy softmax 64x10 / SciPy",
+        ("numpy", "softmax", "tiny"),
+        ("numpy", "softmax", "tiny"),
+        1.0,
+    ),
+    (
+        "JAX eager softmax 128x32000 / jit(jax.nn.softmax)",
+        ("jax", "softmax", "vocabulary"),
+        ("jax-jit", "softmax", "vocabulary"),
+        1.25,
+    ),
+    (
+        "JAX eager softmax 64x10 / jit(jax.nn.softmax)",
+        ("jax", "softmax", "tiny"),
+        ("jax-jit", "softmax", "tiny"),
+        1.25,
+    ),
+    (
+        "JAX jit softmax 128x32000 / jit(jax.nn.softmax)",
+        ("jax-jit", "softmax", "vocabulary"),
+        ("jax-jit", "softmax", "vocabulary"),
+        1.1,
+    ),
+    (
+        "JAX jit log_softmax 128x32000 / jit(jax.nn.log_softmax)",
+        ("jax-jit", "log_softmax", "vocabulary"),
+        ("jax-jit", "log_softmax", "vocabulary"),
+        1.25,
+    ),
+    (
+        "torch eager softmax 128x32000 / torch.softmax",
+        ("torch", "softmax", "vocabulary"),
+        ("torch", "softmax", "vocabulary"),
+        2.5,
+    ),
+    (
+        "torch eager softmax 64x10 / torch.softmax",
+        ("torch", "softmax", "tiny"),
+        ("torch", "softmax", "tiny"),
+        2.0,
+    ),
+    (
+        "torch.compile softmax 128x32000 / torch.softmax",
+        ("torch-compile", "softmax", "vocabulary"),
+        ("torch", "softmax", "vocabulary"),
+        1.3,
+    ),
+    (
+        "JAX jit Jacobian 64x256 / jit(vmap(jacrev))",
+        ("jax-jit", "softmax_jacobian", "jacobian"),
+        ("jax-jit", "softmax_jacobian", "jacobian"),
+        0.8,
+    ),
+    (
+        "torch Jacobian 64x256 / vmap(jacrev)",
+        ("torch", "softmax_jacobian", "jacobian"),
+        ("torch", "softmax_jacobian", "jacobian"),
+        0.8,
+    ),
+]
+RATIO_VARIANTS = ("numpy", "dask", "jax", "jax-jit", "torch", "torch-compile")
+
+
+def make_case(variant: str, function: str, size: str, implementation: str) -> Any:
+    if function == "softmax_jacobian":
+        return common.jacobian_case(variant, function, implementation, (64, 256))
+    return common.reduction_case(
+        variant, function, implementation, common.SIZES[size], -1, "float32"
+    )
+
+
+def per_call(fn: Callable[[], Any], budget: float = 0.02) -> tuple[int, float]:
+    """How many calls fill `budget` seconds, and the time of one call."""
+    start = time.perf_counter()
+    fn()
+    once = time.perf_counter() - start
+    return max(1, int(budget / max(once, 1e-7))), once
+
+
+def interleaved(a: Callable[[], Any], b: Callable[[], Any], rounds: int) -> tuple[float, float]:
+    """Best per-call seconds of a and b, timed in alternating rounds."""
+    calls_a, _ = per_call(a)
+    calls_b, _ = per_call(b)
+    best_a = best_b = float("inf")
+    for _ in range(rounds):
+        for fn, calls, which in ((a, calls_a, "a"), (b, calls_b, "b")):
+            start = time.perf_counter()
+            for _ in range(calls):
+                fn()
+            elapsed = (time.perf_counter() - start) / calls
+            if which == "a":
+                best_a = min(best_a, elapsed)
+            else:
+                best_b = min(best_b, elapsed)
+    return best_a, best_b
+
+
+def numpy_peak_extra() -> tuple[float, float]:
+    """Peak bytes NumPy allocates in one softmax beyond its output, in units of the input."""
+    import numpy as np
+    from scipy import special
+
+    import xpsoftmax
+
+    x = np.random.default_rng(0).standard_normal((2048, 4096)).astype(np.float32)
+    peaks = []
+    for fn in (lambda: xpsoftmax.softmax(x), lambda: special.softmax(x, axis=-1)):
+        tracemalloc.start()
+        out = fn()
+        _, peak = tracemalloc.get_traced_memory()
+        tracemalloc.stop()
+        peaks.append((peak - out.nbytes) / x.nbytes)
+        del out
+    return peaks[0], peaks[1]
+
+
+def measure_targets(rounds: int) -> list[tuple[str, float, float, float, float]]:
+    rows = []
+    for label, ours_spec, peer_spec, target in TARGETS:
+        ours = make_case(*ours_spec, "xpsoftmax")
+        peer = make_case(*peer_spec, "peer")
+        t_ours, t_peer = interleaved(ours.run, peer.run, rounds)
+        rows.append((label, t_ours, t_peer, t_ours / t_peer, target))
+        print(
+            f"{label:58s} {t_ours * 1e3:9.3f} ms {t_peer * 1e3:9.3f} ms {t_ours / t_peer:6.2f} (<= {target})"
+        )
+    return rows
+
+
+def measure_matrix(rounds: int) -> dict[tuple[str, str], tuple[float, float, float]]:
+    """(variant, size) -> (ours, peer, copy) seconds for softmax along the last axis."""
+    results = {}
+    for variant in RATIO_VARIANTS:
+        for size in common.SIZES:
+            ours = make_case(variant, "softmax", size, "xpsoftmax")
+            peer = make_case(variant, "softmax", size, "peer")
+            copy = common.copy_case(variant, common.SIZES[size])
+            t_ours, t_peer = interleaved(ours.run, peer.run, rounds)
+            _, t_copy = interleaved(copy.run, copy.run, max(2, rounds // 2))
+            results[variant, size] = (t_ours, t_peer, t_copy)
+            print(f"{variant:14s} {size:11s} ratio {t_ours / t_peer:6.2f}")
+    return results
+
+
+def write_table(rows: list[Any], memory: tuple[float, float], machine: str) -> None:
+    lines = [
+        ".. Generated by docs/scripts/performance_report.py; do not edit.",
+        "",
+        f"Measured on {machine}.",
+        "",
+        ".. list-table::",
+        "   :header-rows: 1",
+        "",
+        "   * - case",
+        "     - xpsoftmax",
+        "     - peer",
+        "     - ratio",
+        "     - target",
+        "     - met",
+    ]
+    for label, t_ours, t_peer, ratio, target in rows:
+        lines += [
+            f"   * - {label}",
+            f"     - {_ms(t_ours)}",
+            f"     - {_ms(t_peer)}",
+            f"     - {ratio:.2f}",
+            f"     - <= {target}",
+            f"     - {'yes' if ratio <= target else 'no'}",
+        ]
+    ours_extra, scipy_extra = memory
+    lines += [
+        "   * - NumPy softmax 2048x4096: peak extra memory besides the output (in inputs)",
+        f"     - {ours_extra:.2f}",
+        f"     - {scipy_extra:.2f}",
+        f"     - {ours_extra / scipy_extra:.2f}",
+        "     - <= 1 input",
+        f"     - {'yes' if ours_extra <= 1.0 + 1e-3 else 'no'}",
+        "",
+    ]
+    (OUT / "performance_table.rst").write_text("\n".join(lines))
+
+
+def _ms(seconds: float) -> str:
+    return f"{seconds * 1e3:.3f} ms" if seconds >= 1e-3 else f"{seconds * 1e6:.1f} us"
+
+
+def plot(rows: list[Any], matrix: dict[tuple[str, str], tuple[float, float, float]]) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    fig, ax = plt.subplots(figsize=(9, 5.5))
+    labels = [r[0] for r in rows]
+    ratios = [r[3] for r in rows]
+    targets = [r[4] for r in rows]
+    y = np.arange(len(rows))
+    colors = ["tab:green" if r <= t else "tab:red" for r, t in zip(ratios, targets, strict=True)]
+    ax.barh(y, ratios, color=colors)
+    ax.scatter(targets, y, marker="|", s=300, color="black", label="target")
+    ax.set_yticks(y, labels, fontsize=8)
+    ax.invert_yaxis()
+    ax.axvline(1.0, color="grey", lw=0.8)
+    ax.set_xlabel("time of xpsoftmax / time of the framework's own kernel (lower is better)")
+    ax.legend(loc="lower right")
+    fig.tight_layout()
+    fig.savefig(OUT / "performance_targets.png", dpi=110)
+    plt.close(fig)
+
+    sizes = list(common.SIZES)
+    width = 0.8 / len(sizes)
+    fig, ax = plt.subplots(figsize=(9, 4.5))
+    x = np.arange(len(RATIO_VARIANTS))
+    for i, size in enumerate(sizes):
+        values = [matrix[v, size][0] / matrix[v, size][1] for v in RATIO_VARIANTS]
+        shape = "x".join(str(n) for n in common.SIZES[size])
+        ax.bar(x + (i - 1.5) * width, values, width, label=f"{size} ({shape})")
+    ax.axhline(1.0, color="black", lw=0.8)
+    ax.set_xticks(x, RATIO_VARIANTS)
+    ax.set_ylabel("softmax time, xpsoftmax / peer")
+    ax.set_yscale("log")
+    ax.legend(fontsize=8)
+    ax.set_title("softmax along the last axis, float32: ratio to each framework's own kernel")
+    fig.tight_layout()
+    fig.savefig(OUT / "performance_ratios.png", dpi=110)
+    plt.close(fig)
+
+    fig, axes = plt.subplots(1, len(sizes), figsize=(12, 4), sharey=True)
+    for ax, size in zip(axes, sizes, strict=True):
+        nbytes = 4 * np.prod(common.SIZES[size])
+        rates = np.array([[nbytes / t / 1e9 for t in matrix[v, size]] for v in RATIO_VARIANTS])
+        for j, name in enumerate(("xpsoftmax", "peer", "copy of the input")):
+            ax.bar(x + (j - 1) * 0.27, rates[:, j], 0.27, label=name)
+        ax.set_xticks(x, RATIO_VARIANTS, rotation=60, fontsize=8)
+        ax.set_title(size, fontsize=9)
+        ax.set_yscale("log")
+    axes[0].set_ylabel("input GB/s (higher is better)")
+    axes[0].legend(fontsize=7)
+    fig.suptitle("softmax throughput against a memory copy, float32, last axis")
+    fig.tight_layout()
+    fig.savefig(OUT / "performance_throughput.png", dpi=110)
+    plt.close(fig)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=7, help="interleaved rounds per pair")
+    args = parser.parse_args()
+    OUT.mkdir(parents=True, exist_ok=True)
+    import os
+
+    machine = f"{platform.machine()} Linux, {os.cpu_count()} cores, {platform.python_version()}"
+    rows = measure_targets(args.rounds)
+    memory = numpy_peak_extra()
+    print(
+        f"NumPy softmax peak extra memory: xpsoftmax {memory[0]:.2f}, SciPy {memory[1]:.2f} inputs"
+    )
+    write_table(rows, memory, machine)
+    matrix = measure_matrix(max(3, args.rounds // 2))
+    plot(rows, matrix)
+
+
+if __name__ == "__main__":
+    main()
