@@ -24,7 +24,7 @@ extensions = [
 
 # Sources: the pages are reStructuredText; _build and generated outputs are not pages.
 source_suffix = {".rst": "restructuredtext"}
-exclude_patterns = ["_build", "**/.ipynb_checkpoints"]
+exclude_patterns = ["_build", "_generated", "**/.ipynb_checkpoints"]
 root_doc = "index"
 
 # numpydoc renders the docstrings; class members are listed on purpose in api.rst, not twice.
