@@ -31,6 +31,7 @@ Error bounds live in one place, `allowed_error` below, in units of the test dtyp
 from __future__ import annotations
 
 import math
+import zlib
 from collections.abc import Callable
 from typing import Any
 
@@ -84,7 +85,8 @@ def eager_variant(request: pytest.FixtureRequest) -> backends.Variant:
 @pytest.fixture
 def rng(request: pytest.FixtureRequest) -> np.random.Generator:
     """A generator seeded by the test id, so that every test sees its own fixed data."""
-    return np.random.default_rng(abs(hash(request.node.nodeid)) % 2**32)
+    # crc32, not hash(): str hashes change from process to process.
+    return np.random.default_rng(zlib.crc32(request.node.nodeid.encode()))
 
 
 def _raise_torch_recompile_limit() -> None:
