@@ -151,7 +151,11 @@ def test_graph_is_a_small_multiple_of_max_then_sum(name: str, n_chunks: int) -> 
 
 @pytest.fixture(scope="module")
 def client() -> Iterator[Any]:
-    """Two worker processes with one thread and 400 MB each; no dashboard (no port to clash)."""
+    """Two worker processes with one thread and 400 MB each.
+
+    The dashboard (and the scheduler's HTTP server) on a free port: the default 8787 may be
+    taken by another cluster of the same test run, and distributed then warns.
+    """
     from distributed import Client, LocalCluster
 
     with (
@@ -160,7 +164,7 @@ def client() -> Iterator[Any]:
             threads_per_worker=1,
             processes=True,
             memory_limit="400MB",
-            dashboard_address=None,
+            dashboard_address=":0",
         ) as cluster,
         Client(cluster) as cluster_client,
     ):
