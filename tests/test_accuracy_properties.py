@@ -26,9 +26,10 @@ TINY = 2.0**-1022
 # Few examples: eager JAX compiles one kernel per shape and temperature, which costs ~0.1 s.
 SETTINGS = settings(max_examples=6, deadline=None)
 
+# A few fixed shapes (a single entry, a single row, ...): eager JAX compiles once per shape.
 rows = hnp.arrays(
     np.float64,
-    hnp.array_shapes(min_dims=2, max_dims=2, min_side=1, max_side=5),
+    st.sampled_from([(1, 1), (1, 4), (3, 2), (2, 5)]),
     elements=st.floats(-80.0, 80.0, allow_nan=False, allow_infinity=False),
 )
 temperatures = st.sampled_from([0.05, 0.3, 1.0, 7.5])
