@@ -97,17 +97,10 @@ def _compiling_probe(array_type: type) -> Any:
     Asked of the library already imported by whoever made the array, so nothing is imported
     here and no library is named.
     """
-    try:
-        return _COMPILING_PROBES[array_type]
-    except KeyError:
-        library = sys.modules.get(array_type.__module__.partition(".")[0])
-        probe = getattr(getattr(library, "compiler", None), "is_compiling", None)
-        # Per type, once: this runs on every call, and sys.modules lookups add up on tiny inputs.
-        _COMPILING_PROBES[array_type] = probe
-        return probe
-
-
-_COMPILING_PROBES: dict[type, Any] = {}
+    # No cache here: torch.compile guards on the globals it reads, and a cache filled while
+    # it traces the first call would make it compile the second call again.
+    library = sys.modules.get(array_type.__module__.partition(".")[0])
+    return getattr(getattr(library, "compiler", None), "is_compiling", None)
 
 
 def surely_false(condition: Array) -> bool:
@@ -181,30 +174,24 @@ _EAGER_KERNELS: dict[
 def compiles_eagerly(x: Array) -> bool:
     """Whether `eager_kernel` compiles for arrays like x: immutable, concrete, with a ``jit``.
 
-    Decided once per array type, so the common answer (no) costs a set lookup per call.
+    Mutable arrays answer no at once (array-api-compat caches that per type). Nothing is
+    cached here for them: torch.compile guards on the globals it reads, and a cache filled
+    while it traces would make it compile the next call again.
     """
-    array_type = type(x)
-    if array_type in _EAGER_TYPES:
+    if is_writeable_array(x) or not is_array_api_obj(x):
+        return False
+    if type(x) in _EAGER_TYPES:
         return True
-    if array_type in _NOT_EAGER_TYPES:
-        return False
-    if not is_array_api_obj(x):  # Python data, taken as NumPy later
-        _NOT_EAGER_TYPES.add(array_type)
-        return False
     library = sys.modules.get(array_namespace(x).__name__.partition(".")[0])
     jit = getattr(library, "jit", None)
     tracer_type = getattr(getattr(library, "core", None), "Tracer", None)
     if not callable(jit) or not isinstance(tracer_type, type) or isinstance(x, tracer_type):
-        _NOT_EAGER_TYPES.add(array_type)
         return False
-    if is_writeable_array(x):
-        return False  # writeable may be per array; only the library's answers are per type
-    _EAGER_TYPES.add(array_type)
+    _EAGER_TYPES.add(type(x))
     return True
 
 
 _EAGER_TYPES: set[type] = set()
-_NOT_EAGER_TYPES: set[type] = set()
 
 
 def _compile_for(

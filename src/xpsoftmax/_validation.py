@@ -110,25 +110,18 @@ def _is_int(value: object) -> bool:
 def _compute_dtypes(xp: Namespace, x: Array, name: str) -> tuple[Any, Any]:
     """(dtype to compute in, dtype of the result) for input x."""
     dtype = x.dtype
-    known = _FLOATING_DTYPES.get((xp.__name__, dtype))
-    if known is not None:  # asked on every call: isdtype and finfo cost more than the math
-        return known
+    if dtype == xp.float32 or dtype == xp.float64:  # the common case: isdtype costs more
+        return dtype, dtype
     if xp.isdtype(dtype, "complex floating"):
         raise TypeError(f"{name} must be real, got complex dtype {dtype}")
     if xp.isdtype(dtype, "real floating"):
         # float16 and bfloat16 are computed in float32 and rounded once at the end.
-        dtypes = (xp.float32 if xp.finfo(dtype).bits < 32 else dtype), dtype
-        _FLOATING_DTYPES[xp.__name__, dtype] = dtypes
-        return dtypes
+        return (xp.float32 if xp.finfo(dtype).bits < 32 else dtype), dtype
     if xp.isdtype(dtype, ("bool", "integral")):
         info = xp.__array_namespace_info__()
         default = info.default_dtypes(device=array_device(x))["real floating"]
         return default, default
     raise TypeError(f"{name} must have a real numeric dtype, got {dtype}")
-
-
-# Keyed by the namespace's name: torch.compile traces this lookup, and cannot hash a module.
-_FLOATING_DTYPES: dict[tuple[str, Any], tuple[Any, Any]] = {}
 
 
 def _check_temperature(
