@@ -99,15 +99,11 @@ def test_bad_axis(eager_variant: backends.Variant, name: str) -> None:
 BAD_TEMPERATURES = (0.0, -1.0, float("nan"), float("inf"), float("-inf"))
 
 
-def skip_unless_values_known(v: backends.Variant, request: pytest.FixtureRequest) -> None:
-    """SPEC checks array values only "when known": never on Dask (lazy). JAX eager arrays are
-    known, but the library asks array-api-compat's is_lazy_array, which is True for every JAX
-    array, so it checks them no more than tracers: a gap to SPEC, kept visible as a strict xfail."""
+def skip_unless_values_known(v: backends.Variant) -> None:
+    """SPEC checks array values only "when known": never on Dask, whose arrays are lazy.
+    Eager JAX arrays are concrete, so they are checked like NumPy's (tracers are not)."""
     if v.backend.name == "dask":
         pytest.skip("Dask arrays are lazy: their values are not known without computing them")
-    if v.backend.name == "jax":
-        reason = "the library treats every JAX array as lazy and does not read its values"
-        request.applymarker(pytest.mark.xfail(raises=pytest.fail.Exception, reason=reason))
 
 
 @pytest.mark.parametrize("name", FUNCTIONS)
@@ -119,11 +115,9 @@ def test_bad_temperature(eager_variant: backends.Variant, name: str) -> None:
 
 
 @pytest.mark.parametrize("name", ["softmax", "log_softmax_vjp", "cross_entropy"])
-def test_bad_temperature_array(
-    eager_variant: backends.Variant, name: str, request: pytest.FixtureRequest
-) -> None:
+def test_bad_temperature_array(eager_variant: backends.Variant, name: str) -> None:
     v = eager_variant
-    skip_unless_values_known(v, request)
+    skip_unless_values_known(v)
     x, extra = x_of(v), operands(v, name)
     for t in BAD_TEMPERATURES:
         array = v.asarray(np.array([[1.0], [t]]))
@@ -156,11 +150,9 @@ def test_target_of_wrong_shape(eager_variant: backends.Variant) -> None:
         raises(v, "cross_entropy", ValueError, "target", x, v.asarray(target))
 
 
-def test_class_index_out_of_range(
-    eager_variant: backends.Variant, request: pytest.FixtureRequest
-) -> None:
+def test_class_index_out_of_range(eager_variant: backends.Variant) -> None:
     v = eager_variant
-    skip_unless_values_known(v, request)
+    skip_unless_values_known(v)
     for target in ([0, 3], [-1, 0]):
         raises(v, "cross_entropy", ValueError, "target", x_of(v), v.asarray(np.array(target)))
 

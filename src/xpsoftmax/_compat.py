@@ -85,10 +85,24 @@ def values_are_known(a: Array) -> bool:
     Not for lazy arrays (reading would run their graph or fail on a tracer), nor while the
     array's library is compiling the caller (reading a value would break its graph).
     """
-    if is_lazy_array(a):
+    if is_lazy_array(a) and not _is_concrete(a):
         return False
     is_compiling = _compiling_probe(type(a))
     return is_compiling is None or not is_compiling()
+
+
+def _is_concrete(a: Array) -> bool:
+    """Whether a lazy-looking array holds values now: true of a library's eager arrays when
+    that library tells them from its tracers by a ``core.Tracer`` type (JAX)."""
+    tracer_type = _tracer_type(a)
+    return tracer_type is not None and not isinstance(a, tracer_type)
+
+
+def _tracer_type(a: Array) -> type | None:
+    """The ``core.Tracer`` type of a's library, if it has one (looked up, never imported)."""
+    library = sys.modules.get(array_namespace(a).__name__.partition(".")[0])
+    tracer_type = getattr(getattr(library, "core", None), "Tracer", None)
+    return tracer_type if isinstance(tracer_type, type) else None
 
 
 def _compiling_probe(array_type: type) -> Any:
@@ -183,9 +197,12 @@ def compiles_eagerly(x: Array) -> bool:
     if type(x) in _EAGER_TYPES:
         return True
     library = sys.modules.get(array_namespace(x).__name__.partition(".")[0])
-    jit = getattr(library, "jit", None)
-    tracer_type = getattr(getattr(library, "core", None), "Tracer", None)
-    if not callable(jit) or not isinstance(tracer_type, type) or isinstance(x, tracer_type):
+    tracer_type = _tracer_type(x)
+    if (
+        not callable(getattr(library, "jit", None))
+        or tracer_type is None
+        or isinstance(x, tracer_type)
+    ):
         return False
     _EAGER_TYPES.add(type(x))
     return True
