@@ -13,9 +13,10 @@ from typing import Any
 
 import numpy as np
 import pytest
-from conftest import FUNCTIONS, PRODUCTS, REDUCING, allowed_error, assert_within
+from conftest import FUNCTIONS, PRODUCTS, REDUCING, assert_within
 from test_special_values import ROW_NAMES, WHERE, X
 from xpsoftmax.backends import oracle
+from xpsoftmax.backends.bounds import allowed_error
 
 import xpsoftmax
 from xpsoftmax import backends
@@ -166,6 +167,30 @@ def test_torch_gradients_are_finite_for_special_values(name: str) -> None:
 
 
 # -- Dask --------------------------------------------------------------------------------------------
+
+
+def test_torch_compile_with_axis_as_an_argument() -> None:
+    """torch.compile turns an int argument that changes between calls into a symbolic int; the
+    axis must still work, with no graph break, one value after another."""
+    torch._dynamo.reset()
+    ours = {
+        "logsumexp": torch.compile(lambda x, a: xpsoftmax.logsumexp(x, axis=a), fullgraph=True),
+        "log_softmax": torch.compile(lambda x, a: xpsoftmax.log_softmax(x, axis=a), fullgraph=True),
+        "softmax_jvp": torch.compile(
+            lambda x, a: xpsoftmax.softmax_jvp(x, torch.ones_like(x), axis=a), fullgraph=True
+        ),
+    }
+    x = torch.tensor(np.linspace(-3.0, 4.0, 24).reshape(2, 3, 4))
+    for axis in (0, 1, 2, -1, (0, 2), (1, 2)):
+        dims = axis if isinstance(axis, tuple) else (axis,)
+        expected = torch.logsumexp(x, dim=dims)
+        torch.testing.assert_close(ours["logsumexp"](x, axis), expected, rtol=1e-14, atol=0)
+        expected = x - torch.logsumexp(x, dim=dims, keepdim=True)
+        torch.testing.assert_close(ours["log_softmax"](x, axis), expected, rtol=1e-14, atol=1e-15)
+        if isinstance(axis, int):
+            # J 1 = 0: softmax sums to one, so no direction of equal steps changes it.
+            jvp = ours["softmax_jvp"](x, axis)
+            torch.testing.assert_close(jvp, torch.zeros_like(x), rtol=0, atol=1e-15)
 
 
 def _refuse_to_compute(*args: Any, **kwargs: Any) -> Any:

@@ -102,9 +102,11 @@ def top_count_and_tail(p: Prepared, n: Normalised) -> tuple[Array, Array, Array]
     """
     xp = p.xp
     is_top = n.shifted == 0
-    count = xp.count_nonzero(is_top, axis=p.axes, keepdims=True)
+    # A sum of the mask rather than count_nonzero, whose tuple-axis keepdims emulation on
+    # torch reshapes to a shape torch.compile can mistrace once it has seen other shapes.
+    count = xp.sum(xp.astype(is_top, n.total.dtype), axis=p.axes, keepdims=True)
     # (where, not maximum with a Python scalar: torch.compile cannot trace the latter.)
-    count = xp.where(count == 0, 1.0, xp.astype(count, n.total.dtype))
+    count = xp.where(count == 0, 1.0, count)
     tail = xp.sum(xp.where(is_top, 0.0, n.exp_shifted), axis=p.axes, keepdims=True)
     return is_top, count, tail
 

@@ -84,7 +84,7 @@ def to_namespace(xp: Namespace, x: Array, value: object, name: str) -> Array:
 
 def _normalise_axes(axis: object, ndim: int, single: bool) -> tuple[int, ...]:
     if type(axis) is int and -ndim <= axis < ndim:  # the common case, on every call
-        return (axis % ndim,)
+        return (_plain(axis, ndim),)
     if single and not _is_int(axis):
         raise ValueError(f"axis must be a single int for this function, got {axis!r}")
     if axis is None:
@@ -97,14 +97,27 @@ def _normalise_axes(axis: object, ndim: int, single: bool) -> tuple[int, ...]:
         a = operator.index(a)
         if not -ndim <= a < ndim:
             raise ValueError(f"axis {a} is out of range for x with {ndim} dimension(s)")
-        axes.append(a % ndim)
+        axes.append(_plain(a, ndim))
     if len(set(axes)) != len(axes):
         raise ValueError(f"axis {axis!r} repeats an axis")
     return tuple(sorted(axes))
 
 
+def _plain(axis: int, ndim: int) -> int:
+    """The in-range `axis` as a non-negative Python int constant.
+
+    torch.compile passes an int argument whose value changed between calls as a symbolic int,
+    which shapes and sorting cannot take; comparing it with each candidate makes the compiler
+    specialise on its value (a guard), and what comes back is a constant.
+    """
+    axis %= ndim
+    return next(a for a in range(ndim) if a == axis)
+
+
 def _is_int(value: object) -> bool:
-    return not isinstance(value, bool) and hasattr(value, "__index__")
+    if isinstance(value, int):  # also torch.compile's symbolic ints, without a hasattr
+        return not isinstance(value, bool)
+    return hasattr(value, "__index__")
 
 
 def _compute_dtypes(xp: Namespace, x: Array, name: str) -> tuple[Any, Any]:
