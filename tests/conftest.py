@@ -5,32 +5,12 @@ fixture runs over every variant id, skipping (with the reason) those this machin
 GPU variants without a GPU. Expected values come from the mpmath oracle (`xpsoftmax.backends.oracle`),
 fed the inputs exactly as the backend saw them, i.e. rounded to the test dtype.
 
-Error bounds live in one place, `allowed_error` below, in units of the test dtype's epsilon:
-
-* float16 and bfloat16 are computed in float32 and rounded once, so every function is within one
-  unit (1 eps relative to ``max(|exact|, scale)``) of the exact value (SPEC: 1 ulp of the correctly
-  rounded result).
-* log_softmax: 4 eps relative on every entry but a slice's maxima, where the result near 0 is
-  ``-log1p(t)`` with t the tail ``sum exp(z_j)``: its relative error is that of t, into which the
-  rounding of each shifted logit ``z_j = (x_j - max) / T`` enters times |z_j|, so the bound there is
-  ``4 + 2 |z|max`` (|z|max the largest |z| of the slice). SPEC says "a few ulps, also near 0": that
-  holds when the tail logits are close to the maximum, and is far better than the ``x - max -
-  log(sum)`` of the frameworks, whose relative error near 0 is of order 1.
-* logsumexp: 4 eps relative to ``max(|exact|, max |x|)``: the sum ``max + T log(total)`` cancels where
-  the result crosses 0, an ill-conditioning of the function itself, not of the algorithm.
-* softmax: ``4 + 2 |z|`` eps relative, with ``z = (x - max) / T`` the shifted logit: both rounding
-  errors of the shift-and-scale enter exp multiplied by |z| (Blanchard, Higham & Higham's bound for
-  the shifted algorithm).
-* Jacobians: two softmax factors, so ``8 + 4 |z|max`` relative, with |z|max the largest |z| of the slice.
-* JVP/VJP: the same plus n for the inner product, relative to the scale of the terms
-  (``s (|v| + <s, |v|>) / T`` and similar): ``v - <s, v>`` cancels when v is nearly constant, a
-  conditioning of the product, not of the algorithm.
-* cross_entropy: a sum of non-negative terms ``q_i (-log_softmax_i)``: 4 + n + number of samples.
+Error bounds, in units of the test dtype's epsilon, come from `xpsoftmax.backends.bounds` (the
+module `xpsoftmax compare` uses too), whose docstring derives each one from SPEC.md.
 """
 
 from __future__ import annotations
 
-import math
 import zlib
 from collections.abc import Callable
 from typing import Any
@@ -38,11 +18,11 @@ from typing import Any
 import numpy as np
 import pytest
 from xpsoftmax.backends import oracle
+from xpsoftmax.backends.bounds import error_in_eps, normalise_axes
 
 import xpsoftmax
 from xpsoftmax import backends
 
-LOW_PRECISION = ("float16", "bfloat16")
 #: The dtype the library computes in for each input dtype.
 COMPUTE_DTYPE = {
     "float16": "float32",
@@ -143,12 +123,6 @@ def skip_unless_dtype(v: backends.Variant, dtype: str) -> None:
 # -- inputs ------------------------------------------------------------------------------------------
 
 
-def normalise_axes(axis: Any, ndim: int) -> tuple[int, ...]:
-    if axis is None:
-        return tuple(range(ndim))
-    return tuple(a % ndim for a in ((axis,) if isinstance(axis, int) else axis))
-
-
 def temperature_for(
     kind: Any, shape: tuple[int, ...], axis: Any, dtype: str, rng: np.random.Generator
 ) -> tuple[Any, Any]:
@@ -169,85 +143,6 @@ def mask_for(kind: Any, shape: tuple[int, ...], rng: np.random.Generator) -> np.
 
 
 # -- measuring ---------------------------------------------------------------------------------------
-
-
-def _shifted(x: np.ndarray, axis: Any, t: Any, where: Any) -> np.ndarray:
-    """|z| = |x - max| / T per entry, 0 where the entry is excluded or not finite."""
-    axes = normalise_axes(axis, x.ndim)
-    included = np.isfinite(x) if where is None else np.isfinite(x) & where
-    if x.size == 0:
-        return np.zeros(x.shape)
-    masked = np.where(included, x, -np.inf)
-    m = np.max(masked, axis=axes, keepdims=True)
-    with np.errstate(invalid="ignore"):
-        z = np.abs(masked - m) / np.asarray(t, dtype=np.float64)
-    return np.where(included & np.isfinite(m), z, 0.0)
-
-
-def allowed_error(
-    name: str, dtype: str, x: np.ndarray, axis: Any, t: Any, where: Any
-) -> np.ndarray | float:
-    """The bound, in eps of `dtype`, for each entry of function `name` (see the module docstring)."""
-    if dtype in LOW_PRECISION:
-        return 1.0
-    if name == "logsumexp":
-        return 4.0
-    z = _shifted(x, axis, t, where)
-    if name == "softmax":
-        return 4.0 + 2.0 * z
-    axes = normalise_axes(axis, x.ndim)
-    n = math.prod(x.shape[a] for a in axes)
-    zmax = np.max(z, axis=axes, keepdims=True) if z.size else np.zeros(z.shape)
-    if name == "log_softmax":
-        # At a slice's maximum the result is -log1p(t), whose relative error is that of the tail
-        # t = sum exp(z_j): the rounding of each shifted logit z_j, times |z_j|.
-        included = np.isfinite(x) if where is None else np.isfinite(x) & where
-        return np.where(included & (z == 0), 4.0 + 2.0 * zmax, 4.0)
-    if name == "cross_entropy":
-        return 4.0 + n + x.size / max(n, 1)
-    bound = 8.0 + 4.0 * zmax
-    if name in PRODUCTS:
-        bound = bound + n
-    if name in JACOBIANS:
-        # (*batch, 1, 1) against the Jacobian's (*batch, n, n)
-        bound = np.expand_dims(np.moveaxis(bound, axes[0], -1), -1)
-    return bound
-
-
-def scale_of(
-    name: str, x: np.ndarray, u: Any, axis: Any, t: Any, where: Any, exact: np.ndarray
-) -> np.ndarray | None:
-    """The magnitude errors are measured against where the function cancels (see the docstring)."""
-    if name == "logsumexp":
-        axes = normalise_axes(axis, x.ndim)
-        included = np.isfinite(x) if where is None else np.isfinite(x) & where
-        mags = np.where(included, np.abs(x), 0.0)
-        return np.max(mags, axis=axes) if x.size else np.zeros(np.shape(exact))
-    if name not in PRODUCTS:
-        return None
-    s = oracle.to_float(oracle.softmax(x, axis, t, where))
-    au = np.abs(np.broadcast_to(u, x.shape))
-    if where is not None:
-        au = np.where(where, au, 0.0)
-    if name == "log_softmax_vjp":
-        scale = au + s * np.sum(au, axis=axis, keepdims=True)
-    else:
-        scale = au + np.sum(s * au, axis=axis, keepdims=True)
-        if name.startswith("softmax"):
-            scale = s * scale
-    return scale / np.asarray(t, dtype=np.float64)
-
-
-def error_in_eps(result: np.ndarray, exact: Any, dtype: str, scale: Any = None) -> np.ndarray:
-    """``|result - exact| / max(|exact|, scale, tiny) / eps`` (oracle.ulp_error when scale is None)."""
-    err = oracle.ulp_error(result, exact, dtype)
-    if scale is None:
-        return err
-    magnitude = np.abs(oracle.to_float(exact))
-    tiny = oracle.TINY[dtype]
-    with np.errstate(invalid="ignore"):
-        ratio = np.maximum(magnitude, tiny) / np.maximum(np.maximum(magnitude, scale), tiny)
-    return np.where(np.isfinite(err) & (err > 0), err * np.nan_to_num(ratio, nan=1.0), err)
 
 
 def assert_within(

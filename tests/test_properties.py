@@ -31,7 +31,8 @@ grid_logits = hnp.arrays(
 real_logits = hnp.arrays(
     np.float64,
     hnp.array_shapes(min_dims=1, max_dims=2, min_side=1, max_side=8),
-    elements=st.floats(-50.0, 50.0, allow_nan=False, allow_infinity=False),
+    # No subnormals: XLA on CPU flushes them to zero on input, a property of JAX, not of ours.
+    elements=st.floats(-50.0, 50.0, allow_nan=False, allow_infinity=False, allow_subnormal=False),
 )
 
 

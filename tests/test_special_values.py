@@ -17,14 +17,13 @@ from conftest import (
     JACOBIANS,
     PRODUCTS,
     REDUCING,
-    allowed_error,
     assert_within,
     call,
     dtype_name,
-    scale_of,
     skip_unless_dtype,
 )
 from xpsoftmax.backends import oracle
+from xpsoftmax.backends.bounds import allowed_error, error_scale
 
 from xpsoftmax import backends
 
@@ -72,7 +71,7 @@ def check_rows(v: backends.Variant, name: str, dtype: str, temperature: float) -
     else:
         exact = exact_fn(x, -1, t_seen, WHERE)
     bound = allowed_error(name, dtype, x, -1, t_seen, WHERE)
-    scale = scale_of(name, x, u if name in PRODUCTS else None, -1, t_seen, WHERE, exact)
+    scale = error_scale(name, x, u if name in PRODUCTS else None, -1, t_seen, WHERE, exact)
     for i, row in enumerate(ROW_NAMES):
         row_bound = np.broadcast_to(bound, exact.shape)[i]
         row_scale = None if scale is None else np.broadcast_to(scale, exact.shape)[i]

@@ -19,16 +19,15 @@ from conftest import (
     FUNCTIONS,
     JACOBIANS,
     PRODUCTS,
-    allowed_error,
     assert_within,
     call,
     dtype_name,
     mask_for,
-    scale_of,
     skip_unless_dtype,
     temperature_for,
 )
 from xpsoftmax.backends import oracle
+from xpsoftmax.backends.bounds import allowed_error, error_scale
 
 from xpsoftmax import backends
 
@@ -88,7 +87,7 @@ def run_case(
     assert dtype_name(result) == dtype
     got = np.asarray(v.to_numpy(result), dtype=np.float64)
     bound = allowed_error(name, dtype, x, axis, t_seen, where)
-    scale = scale_of(name, x, u, axis, t_seen, where, exact)
+    scale = error_scale(name, x, u, axis, t_seen, where, exact)
     if name == "logsumexp" and static["keepdims"] and scale is not None:
         scale = np.reshape(scale, exact.shape)
     return assert_within(got, exact, dtype, bound, scale, what=f"{case} {dtype} {shape} {axis}")
@@ -280,7 +279,7 @@ def test_never_worse_than_framework_reference(
     ours = np.asarray(v.to_numpy(call(v, name, xb, axis=axis)), dtype=np.float64)
     ref = np.asarray(v.to_numpy(getattr(v.backend, f"ref_{name}")(xb, axis)), dtype=np.float64)
     exact = getattr(oracle, name)(x, axis)
-    scale = scale_of(name, x, None, axis, 1.0, None, exact)
+    scale = error_scale(name, x, None, axis, 1.0, None, exact)
     our_error = assert_within(
         ours, exact, dtype, allowed_error(name, dtype, x, axis, 1.0, None), scale, what=name
     )
@@ -307,7 +306,7 @@ def test_log_softmax_keeps_relative_accuracy_near_zero(
         got = np.asarray(v.to_numpy(call(v, name, xb, axis=-1)), dtype=np.float64)
         exact = getattr(oracle, name)(host)
         bound = allowed_error(name, dtype, host, -1, 1.0, None)
-        scale = scale_of(name, host, None, -1, 1.0, None, exact)
+        scale = error_scale(name, host, None, -1, 1.0, None, exact)
         assert_within(got, exact, dtype, bound, scale, what=name)
 
 
@@ -334,12 +333,12 @@ def test_broadcast_mask_temperature_and_tangent(
     for name in ("softmax", "log_softmax", "logsumexp", *JACOBIANS):
         got = np.asarray(v.to_numpy(call(v, name, xb, array_kwargs=kwargs, axis=-1)))
         exact = getattr(oracle, name)(x, -1, t, where)
-        scale = scale_of(name, x, None, -1, t, where, exact)
+        scale = error_scale(name, x, None, -1, t, where, exact)
         assert_within(got, exact, "float64", allowed_error(name, "float64", x, -1, t, where), scale)
     for name in PRODUCTS:
         got = np.asarray(v.to_numpy(call(v, name, xb, v.asarray(u), array_kwargs=kwargs, axis=-1)))
         exact = getattr(oracle, name)(x, u, -1, t, where)
-        scale = scale_of(name, x, u, -1, t, where, exact)
+        scale = error_scale(name, x, u, -1, t, where, exact)
         assert_within(got, exact, "float64", allowed_error(name, "float64", x, -1, t, where), scale)
 
 
