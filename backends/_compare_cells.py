@@ -28,7 +28,7 @@ import numpy as np
 
 import xpsoftmax
 
-from . import bounds, oracle
+from . import accuracy, bounds, oracle
 
 if TYPE_CHECKING:
     from ._variant import Variant
@@ -197,19 +197,22 @@ class OracleCheck:
     truth: np.ndarray
     scale: np.ndarray | None
     allowed: np.ndarray
+    flushed: bool = False
 
     @classmethod
-    def build(cls, function: str, dtype: str, held: dict[str, np.ndarray]) -> OracleCheck:
+    def build(
+        cls, function: str, dtype: str, held: dict[str, np.ndarray], flushed: bool = False
+    ) -> OracleCheck:
         truth = exact(function, held)
         x = held["x"]
         u = held.get("g" if function.endswith("vjp") else "v")
         scale = bounds.error_scale(function, x, u, axis=-1, exact=truth)
         allowed = np.broadcast_to(bounds.allowed_error(function, dtype, x, axis=-1), truth.shape)
-        return cls(function, dtype, truth, scale, allowed)
+        return cls(function, dtype, truth, scale, allowed, flushed)
 
     def errors(self, result: np.ndarray) -> np.ndarray:
         """Error of each entry of `result` (the checked rows), in eps of the dtype."""
-        return bounds.error_in_eps(result, self.truth, self.dtype, self.scale)
+        return bounds.error_in_eps(result, self.truth, self.dtype, self.scale, self.flushed)
 
     def record(self, cell: Cell, result: np.ndarray) -> None:
         """Set the cell's largest error, the bound at that entry, and whether all are within."""
@@ -273,7 +276,7 @@ def measure(
     # The oracle sees the values the framework holds, after rounding to `dtype`.
     checked = oracle_rows(function, shape[1])
     held = _held_rows(variant, function, args, checked)
-    check = OracleCheck.build(function, dtype, held)
+    check = OracleCheck.build(function, dtype, held, accuracy.flushes_subnormals(variant, dtype))
     try:
         result = _host(variant, our_fn, args)
         check.record(cell, result[:checked])
