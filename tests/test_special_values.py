@@ -20,7 +20,6 @@ from conftest import (
     assert_within,
     call,
     dtype_name,
-    skip_unless_dtype,
 )
 from xpsoftmax.backends import oracle
 from xpsoftmax.backends.bounds import allowed_error, error_scale
@@ -89,7 +88,6 @@ def test_special_value_table(variant: backends.Variant, name: str, temperature: 
 def test_special_value_table_every_dtype(
     eager_variant: backends.Variant, name: str, dtype: str
 ) -> None:
-    skip_unless_dtype(eager_variant, dtype)
     check_rows(eager_variant, name, dtype, 1.0)
 
 
@@ -186,12 +184,11 @@ def test_result_keeps_namespace_device_dtype_and_shape(variant: backends.Variant
             assert tuple(result.shape) == _expected_shape(name), name
 
 
+@pytest.mark.compiled_dtypes("int64")
 @pytest.mark.parametrize("dtype", ["int32", "int64", "bool"])
 def test_integer_and_bool_input_give_the_default_float(
     variant: backends.Variant, dtype: str
 ) -> None:
-    if variant.compiled and dtype != "int64":
-        pytest.skip("compiled variants: one integer dtype is enough (compilation costs seconds)")
     xp = variant.xp
     host = np.array([[1, 0, 1], [0, 0, 1]])
     x = variant.asarray(host, dtype=dtype)
