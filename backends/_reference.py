@@ -39,7 +39,7 @@ def cross_entropy_from_log_probs(
     if nx.issubdtype(target.dtype, nx.integer):
         if target.shape != log_probs.shape[:-1]:
             raise ValueError(f"index target shape {target.shape} != {log_probs.shape[:-1]}")
-        if target.size and (int(target.min()) < 0 or int(target.max()) >= n_classes):
+        if target.size and _surely(nx.any((target < 0) | (target >= n_classes))):
             raise ValueError(f"class index out of range [0, {n_classes})")
         loss = -nx.take_along_axis(log_probs, target[..., None], axis=-1)[..., 0]
         if label_smoothing:  # skipped at 0 so that -inf log-probabilities do not give 0 * inf
@@ -55,3 +55,11 @@ def cross_entropy_from_log_probs(
         # The mean of no samples is NaN, as in PyTorch, without NumPy's empty-slice warning.
         return nx.asarray(nx.mean(loss) if loss.size else nx.full((), nx.nan, dtype=loss.dtype))
     return loss
+
+
+def _surely(condition: Any) -> bool:
+    """The value of a 0-d boolean, or False where it is traced (under `jax.jit`) and unknown."""
+    try:
+        return bool(condition)
+    except TypeError:  # JAX's ConcretizationTypeError is a TypeError
+        return False
