@@ -24,6 +24,7 @@ import dask
 import dask.array as da
 import numpy as np
 import pytest
+from conftest import JACOBIANS, PRODUCTS
 from scipy import special
 
 import xpsoftmax
@@ -98,14 +99,7 @@ def test_stays_lazy_with_axis_mask_and_temperature_as_dask(name: str) -> None:
 
 @pytest.mark.parametrize(
     "name",
-    [
-        "softmax_jacobian",
-        "log_softmax_jacobian",
-        "softmax_jvp",
-        "softmax_vjp",
-        "log_softmax_jvp",
-        "log_softmax_vjp",
-    ],
+    [*JACOBIANS, *PRODUCTS],
 )
 def test_derivatives_stay_lazy(name: str) -> None:
     rng = np.random.default_rng(11)
