@@ -6,6 +6,7 @@ Everything framework-specific the library needs is phrased here as a question ab
 
 from __future__ import annotations
 
+import math
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -16,6 +17,7 @@ from array_api_compat import device as _device
 __all__ = [
     "Array",
     "Namespace",
+    "all_finite_now",
     "array_device",
     "array_namespace",
     "as_array",
@@ -27,6 +29,7 @@ __all__ = [
     "surely_false",
     "surely_true",
     "values_are_known",
+    "writes_into_out",
 ]
 
 Array = Any
@@ -112,9 +115,11 @@ def _compiling_probe(array_type: type) -> Any:
     here and no library is named.
     """
     # No cache here: torch.compile guards on the globals it reads, and a cache filled while
-    # it traces the first call would make it compile the second call again.
-    library = sys.modules.get(array_type.__module__.partition(".")[0])
-    return getattr(getattr(library, "compiler", None), "is_compiling", None)
+    # it traces the first call would make it compile the second call again. The submodule is
+    # looked up in sys.modules, not as an attribute: a library without one (NumPy) would answer
+    # through its module ``__getattr__`` and a raised AttributeError, microseconds every call.
+    compiler = sys.modules.get(array_type.__module__.partition(".")[0] + ".compiler")
+    return getattr(compiler, "is_compiling", None)
 
 
 def surely_false(condition: Array) -> bool:
@@ -130,6 +135,33 @@ def surely_false(condition: Array) -> bool:
         return not bool(condition)
     except RuntimeError:
         return False
+
+
+def all_finite_now(xp: Namespace, values: Array) -> bool:
+    """True when `values`, an eager array whose values are known, surely holds only finite values.
+
+    Two small elementwise operations, one reduction and one scalar read: the largest magnitude is
+    finite only if every value is (a NaN anywhere makes it NaN). A sum would be as short but
+    warns on ``inf + -inf``, and ``all(isfinite(...))`` costs several times more on some
+    libraries. A library that refuses the read inside a transform (``torch.func.vmap``)
+    answers False: callers then take their general path, which is correct for every input.
+    The caller has checked `values_are_known`; this does not ask again.
+    """
+    try:
+        # (A comparison, not float(): reading a float from an array that records gradients warns.)
+        return bool(xp.max(xp.abs(values)) < math.inf)
+    except RuntimeError:
+        return False
+
+
+def writes_into_out(function: Callable[..., Array]) -> bool:
+    """Whether an elementwise function of a namespace can write its result into ``out=``.
+
+    Universal functions (they carry ``nin`` and ``nout``) take an output array; the standard
+    has no ``out=``, so only callers that own a mutable temporary (`can_update_in_place`)
+    ask, to compute into it rather than allocate.
+    """
+    return hasattr(function, "nout")
 
 
 def surely_true(condition: Array) -> bool:

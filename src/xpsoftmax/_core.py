@@ -19,10 +19,11 @@ from dataclasses import dataclass
 from ._compat import (
     Array,
     Namespace,
+    all_finite_now,
     array_device,
     can_update_in_place,
     surely_false,
-    surely_true,
+    writes_into_out,
 )
 from ._validation import Prepared
 
@@ -58,8 +59,12 @@ class Normalised:
         return p.xp.where(self.total == 0, 1.0, self.total)
 
 
-def normalise(p: Prepared) -> Normalised:
-    """Shift, scale and exponentiate x along the reduced axes."""
+def normalise(p: Prepared, keep_shifted: bool = True) -> Normalised:
+    """Shift, scale and exponentiate x along the reduced axes.
+
+    Without `keep_shifted` the exponentials may overwrite the shifted logits, and
+    ``shifted`` must not be read (softmax needs only the exponentials and their sum).
+    """
     xp, x, axes = p.xp, p.x, p.axes
     if p.where is not None:
         x = xp.where(p.where, x, -xp.inf)
@@ -67,7 +72,7 @@ def normalise(p: Prepared) -> Normalised:
     # Ordinary input, every maximum finite, needs none of the special-value passes below; one
     # look at the small per-slice maximum tells (eager arrays only: asking a lazy one would
     # run it). This keeps softmax to SciPy's five passes over the data.
-    ordinary = not p.lazy and surely_true(xp.all(xp.isfinite(maximum)))
+    ordinary = not p.lazy and all_finite_now(xp, maximum)
     # Subtracting an infinite maximum would make NaN (and warn); NaN maxima stay, they poison
     # their slice as they should.
     offset = maximum if ordinary else xp.where(xp.isinf(maximum), 0.0, maximum)
@@ -82,7 +87,12 @@ def normalise(p: Prepared) -> Normalised:
         # (One operand an array: the standard's where takes at most one Python scalar.)
         at_infinity = xp.where(x == xp.inf, xp.zeros_like(x), -xp.inf)
         shifted = xp.where(maximum == xp.inf, at_infinity, shifted)
-    exp_shifted = xp.exp(shifted)
+    if keep_shifted or not (can_update_in_place(shifted) and writes_into_out(xp.exp)):
+        exp_shifted = xp.exp(shifted)
+    else:
+        # One buffer for the shifted logits, their exponentials and (see `probabilities`) the
+        # result: fresh memory costs a page fault per page, on large arrays as much as a pass.
+        exp_shifted = xp.exp(shifted, out=shifted)
     total = xp.sum(exp_shifted, axis=axes, keepdims=True)
     return Normalised(shifted, exp_shifted, maximum, offset, total, ordinary)
 
@@ -100,15 +110,28 @@ def top_count_and_tail(p: Prepared, n: Normalised) -> tuple[Array, Array, Array]
 
     c is at least 1 (empty slices have no maximum, and 1 keeps their divisions finite).
     """
-    xp = p.xp
-    is_top = n.shifted == 0
+    return _top_count_and_tail(p.xp, n.shifted, n.exp_shifted, p.axes)
+
+
+def _top_count_and_tail(
+    xp: Namespace, shifted: Array, exp_shifted: Array, axes: tuple[int, ...]
+) -> tuple[Array, Array, Array]:
+    is_top = shifted == 0
     # A sum of the mask rather than count_nonzero, whose tuple-axis keepdims emulation on
     # torch reshapes to a shape torch.compile can mistrace once it has seen other shapes.
-    count = xp.sum(xp.astype(is_top, n.total.dtype), axis=p.axes, keepdims=True)
+    count = xp.sum(xp.astype(is_top, exp_shifted.dtype), axis=axes, keepdims=True)
     # (where, not maximum with a Python scalar: torch.compile cannot trace the latter.)
     count = xp.where(count == 0, 1.0, count)
-    tail = xp.sum(xp.where(is_top, 0.0, n.exp_shifted), axis=p.axes, keepdims=True)
+    tail = xp.sum(xp.where(is_top, 0.0, exp_shifted), axis=axes, keepdims=True)
     return is_top, count, tail
+
+
+def _log_count_and_tail(
+    xp: Namespace, shifted: Array, exp_shifted: Array, axes: tuple[int, ...]
+) -> Array:
+    """``log(c) + log1p(t / c)``: the log of a slice's sum, accurate when one entry dominates."""
+    _, count, tail = _top_count_and_tail(xp, shifted, exp_shifted, axes)
+    return xp.log(count) + xp.log1p(tail / count)
 
 
 def log_total(p: Prepared, n: Normalised) -> Array:
@@ -116,13 +139,25 @@ def log_total(p: Prepared, n: Normalised) -> Array:
 
     Empty slices give 0 (the caller knows them by ``total == 0``).
     """
-    xp = p.xp
-    if p.lazy or not surely_false(xp.any(n.total < 2)):
-        # Only a slice whose sum is below 2 can have a lone dominant entry whose tail
-        # log(1 + t) would lose to rounding; past 2, log(total) is already accurate.
-        _, count, tail = top_count_and_tail(p, n)
-        return xp.log(count) + xp.log1p(tail / count)
-    return xp.log(n.safe_total(p))
+    xp, axes = p.xp, p.axes
+    if p.lazy:
+        return _log_count_and_tail(xp, n.shifted, n.exp_shifted, axes)
+    # Only a slice whose sum is below 2 can have a lone dominant entry whose tail
+    # log(1 + t) would lose to rounding; past 2, log(total) is already accurate.
+    near_one = n.total < 2
+    if surely_false(xp.any(near_one)):
+        return xp.log(n.safe_total(p))
+    out = xp.log(n.safe_total(p))
+    x_ndim = n.shifted.ndim
+    batch = x_ndim - len(axes)
+    if batch > 0 and axes == tuple(range(batch, x_ndim)) and can_update_in_place(out):
+        # Typically few slices are that close to one: redo just those, picked out by a
+        # boolean mask over the leading (batch) axes, rather than two more passes over all.
+        rows = xp.reshape(near_one, tuple(near_one.shape[:batch]))
+        sub_axes = tuple(range(1, len(axes) + 1))
+        out[rows] = _log_count_and_tail(xp, n.shifted[rows], n.exp_shifted[rows], sub_axes)
+        return out
+    return _log_count_and_tail(xp, n.shifted, n.exp_shifted, axes)
 
 
 def probabilities(p: Prepared, n: Normalised) -> Array:

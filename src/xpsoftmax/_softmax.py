@@ -73,7 +73,7 @@ def softmax(
     if kernel is not None:
         return kernel(x, where)
     p = prepare(x, axis=axis, temperature=temperature, where=where)
-    return p.finish(probabilities(p, normalise(p)))
+    return p.finish(probabilities(p, normalise(p, keep_shifted=False)))
 
 
 def log_softmax(
