@@ -87,12 +87,10 @@ def normalise(p: Prepared, keep_shifted: bool = True) -> Normalised:
         # (One operand an array: the standard's where takes at most one Python scalar.)
         at_infinity = xp.where(x == xp.inf, xp.zeros_like(x), -xp.inf)
         shifted = xp.where(maximum == xp.inf, at_infinity, shifted)
-    if keep_shifted or not (can_update_in_place(shifted) and writes_into_out(xp.exp)):
-        exp_shifted = xp.exp(shifted)
-    else:
-        # One buffer for the shifted logits, their exponentials and (see `probabilities`) the
-        # result: fresh memory costs a page fault per page, on large arrays as much as a pass.
-        exp_shifted = xp.exp(shifted, out=shifted)
+    # Without keep_shifted, one buffer serves the shifted logits, their exponentials and (see
+    # `probabilities`) the result: fresh memory costs a page fault per page, on large arrays
+    # about as much as a pass over them.
+    exp_shifted = xp.exp(shifted) if keep_shifted else exponentiate(xp, shifted)
     total = xp.sum(exp_shifted, axis=axes, keepdims=True)
     return Normalised(shifted, exp_shifted, maximum, offset, total, ordinary)
 
@@ -126,38 +124,45 @@ def _top_count_and_tail(
     return is_top, count, tail
 
 
-def _log_count_and_tail(
-    xp: Namespace, shifted: Array, exp_shifted: Array, axes: tuple[int, ...]
-) -> Array:
-    """``log(c) + log1p(t / c)``: the log of a slice's sum, accurate when one entry dominates."""
-    _, count, tail = _top_count_and_tail(xp, shifted, exp_shifted, axes)
-    return xp.log(count) + xp.log1p(tail / count)
+def _tail(xp: Namespace, shifted: Array, exp_shifted: Array, axes: tuple[int, ...]) -> Array:
+    """The per-slice sum of the exponentials other than the maximum's."""
+    return xp.sum(xp.where(shifted == 0, 0.0, exp_shifted), axis=axes, keepdims=True)
 
 
 def log_total(p: Prepared, n: Normalised) -> Array:
     """log of the per-slice sum of exp(shifted), accurate when one entry dominates.
 
     Empty slices give 0 (the caller knows them by ``total == 0``).
+
+    Only a slice whose sum is below 2 can have a lone dominant entry, whose result
+    ``-log(1 + t)`` would lose its relative accuracy to the rounding of ``1 + t``: there
+    the tail t is summed apart and ``log1p(t)`` taken. Such a slice has exactly one entry at
+    its maximum (exp(0) is exactly 1, so two would make the sum at least 2), or none when it
+    is empty (t is then 0). Past 2, ``log(total)`` is at least log 2 and accurate to its
+    last bits, ties included.
     """
     xp, axes = p.xp, p.axes
-    if p.lazy:
-        return _log_count_and_tail(xp, n.shifted, n.exp_shifted, axes)
-    # Only a slice whose sum is below 2 can have a lone dominant entry whose tail
-    # log(1 + t) would lose to rounding; past 2, log(total) is already accurate.
     near_one = n.total < 2
-    if surely_false(xp.any(near_one)):
-        return xp.log(n.safe_total(p))
-    out = xp.log(n.safe_total(p))
-    x_ndim = n.shifted.ndim
-    batch = x_ndim - len(axes)
-    if batch > 0 and axes == tuple(range(batch, x_ndim)) and can_update_in_place(out):
-        # Typically few slices are that close to one: redo just those, picked out by a
-        # boolean mask over the leading (batch) axes, rather than two more passes over all.
-        rows = xp.reshape(near_one, tuple(near_one.shape[:batch]))
-        sub_axes = tuple(range(1, len(axes) + 1))
-        out[rows] = _log_count_and_tail(xp, n.shifted[rows], n.exp_shifted[rows], sub_axes)
-        return out
-    return _log_count_and_tail(xp, n.shifted, n.exp_shifted, axes)
+    log_total = xp.log(n.safe_total(p))
+    if not p.lazy:
+        if surely_false(xp.any(near_one)):
+            return log_total
+        x_ndim = n.shifted.ndim
+        batch = x_ndim - len(axes)
+        if batch > 0 and axes == tuple(range(batch, x_ndim)) and can_update_in_place(log_total):
+            # Typically few slices are that close to one: redo just those, picked out by a
+            # boolean mask over the leading (batch) axes, rather than two more passes over all.
+            # One gathered copy serves for the mask of maxima and, overwritten, for the tail's
+            # terms: each fresh buffer costs its page faults.
+            rows = xp.reshape(near_one, tuple(near_one.shape[:batch]))
+            shifted = n.shifted[rows]
+            is_top = shifted == 0
+            terms = exponentiate(xp, shifted)
+            terms[is_top] = 0.0
+            tail = xp.sum(terms, axis=tuple(range(1, len(axes) + 1)), keepdims=True)
+            log_total[rows] = xp.log1p(tail)
+            return log_total
+    return xp.where(near_one, xp.log1p(_tail(xp, n.shifted, n.exp_shifted, axes)), log_total)
 
 
 def probabilities(p: Prepared, n: Normalised) -> Array:
@@ -176,6 +181,13 @@ def complement(p: Prepared, n: Normalised, top: tuple[Array, Array, Array], s: A
     is_top, count, tail = top
     at_top = (count - 1.0 + tail) / n.safe_total(p)
     return p.xp.where(is_top, at_top, 1.0 - s)
+
+
+def exponentiate(xp: Namespace, a: Array) -> Array:
+    """exp(a), into a's memory where exp takes ``out=``: pass only our own temporaries."""
+    if can_update_in_place(a) and writes_into_out(xp.exp):
+        return xp.exp(a, out=a)
+    return xp.exp(a)
 
 
 def divide(xp: Namespace, numerator: Array, denominator: Array | float) -> Array:
