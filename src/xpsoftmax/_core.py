@@ -39,7 +39,7 @@ __all__ = [
 ]
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Normalised:
     """Per-slice statistics of one input; every reduced array keeps the reduced axes."""
 

@@ -26,7 +26,7 @@ from ._compat import (
 __all__ = ["Prepared", "broadcast_shape", "check_shape", "prepare", "to_namespace"]
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Prepared:
     """Checked arguments of one call.
 
@@ -111,7 +111,10 @@ def _plain(axis: int, ndim: int) -> int:
     specialise on its value (a guard), and what comes back is a constant.
     """
     axis %= ndim
-    return next(a for a in range(ndim) if a == axis)
+    for a in range(ndim):  # (a loop, not next() over a generator: this runs on every call)
+        if a == axis:
+            return a
+    raise AssertionError("unreachable: axis was checked to be in range")
 
 
 def _is_int(value: object) -> bool:
@@ -181,7 +184,6 @@ def prepare(
     if x.dtype != compute_dtype:
         x = xp.astype(x, compute_dtype)
     shape = tuple(x.shape)
-    reduced_shape = tuple(1 if i in axes else n for i, n in enumerate(shape))
 
     mask = None
     if where is not None:
@@ -189,9 +191,14 @@ def prepare(
         if mask.dtype != xp.bool:
             raise TypeError(f"where must be a boolean array, got dtype {mask.dtype}")
         check_shape(mask, shape, "where", "x's shape")
-    t = _check_temperature(xp, x, temperature, reduced_shape, lazy)
+    if type(temperature) is float and 0 < temperature < math.inf:
+        t: float | Array = temperature  # the common case, on every call
+    else:
+        reduced_shape = tuple(1 if i in axes else n for i, n in enumerate(shape))
+        t = _check_temperature(xp, x, temperature, reduced_shape, lazy)
 
     if move_axis_last:
+        reduced_shape = tuple(1 if i in axes else n for i, n in enumerate(shape))
         # The Jacobian family works along the last axis: move it there once.
         (a,) = axes
         x = xp.moveaxis(x, a, -1)
