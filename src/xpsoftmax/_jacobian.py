@@ -85,7 +85,10 @@ class _Along:
     def finish_matrix(self, jac: Array) -> Array:
         """Scale an (..., n, n) matrix by the per-slice temperature."""
         t = self.p.temperature
-        return self.p.finish(jac / (t if isinstance(t, float) else self.xp.expand_dims(t, axis=-1)))
+        if isinstance(t, float):
+            # (n times the input's size: skip a division by 1 on every entry.)
+            return self.p.finish(jac if t == 1.0 else jac / t)
+        return self.p.finish(jac / self.xp.expand_dims(t, axis=-1))
 
     def eye(self) -> Array:
         return self.xp.eye(self.s.shape[-1], dtype=self.xp.bool, device=array_device(self.s))
@@ -112,7 +115,8 @@ def softmax_jacobian(
     """
     a = _Along(x, axis, temperature, where)
     xp, s = a.xp, a.s
-    outer = -(xp.expand_dims(s, axis=-1) * xp.expand_dims(s, axis=-2))
+    # Negate the small factor, not the n x n product: one pass over the matrix fewer.
+    outer = xp.expand_dims(-s, axis=-1) * xp.expand_dims(s, axis=-2)
     diagonal = xp.expand_dims(s * a.complement, axis=-1)
     return a.finish_matrix(xp.where(a.eye(), diagonal, outer))
 
