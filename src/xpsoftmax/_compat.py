@@ -6,7 +6,6 @@ Everything framework-specific the library needs is phrased here as a question ab
 
 from __future__ import annotations
 
-import math
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -17,7 +16,7 @@ from array_api_compat import device as _device
 __all__ = [
     "Array",
     "Namespace",
-    "all_finite_now",
+    "all_below_now",
     "array_device",
     "array_namespace",
     "as_array",
@@ -25,6 +24,7 @@ __all__ = [
     "compiles_eagerly",
     "eager_kernel",
     "is_lazy_array",
+    "may_warn_on_overflow",
     "namespace_of",
     "surely_false",
     "surely_true",
@@ -137,21 +137,32 @@ def surely_false(condition: Array) -> bool:
         return False
 
 
-def all_finite_now(xp: Namespace, values: Array) -> bool:
-    """True when `values`, an eager array whose values are known, surely holds only finite values.
+def all_below_now(xp: Namespace, values: Array, limit: float) -> bool:
+    """True when `values`, an eager array whose values are known, surely has ``|v| < limit``.
 
-    Two small elementwise operations, one reduction and one scalar read: the largest magnitude is
-    finite only if every value is (a NaN anywhere makes it NaN). A sum would be as short but
-    warns on ``inf + -inf``, and ``all(isfinite(...))`` costs several times more on some
-    libraries. A library that refuses the read inside a transform (``torch.func.vmap``)
-    answers False: callers then take their general path, which is correct for every input.
-    The caller has checked `values_are_known`; this does not ask again.
+    Two small elementwise operations, one reduction and one scalar read (a NaN anywhere makes
+    the largest magnitude NaN, which is not below anything). A sum would be as short but warns
+    on ``inf + -inf``, and ``all(isfinite(...))`` costs several times more on some libraries.
+    A library that refuses the read inside a transform (``torch.func.vmap``) answers False:
+    callers then take their general path, which is correct for every input. The caller has
+    checked `values_are_known`; this does not ask again.
     """
     try:
         # (A comparison, not float(): reading a float from an array that records gradients warns.)
-        return bool(xp.max(xp.abs(values)) < math.inf)
+        return bool(xp.max(xp.abs(values)) < limit)
     except RuntimeError:
         return False
+
+
+def may_warn_on_overflow(x: Array) -> bool:
+    """Whether operations on x may report a floating-point overflow as a warning.
+
+    Libraries that run each operation on NumPy's kernels do (NumPy, array-api-strict, Dask's
+    chunks), even where infinity is the right result; libraries with a compiler of their own
+    (a ``jit``: JAX, PyTorch) never do, and there the guard against it would only cost time.
+    """
+    library = sys.modules.get(type(x).__module__.partition(".")[0])
+    return not hasattr(library, "jit")
 
 
 def writes_into_out(function: Callable[..., Array]) -> bool:

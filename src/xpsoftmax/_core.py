@@ -19,9 +19,10 @@ from dataclasses import dataclass
 from ._compat import (
     Array,
     Namespace,
-    all_finite_now,
+    all_below_now,
     array_device,
     can_update_in_place,
+    may_warn_on_overflow,
     surely_false,
     writes_into_out,
 )
@@ -69,19 +70,20 @@ def normalise(p: Prepared, keep_shifted: bool = True) -> Normalised:
     if p.where is not None:
         x = xp.where(p.where, x, -xp.inf)
     maximum = _maximum(xp, x, axes)
-    # Ordinary input, every maximum finite, needs none of the special-value passes below; one
-    # look at the small per-slice maximum tells (eager arrays only: asking a lazy one would
-    # run it). This keeps softmax to SciPy's five passes over the data.
-    ordinary = not p.lazy and all_finite_now(xp, maximum)
+    # Ordinary input, every maximum finite and below `_overflow_free`, needs none of the
+    # special-value passes below; one look at the small per-slice maximum tells (eager arrays
+    # only: asking a lazy one would run it). This keeps softmax to SciPy's five passes.
+    ordinary = not p.lazy and all_below_now(xp, maximum, _overflow_free(xp, x.dtype))
     # Subtracting an infinite maximum would make NaN (and warn); NaN maxima stay, they poison
     # their slice as they should.
     offset = maximum if ordinary else xp.where(xp.isinf(maximum), 0.0, maximum)
-    shifted = x - offset
-    if isinstance(p.temperature, float):
-        if p.temperature != 1.0:
-            shifted = divide(xp, shifted, p.temperature)
-    else:
-        shifted = divide(xp, shifted, p.temperature)
+    if not ordinary and may_warn_on_overflow(x):
+        # Logits spanning the float range (+-1e308): x - offset overflows to the -inf it
+        # should be, but NumPy-backed libraries warn; such entries are set to -inf directly.
+        # (Off the ordinary path only: it costs three passes.)
+        lower = xp.maximum(offset, 0.0) - xp.finfo(x.dtype).max
+        x = xp.where(x < lower, -xp.inf, xp.maximum(x, lower))
+    shifted = _shift_and_scale(xp, x, offset, p.temperature)
     if not ordinary and (p.lazy or not surely_false(xp.any(maximum == xp.inf))):
         # Slices holding +inf: the +inf entries share the whole mass, the rest get none.
         # (One operand an array: the standard's where takes at most one Python scalar.)
@@ -93,6 +95,23 @@ def normalise(p: Prepared, keep_shifted: bool = True) -> Normalised:
     exp_shifted = xp.exp(shifted) if keep_shifted else exponentiate(xp, shifted)
     total = xp.sum(exp_shifted, axis=axes, keepdims=True)
     return Normalised(shifted, exp_shifted, maximum, offset, total, ordinary)
+
+
+def _shift_and_scale(xp: Namespace, x: Array, offset: Array, temperature: float | Array) -> Array:
+    shifted = x - offset
+    if not isinstance(temperature, float) or temperature != 1.0:
+        shifted = divide(xp, shifted, temperature)
+    return shifted
+
+
+def _overflow_free(xp: Namespace, dtype: object) -> float:
+    """A bound on a slice's maximum m below which ``x - m`` cannot overflow for any x of `dtype`.
+
+    ``x - m`` overflows only when m - x exceeds the largest float by half its spacing; with
+    x >= -max that needs m above ``max * eps / 4``, the spacing of the largest floats.
+    """
+    info = xp.finfo(dtype)
+    return float(info.max) * float(info.eps) / 4.0
 
 
 def _maximum(xp: Namespace, x: Array, axes: tuple[int, ...]) -> Array:
