@@ -123,8 +123,9 @@ def test_graph_is_a_small_multiple_of_max_then_sum(name: str, n_chunks: int) -> 
     """Tasks grow like the plain two-reduction softmax: no per-chunk-pair or quadratic terms.
 
     Measured, as built / as optimised (what `compute` runs), in units of the plain pair:
-    softmax 1.7-1.8 / 1.0, log_softmax 2.5-2.7 / 1.4, logsumexp 2.6-2.9 / 1.7 (max, total,
-    tie count and tail are four reductions), cross_entropy 3.8-4.1 / 2.2-2.3.
+    softmax 2.3-2.4 / 1.0, log_softmax 2.9-3.0 / 1.4, logsumexp 2.7-3.0 / 1.3, cross_entropy
+    4.2-4.5 / 2.2-2.3. Built graphs carry two elementwise layers that guard against overflow
+    warnings (logits of +-1e308); Dask's optimisation fuses them into their neighbours.
     """
     x = da.random.default_rng(0).standard_normal((16, 10 * n_chunks), chunks=(16, 10))
     maximum = da.max(x, axis=-1, keepdims=True)
@@ -135,7 +136,7 @@ def test_graph_is_a_small_multiple_of_max_then_sum(name: str, n_chunks: int) -> 
     else:
         result = getattr(xpsoftmax, name)(x)
     built = _task_count(result) / _task_count(plain_pair)
-    assert built <= 4.5, f"{_task_count(result)} tasks, {built:.2f}x the max-then-sum pair"
+    assert built <= 5.5, f"{_task_count(result)} tasks, {built:.2f}x the max-then-sum pair"
     (optimised,) = dask.optimize(result)
     assert _task_count(optimised) <= 2.5 * _task_count(plain_pair)
 

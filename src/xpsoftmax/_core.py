@@ -80,9 +80,9 @@ def normalise(p: Prepared, keep_shifted: bool = True) -> Normalised:
     if not ordinary and may_warn_on_overflow(x):
         # Logits spanning the float range (+-1e308): x - offset overflows to the -inf it
         # should be, but NumPy-backed libraries warn; such entries are set to -inf directly.
-        # (Off the ordinary path only: it costs three passes.)
+        # (Off the ordinary path only: it costs two passes.)
         lower = xp.maximum(offset, 0.0) - xp.finfo(x.dtype).max
-        x = xp.where(x < lower, -xp.inf, xp.maximum(x, lower))
+        x = xp.where(x < lower, -xp.inf, x)
     shifted = _shift_and_scale(xp, x, offset, p.temperature)
     if not ordinary and (p.lazy or not surely_false(xp.any(maximum == xp.inf))):
         # Slices holding +inf: the +inf entries share the whole mass, the rest get none.
