@@ -150,6 +150,14 @@ def log_softmax_jacobian(
     return a.finish_matrix(jac)
 
 
+def _softmax_product(
+    x: Array, u: Array, name: str, axis: int, temperature: float | Array, where: Array | None
+) -> Array:
+    """``s * (u - <s, u>) / T``: softmax's Jacobian times `u` (named `name` in errors)."""
+    a = _Along(x, axis, temperature, where)
+    return a.finish_vector(a.s * a.centred_difference(a.vector(u, name)))
+
+
 def softmax_jvp(
     x: Array,
     v: Array,
@@ -176,8 +184,7 @@ def softmax_jvp(
     >>> xpsoftmax.softmax_jvp(np.array([0.0, 0.0]), np.array([1.0, 0.0]))
     array([ 0.25, -0.25])
     """
-    a = _Along(x, axis, temperature, where)
-    return a.finish_vector(a.s * a.centred_difference(a.vector(v, "v")))
+    return _softmax_product(x, v, "v", axis, temperature, where)
 
 
 def softmax_vjp(
@@ -206,8 +213,8 @@ def softmax_vjp(
     >>> xpsoftmax.softmax_vjp(np.array([0.0, 0.0]), np.array([1.0, 0.0]))
     array([ 0.25, -0.25])
     """
-    a = _Along(x, axis, temperature, where)
-    return a.finish_vector(a.s * a.centred_difference(a.vector(g, "g")))
+    # J is symmetric, so the VJP is the JVP of the cotangent.
+    return _softmax_product(x, g, "g", axis, temperature, where)
 
 
 def log_softmax_jvp(
