@@ -117,8 +117,13 @@ def _task_count(a: da.Array) -> int:
     return len(dict(a.__dask_graph__()))
 
 
+#: Tasks as built, in units of the max-then-sum pair: the measured figures (see below) and a
+#: little room. What runs, after ``dask.optimize``, is held to 2.5 for every function.
+BUILT_BOUND = {"softmax": 2.75, "log_softmax": 3.25, "logsumexp": 3.25, "cross_entropy": 5.0}
+
+
 @pytest.mark.parametrize("n_chunks", [8, 64])
-@pytest.mark.parametrize("name", ["softmax", "log_softmax", "logsumexp", "cross_entropy"])
+@pytest.mark.parametrize("name", list(BUILT_BOUND))
 def test_graph_is_a_small_multiple_of_max_then_sum(name: str, n_chunks: int) -> None:
     """Tasks grow like the plain two-reduction softmax: no per-chunk-pair or quadratic terms.
 
@@ -136,7 +141,7 @@ def test_graph_is_a_small_multiple_of_max_then_sum(name: str, n_chunks: int) -> 
     else:
         result = getattr(xpsoftmax, name)(x)
     built = _task_count(result) / _task_count(plain_pair)
-    assert built <= 5.5, f"{_task_count(result)} tasks, {built:.2f}x the max-then-sum pair"
+    assert built <= BUILT_BOUND[name], f"{_task_count(result)} tasks, {built:.2f}x the pair"
     (optimised,) = dask.optimize(result)
     assert _task_count(optimised) <= 2.5 * _task_count(plain_pair)
 
