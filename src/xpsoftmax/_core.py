@@ -127,25 +127,19 @@ def top_count_and_tail(p: Prepared, n: Normalised) -> tuple[Array, Array, Array]
 
     c is at least 1 (empty slices have no maximum, and 1 keeps their divisions finite).
     """
-    return _top_count_and_tail(p.xp, n.shifted, n.exp_shifted, p.axes)
-
-
-def _top_count_and_tail(
-    xp: Namespace, shifted: Array, exp_shifted: Array, axes: tuple[int, ...]
-) -> tuple[Array, Array, Array]:
-    is_top = shifted == 0
+    xp = p.xp
+    is_top = n.shifted == 0
     # A sum of the mask rather than count_nonzero, whose tuple-axis keepdims emulation on
     # torch reshapes to a shape torch.compile can mistrace once it has seen other shapes.
-    count = xp.sum(xp.astype(is_top, exp_shifted.dtype), axis=axes, keepdims=True)
+    count = xp.sum(xp.astype(is_top, n.exp_shifted.dtype), axis=p.axes, keepdims=True)
     # (where, not maximum with a Python scalar: torch.compile cannot trace the latter.)
     count = xp.where(count == 0, 1.0, count)
-    tail = xp.sum(xp.where(is_top, 0.0, exp_shifted), axis=axes, keepdims=True)
-    return is_top, count, tail
+    return is_top, count, _tail(xp, is_top, n.exp_shifted, p.axes)
 
 
-def _tail(xp: Namespace, shifted: Array, exp_shifted: Array, axes: tuple[int, ...]) -> Array:
+def _tail(xp: Namespace, is_top: Array, exp_shifted: Array, axes: tuple[int, ...]) -> Array:
     """The per-slice sum of the exponentials other than the maximum's."""
-    return xp.sum(xp.where(shifted == 0, 0.0, exp_shifted), axis=axes, keepdims=True)
+    return xp.sum(xp.where(is_top, 0.0, exp_shifted), axis=axes, keepdims=True)
 
 
 def log_total(p: Prepared, n: Normalised) -> Array:
@@ -181,7 +175,7 @@ def log_total(p: Prepared, n: Normalised) -> Array:
             tail = xp.sum(terms, axis=tuple(range(1, len(axes) + 1)), keepdims=True)
             log_total[rows] = xp.log1p(tail)
             return log_total
-    return xp.where(near_one, xp.log1p(_tail(xp, n.shifted, n.exp_shifted, axes)), log_total)
+    return xp.where(near_one, xp.log1p(_tail(xp, n.shifted == 0, n.exp_shifted, axes)), log_total)
 
 
 def probabilities(p: Prepared, n: Normalised) -> Array:
