@@ -11,6 +11,9 @@ module `xpsoftmax compare` uses too), whose docstring derives each one from SPEC
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import zlib
 from collections.abc import Callable
 from typing import Any
@@ -179,3 +182,22 @@ def assert_within(
             f" at {worst}: got {result[worst]!r}, exact {float(exact[worst])!r}"
         )
     return float(err.max()) if err.size else 0.0
+
+
+def run_with_host_devices(script: str, *args: str, devices: int = 4) -> str:
+    """Run a Python `script` in a fresh interpreter whose JAX sees `devices` CPU devices (XLA
+    fixes the count when it starts, so it cannot be changed in this process); its stdout."""
+    env = dict(os.environ)
+    flags = f"{env.get('XLA_FLAGS', '')} --xla_force_host_platform_device_count={devices}"
+    env["XLA_FLAGS"] = flags.strip()
+    env["JAX_PLATFORMS"] = "cpu"
+    done = subprocess.run(
+        [sys.executable, "-c", script, *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-4000:]
+    return done.stdout

@@ -9,13 +9,11 @@ the arrays are really split over four devices, and the Dask examples start their
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import textwrap
 from pathlib import Path
 
 import pytest
+from conftest import run_with_host_devices
 
 PAGE = Path(__file__).resolve().parent.parent / "docs" / "scale.rst"
 
@@ -43,20 +41,9 @@ RUN_PAGE = textwrap.dedent(
 
 @pytest.mark.slow
 def test_scale_page_runs_on_four_devices() -> None:
-    env = dict(os.environ)
-    env["XLA_FLAGS"] = "--xla_force_host_platform_device_count=4"
-    env["JAX_PLATFORMS"] = "cpu"
-    done = subprocess.run(
-        [sys.executable, "-c", RUN_PAGE, str(PAGE)],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr[-4000:]
+    stdout = run_with_host_devices(RUN_PAGE, str(PAGE))
     # doctest prints each failing example before the summary line we print last.
-    *failures, summary = done.stdout.strip().splitlines()
+    *failures, summary = stdout.strip().splitlines()
     report = json.loads(summary)
     assert report["failed"] == 0, "\n".join(failures)
     assert report["attempted"] >= 30

@@ -18,13 +18,11 @@ eagerly and under ``jax.jit`` and must give
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import textwrap
 from typing import Any
 
 import pytest
+from conftest import run_with_host_devices
 
 DEVICES = 4
 FUNCTIONS = ("softmax", "log_softmax", "logsumexp", "cross_entropy")
@@ -118,20 +116,7 @@ CHECKS = textwrap.dedent(
 
 def _run_checks() -> list[dict[str, Any]]:
     """Run the checks in a fresh interpreter with four host devices; one record per case."""
-    env = dict(os.environ)
-    flags = f"{env.get('XLA_FLAGS', '')} --xla_force_host_platform_device_count={DEVICES}"
-    env["XLA_FLAGS"] = flags.strip()
-    env["JAX_PLATFORMS"] = "cpu"
-    done = subprocess.run(
-        [sys.executable, "-c", CHECKS],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr[-4000:]
-    return json.loads(done.stdout)  # type: ignore[no-any-return]
+    return json.loads(run_with_host_devices(CHECKS, devices=DEVICES))  # type: ignore[no-any-return]
 
 
 def _problems(r: dict[str, Any]) -> list[str]:
