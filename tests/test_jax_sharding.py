@@ -7,7 +7,8 @@ case, which the tests below assert on.
 
 For every layout (batch axis sharded, softmax axis sharded, both over a 2 x 2 mesh) and both
 kinds of mesh axis (``Explicit``, `jax.make_mesh`'s default, and ``Auto``), each function runs
-eagerly and under ``jax.jit`` and must give
+eagerly, under ``jax.jit`` and as the gradient of its sum (``jax.jit(jax.grad(...))``, through
+the closed-form derivative rules), and must give
 
 * the values of JAX's own function (``jax.nn``) on the unsharded array, and our own unsharded
   result (a sharded reduction may add in another order, hence a tolerance of a few ulps);
@@ -28,7 +29,7 @@ DEVICES = 4
 FUNCTIONS = ("softmax", "log_softmax", "logsumexp", "cross_entropy")
 LAYOUTS = ("batch", "classes", "both")
 AXIS_TYPES = ("Explicit", "Auto")
-MODES = ("eager", "jit")
+MODES = ("eager", "jit", "grad")
 
 CHECKS = textwrap.dedent(
     """
@@ -66,7 +67,17 @@ CHECKS = textwrap.dedent(
         "cross_entropy": theirs_cross_entropy,
     }
 
-    UNSHARDED = {name: (OURS[name](logits, target), THEIRS[name](logits, target)) for name in OURS}
+    def gradient(fn):
+        return jax.jit(jax.grad(lambda x, t: fn(x, t).sum()))
+
+    UNSHARDED = {
+        (name, mode): (
+            (gradient(OURS[name]) if mode == "grad" else OURS[name])(logits, target),
+            (gradient(THEIRS[name]) if mode == "grad" else THEIRS[name])(logits, target),
+        )
+        for name in OURS
+        for mode in ("eager", "jit", "grad")
+    }
 
     def describe(a):
         s = a.sharding
@@ -96,10 +107,13 @@ CHECKS = textwrap.dedent(
             x = jax.device_put(logits, NamedSharding(mesh, spec))
             t = jax.device_put(target, NamedSharding(mesh, target_spec))
             for name in OURS:
-                unsharded, reference = UNSHARDED[name]
-                theirs_sharded = THEIRS[name](x, t)
-                for mode in ("eager", "jit"):
-                    fn = OURS[name] if mode == "eager" else jax.jit(OURS[name])
+                for mode in ("eager", "jit", "grad"):
+                    unsharded, reference = UNSHARDED[name, mode]
+                    if mode == "grad":  # the closed-form derivative rules, sharded
+                        fn, theirs_sharded = gradient(OURS[name]), gradient(THEIRS[name])(x, t)
+                    else:
+                        fn = OURS[name] if mode == "eager" else jax.jit(OURS[name])
+                        theirs_sharded = THEIRS[name](x, t)
                     out = fn(x, t)
                     records.append({
                         "axis_type": axis_type, "layout": layout, "function": name,
@@ -134,7 +148,8 @@ def _problems(r: dict[str, Any]) -> list[str]:
     # The output lives on the whole mesh, laid out as JAX lays out its own result.
     if r["output"] != r["theirs"]:
         found.append(f"output sharding {r['output']} != jax.nn's {r['theirs']}")
-    still_sharded = r["layout"] != "classes" or r["function"] in ("softmax", "log_softmax")
+    keeps_classes = r["function"] in ("softmax", "log_softmax") or r["mode"] == "grad"
+    still_sharded = r["layout"] != "classes" or keeps_classes
     if still_sharded and r["output"]["replicated"]:
         found.append("the output was gathered, not sharded")
     return found

@@ -6,6 +6,7 @@ array-api-strict and any other library that array-api-compat supports. Results k
 input's library, device and dtype.
 """
 
+from . import _attach
 from ._jacobian import (
     log_softmax_jacobian,
     log_softmax_jvp,
@@ -18,6 +19,9 @@ from ._loss import cross_entropy
 from ._softmax import log_softmax, logsumexp, softmax
 
 __version__ = "0.1.0"
+
+# Ready the derivative rules for libraries imported before us (see _attach).
+_attach.define_for_imported_libraries()
 
 __all__ = [
     "cross_entropy",

@@ -22,10 +22,13 @@ __all__ = [
     "as_array",
     "can_update_in_place",
     "compiles_eagerly",
+    "derivative_mechanism",
     "eager_kernel",
+    "is_compiling",
     "is_lazy_array",
     "may_warn_on_overflow",
     "namespace_of",
+    "records_gradients",
     "surely_false",
     "surely_true",
     "values_are_known",
@@ -75,11 +78,83 @@ def namespace_of(xp: Namespace, value: Array, name: str, x_name: str = "x") -> N
 def can_update_in_place(a: Array) -> bool:
     """Whether a temporary we created may be overwritten to save a fresh allocation.
 
-    Lazy arrays gain nothing from it, read-only ones forbid it, and arrays that record
-    operations for autodiff (they carry ``requires_grad``) may have saved this very
-    temporary for their backward pass.
+    Lazy arrays gain nothing from it, read-only ones forbid it, and an array that an autodiff
+    mechanism records (it requires grad, or carries a forward-mode tangent) may have been
+    saved for the backward pass. Nor while the array's library compiles the caller: its
+    compiler plans the buffers itself.
     """
-    return is_writeable_array(a) and not is_lazy_array(a) and not hasattr(a, "requires_grad")
+    if not is_writeable_array(a) or is_lazy_array(a):
+        return False
+    if not hasattr(a, "requires_grad"):
+        return True
+    if a.requires_grad or _has_forward_tangent(a):
+        return False
+    is_compiling = _compiling_probe(type(a))
+    return is_compiling is None or not is_compiling()
+
+
+def records_gradients(*arrays: Array | None) -> bool:
+    """Whether an autodiff mechanism that records operations is watching any of the arrays.
+
+    Asked of libraries whose arrays say so themselves (a ``requires_grad`` flag while their
+    gradient mode is on, or a forward-mode tangent): PyTorch. Their derivative rules are then
+    attached (see `_attach`); an unwatched call pays nothing for them.
+    """
+    for a in arrays:
+        if a is None or not hasattr(a, "requires_grad"):
+            continue
+        if (a.requires_grad and _grad_mode(type(a))) or _has_forward_tangent(a):
+            return True
+    return False
+
+
+def is_compiling(x: Array) -> bool:
+    """Whether x's library is compiling the caller now (torch.compile tracing it)."""
+    probe = _compiling_probe(type(x))
+    return probe is not None and bool(probe())
+
+
+def _library_of(array_type: type) -> Any:
+    """The top-level module of the library that defines `array_type` (already imported)."""
+    return sys.modules.get(array_type.__module__.partition(".")[0])
+
+
+def _grad_mode(array_type: type) -> bool:
+    is_enabled = getattr(_library_of(array_type), "is_grad_enabled", None)
+    return is_enabled is None or bool(is_enabled())
+
+
+def _has_forward_tangent(a: Array) -> bool:
+    """Whether `a` carries a forward-mode tangent (a dual tensor, or one inside ``jvp``)."""
+    if not hasattr(a, "requires_grad"):
+        return False
+    forward_ad = sys.modules.get(type(a).__module__.partition(".")[0] + ".autograd.forward_ad")
+    unpack = getattr(forward_ad, "unpack_dual", None)
+    return unpack is not None and unpack(a).tangent is not None
+
+
+def derivative_mechanism(x: Array) -> tuple[str, Any] | None:
+    """How x's library lets a function carry its own derivative rule, if it does.
+
+    ``("custom_jvp", library.custom_jvp)`` for libraries that take a JVP rule and transpose it
+    for reverse mode (JAX); ``("autograd_function", library.autograd.Function)`` for those that
+    take a backward and a forward-mode rule on a Function class (PyTorch); None for libraries
+    with no autodiff (NumPy, CuPy, Dask, array-api-strict), where the rules are not needed.
+    """
+    # The array type's own module (torch), else its namespace's library (JAX's arrays are
+    # defined in jaxlib, its custom_jvp in jax).
+    for library in (_library_of(type(x)), sys.modules.get(_namespace_root(x))):
+        custom_jvp = getattr(library, "custom_jvp", None)
+        if callable(custom_jvp):
+            return "custom_jvp", custom_jvp
+        function = getattr(getattr(library, "autograd", None), "Function", None)
+        if isinstance(function, type):
+            return "autograd_function", function
+    return None
+
+
+def _namespace_root(x: Array) -> str:
+    return str(array_namespace(x).__name__).partition(".")[0]
 
 
 def values_are_known(a: Array) -> bool:

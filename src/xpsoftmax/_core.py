@@ -32,8 +32,12 @@ __all__ = [
     "Normalised",
     "complement",
     "divide",
+    "log_probabilities",
+    "log_sum_exp",
     "log_total",
+    "multiply",
     "normalise",
+    "overflow_free",
     "probabilities",
     "subtract",
     "top_count_and_tail",
@@ -73,7 +77,7 @@ def normalise(p: Prepared, keep_shifted: bool = True) -> Normalised:
     # Ordinary input, every maximum finite and below `_overflow_free`, needs none of the
     # special-value passes below; one look at the small per-slice maximum tells (eager arrays
     # only: asking a lazy one would run it). This keeps softmax to SciPy's five passes.
-    ordinary = not p.lazy and all_below_now(xp, maximum, _overflow_free(xp, x.dtype))
+    ordinary = not p.lazy and all_below_now(xp, maximum, overflow_free(xp, x.dtype))
     # Subtracting an infinite maximum would make NaN (and warn); NaN maxima stay, they poison
     # their slice as they should.
     offset = maximum if ordinary else xp.where(xp.isinf(maximum), 0.0, maximum)
@@ -104,7 +108,7 @@ def _shift_and_scale(xp: Namespace, x: Array, offset: Array, temperature: float 
     return shifted
 
 
-def _overflow_free(xp: Namespace, dtype: object) -> float:
+def overflow_free(xp: Namespace, dtype: object) -> float:
     """A bound on a slice's maximum m below which ``x - m`` cannot overflow for any x of `dtype`.
 
     ``x - m`` overflows only when m - x exceeds the largest float by half its spacing; with
@@ -148,11 +152,15 @@ def log_total(p: Prepared, n: Normalised) -> Array:
     Empty slices give 0 (the caller knows them by ``total == 0``).
 
     Only a slice whose sum is below 2 can have a lone dominant entry, whose result
-    ``-log(1 + t)`` would lose its relative accuracy to the rounding of ``1 + t``: there
+    ``-log1p(t)`` would lose its relative accuracy to the rounding of ``1 + t``: there
     the tail t is summed apart and ``log1p(t)`` taken. Such a slice has exactly one entry at
     its maximum (exp(0) is exactly 1, so two would make the sum at least 2), or none when it
     is empty (t is then 0). Past 2, ``log(total)`` is at least log 2 and accurate to its
     last bits, ties included.
+
+    The tail is read from the exponentials alone (the maximum is the one exponential equal
+    to 1 in such a slice: another would bring the sum to 2), so callers that let the
+    exponentials overwrite the shifted logits can ask for it too.
     """
     xp, axes = p.xp, p.axes
     near_one = n.total < 2
@@ -160,22 +168,36 @@ def log_total(p: Prepared, n: Normalised) -> Array:
     if not p.lazy:
         if surely_false(xp.any(near_one)):
             return log_total
-        x_ndim = n.shifted.ndim
+        x_ndim = n.exp_shifted.ndim
         batch = x_ndim - len(axes)
         if batch > 0 and axes == tuple(range(batch, x_ndim)) and can_update_in_place(log_total):
             # Typically few slices are that close to one: redo just those, picked out by a
             # boolean mask over the leading (batch) axes, rather than two more passes over all.
-            # One gathered copy serves for the mask of maxima and, overwritten, for the tail's
-            # terms: each fresh buffer costs its page faults.
             rows = xp.reshape(near_one, tuple(near_one.shape[:batch]))
-            shifted = n.shifted[rows]
-            is_top = shifted == 0
-            terms = exponentiate(xp, shifted)
-            terms[is_top] = 0.0
+            terms = n.exp_shifted[rows]  # a gathered copy, ours to overwrite
+            terms[terms == 1.0] = 0.0
             tail = xp.sum(terms, axis=tuple(range(1, len(axes) + 1)), keepdims=True)
             log_total[rows] = xp.log1p(tail)
             return log_total
-    return xp.where(near_one, xp.log1p(_tail(xp, n.shifted == 0, n.exp_shifted, axes)), log_total)
+    tail = _tail(xp, n.exp_shifted == 1.0, n.exp_shifted, axes)
+    return xp.where(near_one, xp.log1p(tail), log_total)
+
+
+def log_probabilities(p: Prepared) -> Array:
+    """log_softmax in the compute dtype, for callers that round later."""
+    n = normalise(p)
+    # Empty slices have log_total 0, so their -inf entries stay -inf.
+    return subtract(p.xp, n.shifted, log_total(p, n))
+
+
+def log_sum_exp(p: Prepared) -> Array:
+    """logsumexp in the compute dtype, with the reduced axes kept."""
+    n = normalise(p, keep_shifted=False)
+    xp = p.xp
+    out = n.offset + p.temperature * log_total(p, n)
+    # Constants, not the maximum itself, so that no gradient flows out of an empty slice.
+    out = xp.where(n.maximum == xp.inf, xp.inf, out)
+    return xp.where(n.total == 0, -xp.inf, out)
 
 
 def probabilities(p: Prepared, n: Normalised) -> Array:
@@ -209,6 +231,14 @@ def divide(xp: Namespace, numerator: Array, denominator: Array | float) -> Array
         numerator /= denominator
         return numerator
     return numerator / denominator
+
+
+def multiply(xp: Namespace, a: Array, factor: Array | float) -> Array:
+    """a * factor, reusing a's memory: pass only our own temporaries."""
+    if can_update_in_place(a):
+        a *= factor
+        return a
+    return a * factor
 
 
 def subtract(xp: Namespace, minuend: Array, subtrahend: Array | float) -> Array:

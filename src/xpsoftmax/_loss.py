@@ -1,12 +1,14 @@
-"""cross_entropy, on top of the one log_softmax."""
+"""cross_entropy: argument checks, ignored samples and the reduction around `_loss_rule`."""
 
 from __future__ import annotations
 
 import math
+import operator
 
-from ._compat import Array, Namespace, array_device, surely_false
-from ._softmax import log_probabilities
-from ._validation import prepare, to_namespace
+from ._attach import apply
+from ._compat import Array, Namespace, surely_false
+from ._loss_rule import CROSS_ENTROPY
+from ._validation import Prepared, prepare, to_namespace
 
 __all__ = ["cross_entropy"]
 
@@ -23,6 +25,8 @@ def cross_entropy(
     where: Array | None = None,
     label_smoothing: float = 0.0,
     reduction: str = "mean",
+    weight: Array | None = None,
+    ignore_index: int | None = None,
 ) -> Array:
     """Cross-entropy between a categorical target and ``softmax(logits / T)``.
 
@@ -44,6 +48,14 @@ def cross_entropy(
         eps in [0, 1]: the target becomes ``(1 - eps) q + eps / K`` for K classes.
     reduction : {"mean", "sum", "none"}, optional
         "none" keeps one loss per sample; "mean" averages over samples. Default "mean".
+    weight : array, optional
+        One weight per class, as in PyTorch: a sample's loss is weighted by its target's
+        class (class indices), or each class's term by its weight (probabilities); with
+        class indices "mean" divides by the sum of the counted samples' weights.
+    ignore_index : int, optional
+        Class indices only: samples whose target equals it add nothing and are not counted
+        (PyTorch's default is -100). When every sample is ignored, "mean" is 0, with a zero
+        gradient (PyTorch gives NaN).
 
     Returns
     -------
@@ -57,6 +69,10 @@ def cross_entropy(
     >>> import xpsoftmax
     >>> float(xpsoftmax.cross_entropy(np.array([[1e8, 1e8]]), np.array([0])))
     0.6931471805599453
+    >>> logits = np.array([[2.0, 0.0], [0.0, 2.0]])
+    >>> loss = xpsoftmax.cross_entropy(logits, np.array([0, -100]), ignore_index=-100)
+    >>> round(float(loss), 6)  # the first sample alone: log(1 + exp(-2))
+    0.126928
     """
     if reduction not in _REDUCTIONS:
         raise ValueError(f"reduction must be one of {_REDUCTIONS}, got {reduction!r}")
@@ -66,44 +82,114 @@ def cross_entropy(
         logits, axis=axis, temperature=temperature, where=where, single_axis=True, name="logits"
     )
     xp, (axis,) = p.xp, p.axes
-    log_p = log_probabilities(p)
-    q = _target_probabilities(xp, log_p, to_namespace(xp, p.x, target, "target"), axis)
-    if label_smoothing:
-        q = (1.0 - label_smoothing) * q + label_smoothing / log_p.shape[axis]
-    # 0 * log(0) is 0 here, and excluded classes add nothing whatever q gives them.
-    counted = q != 0 if p.where is None else (q != 0) & p.where
-    # (Select before multiplying: q * log_p would make 0 * -inf = NaN, and warn, where not counted.)
-    per_sample = -xp.sum(q * xp.where(counted, log_p, 0.0), axis=axis)
+    if p.where is not None:  # gathered at the targets, so shaped like the logits
+        p.where = xp.broadcast_to(p.where, tuple(p.x.shape))
+    target = to_namespace(xp, p.x, target, "target")
+    weights = _class_weights(xp, p, weight)
+    ignored = None
+    class_indices = xp.isdtype(target.dtype, "integral")
+    if class_indices:
+        target, ignored = _class_indices(xp, p, target, ignore_index)
+    else:
+        target = _probabilities(xp, p, target, ignore_index)
+    loss = apply(
+        CROSS_ENTROPY,
+        p,
+        target,
+        weights,
+        label_smoothing=float(label_smoothing),
+        class_indices=class_indices,
+    )
+    loss = xp.squeeze(loss, axis=axis)
+    if ignored is not None:
+        loss = xp.where(ignored, 0.0, loss)
     if reduction == "none":
-        return p.finish(per_sample)
-    total = xp.sum(per_sample)
+        return p.finish(loss)
+    total = xp.sum(loss)
     if reduction == "mean":
-        total = total / max(math.prod(per_sample.shape), 1)
+        total = total / _mean_denominator(xp, loss, target, weights, ignored, class_indices)
     return p.finish(total)
 
 
-def _target_probabilities(xp: Namespace, log_p: Array, target: Array, axis: int) -> Array:
-    """The target as probabilities shaped like the logits (one-hot for class indices)."""
-    n_classes = log_p.shape[axis]
-    if xp.isdtype(target.dtype, "integral"):
-        batch = log_p.shape[:axis] + log_p.shape[axis + 1 :]
-        if tuple(target.shape) != tuple(batch):
-            raise ValueError(
-                f"target holds class indices, so its shape must be logits' shape without "
-                f"axis {axis}, {tuple(batch)}; got {tuple(target.shape)}"
-            )
-        if surely_false(xp.all((target >= 0) & (target < n_classes))):
-            raise ValueError(f"target holds class indices outside [0, {n_classes})")
-        classes = xp.arange(n_classes, device=array_device(log_p))
-        classes = xp.reshape(classes, (n_classes,) + (1,) * (log_p.ndim - 1 - axis))
-        return xp.astype(xp.expand_dims(target, axis=axis) == classes, log_p.dtype)
-    if xp.isdtype(target.dtype, "real floating"):
-        if tuple(target.shape) != tuple(log_p.shape):
-            raise ValueError(
-                f"target holds probabilities, so its shape must be logits' shape "
-                f"{tuple(log_p.shape)}; got {tuple(target.shape)}"
-            )
-        return xp.astype(target, log_p.dtype)
-    raise TypeError(
-        f"target must hold integer class indices or real probabilities, got {target.dtype}"
-    )
+def _class_weights(xp: Namespace, p: Prepared, weight: object) -> Array | None:
+    if weight is None:
+        return None
+    w = to_namespace(xp, p.x, weight, "weight")
+    if not xp.isdtype(w.dtype, ("real floating", "integral")):
+        raise TypeError(f"weight must hold real numbers, got dtype {w.dtype}")
+    n_classes = p.x.shape[p.axes[0]]
+    if tuple(w.shape) != (n_classes,):
+        raise ValueError(
+            f"weight must hold one value per class, shape ({n_classes},); got {tuple(w.shape)}"
+        )
+    return xp.astype(w, p.x.dtype)
+
+
+def _class_indices(
+    xp: Namespace, p: Prepared, target: Array, ignore_index: object
+) -> tuple[Array, Array | None]:
+    """(target with ignored samples pointing at class 0, the ignored samples or None)."""
+    (axis,), shape = p.axes, tuple(p.x.shape)
+    batch = shape[:axis] + shape[axis + 1 :]
+    if tuple(target.shape) != batch:
+        raise ValueError(
+            f"target holds class indices, so its shape must be logits' shape without "
+            f"axis {axis}, {batch}; got {tuple(target.shape)}"
+        )
+    ignored = None
+    valid = (target >= 0) & (target < shape[axis])
+    if ignore_index is not None:
+        ignored = target == _int_argument(ignore_index, "ignore_index")
+        valid = valid | ignored
+        # Any real class serves for the gather; the ignored samples' losses are dropped.
+        target = xp.where(ignored, xp.zeros_like(target), target)
+    if surely_false(xp.all(valid)):
+        raise ValueError(f"target holds class indices outside [0, {shape[axis]})")
+    return target, ignored
+
+
+def _int_argument(value: object, name: str) -> int:
+    if isinstance(value, bool) or not hasattr(value, "__index__"):
+        raise TypeError(f"{name} must be an int, got {value!r}")
+    return operator.index(value)
+
+
+def _probabilities(xp: Namespace, p: Prepared, target: Array, ignore_index: object) -> Array:
+    if not xp.isdtype(target.dtype, "real floating"):
+        raise TypeError(
+            f"target must hold integer class indices or real probabilities, got {target.dtype}"
+        )
+    if tuple(target.shape) != tuple(p.x.shape):
+        raise ValueError(
+            f"target holds probabilities, so its shape must be logits' shape "
+            f"{tuple(p.x.shape)}; got {tuple(target.shape)}"
+        )
+    # PyTorch accepts its default -100 here and ignores it; any class it could name is an error.
+    if ignore_index is not None and _int_argument(ignore_index, "ignore_index") >= 0:
+        raise ValueError(
+            f"ignore_index applies to class-index targets only, got {ignore_index!r} with a "
+            "probability target"
+        )
+    return xp.astype(target, p.x.dtype)
+
+
+def _mean_denominator(
+    xp: Namespace,
+    loss: Array,
+    target: Array,
+    weights: Array | None,
+    ignored: Array | None,
+    class_indices: bool,
+) -> Array | int:
+    """What "mean" divides by: the counted samples, or their weights (1 where that is 0, so
+    that a batch with nothing counted gives 0, not NaN)."""
+    if not class_indices or (weights is None and ignored is None):
+        return max(math.prod(loss.shape), 1)
+    if weights is None:
+        counted = xp.where(ignored, 0.0, xp.ones_like(loss))
+    else:
+        counted = xp.reshape(xp.take(weights, xp.reshape(target, (-1,)), axis=0), target.shape)
+        if ignored is not None:
+            counted = xp.where(ignored, 0.0, counted)
+    denominator = xp.sum(counted)
+    return xp.where(denominator == 0, xp.ones_like(denominator), denominator)

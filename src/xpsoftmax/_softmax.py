@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from ._attach import apply
 from ._compat import Array, compiles_eagerly, eager_kernel
-from ._core import log_total, normalise, probabilities, subtract
-from ._validation import Prepared, prepare
+from ._rules import LOG_SOFTMAX, LOGSUMEXP, SOFTMAX
+from ._validation import prepare
 
 __all__ = ["log_softmax", "logsumexp", "softmax"]
 
@@ -73,7 +74,7 @@ def softmax(
     if kernel is not None:
         return kernel(x, where)
     p = prepare(x, axis=axis, temperature=temperature, where=where)
-    return p.finish(probabilities(p, normalise(p, keep_shifted=False)))
+    return p.finish(apply(SOFTMAX, p))
 
 
 def log_softmax(
@@ -102,14 +103,7 @@ def log_softmax(
     if kernel is not None:
         return kernel(x, where)
     p = prepare(x, axis=axis, temperature=temperature, where=where)
-    return p.finish(log_probabilities(p))
-
-
-def log_probabilities(p: Prepared) -> Array:
-    """log_softmax in the compute dtype, for callers that round later."""
-    n = normalise(p)
-    # Empty slices have log_total 0, so their -inf entries stay -inf.
-    return subtract(p.xp, n.shifted, log_total(p, n))
+    return p.finish(apply(LOG_SOFTMAX, p))
 
 
 def logsumexp(
@@ -138,12 +132,7 @@ def logsumexp(
     if kernel is not None:
         return kernel(x, where)
     p = prepare(x, axis=axis, temperature=temperature, where=where)
-    n = normalise(p)
-    xp = p.xp
-    out = n.offset + p.temperature * log_total(p, n)
-    # Constants, not the maximum itself, so that no gradient flows out of an empty slice.
-    out = xp.where(n.maximum == xp.inf, xp.inf, out)
-    out = xp.where(n.total == 0, -xp.inf, out)
+    out = apply(LOGSUMEXP, p)
     if not keepdims:
-        out = xp.squeeze(out, axis=p.axes) if p.axes else out
+        out = p.xp.squeeze(out, axis=p.axes) if p.axes else out
     return p.finish(out)

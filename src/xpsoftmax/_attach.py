@@ -1,0 +1,190 @@
+"""Attaching the closed-form derivative rules of `_rules` to each framework's autodiff.
+
+The math of a rule is written once; only the attaching differs, by mechanism, which is
+found by capability (`derivative_mechanism`), never by a framework's name:
+
+* ``custom_jvp`` (JAX): the rule's JVP, linear in the tangents, is all JAX needs. It derives
+  reverse mode by transposing it, higher orders by differentiating it again, and keeps only
+  what the linear part reads as residuals (the output, for softmax).
+* ``autograd_function`` (PyTorch): a Function whose ``forward`` runs the plain computation
+  (nothing is recorded there, so it reuses its temporaries in place), ``backward`` calls the
+  rule's VJP in differentiable operations (double backward works), ``jvp`` its JVP for
+  forward mode, and ``setup_context`` with a generated vmap rule serves torch.func.
+
+A call whose arrays no autodiff watches takes the plain computation and pays nothing more.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from typing import Any
+
+from ._compat import Array, derivative_mechanism, is_compiling, records_gradients
+from ._rules import RULES, Rule, Static
+from ._validation import Prepared
+
+__all__ = ["apply", "define_for_imported_libraries", "define_functions"]
+
+
+def apply(
+    rule: Rule,
+    p: Prepared,
+    *extra: Array | None,
+    label_smoothing: float = 0.0,
+    class_indices: bool = False,
+) -> Array:
+    """The rule's output for the prepared call, differentiable through the closed forms.
+
+    `extra` are cross_entropy's target and class weights.
+    """
+    t = None if isinstance(p.temperature, float) else p.temperature
+    axis = p.axes[0] if len(p.axes) == 1 else -1
+    static = Static(axis, None if t is not None else p.temperature, label_smoothing, class_indices)
+    mechanism = derivative_mechanism(p.x)
+    watched = mechanism is not None and (
+        mechanism[0] == "custom_jvp" or records_gradients(p.x, t, *extra[:1])
+    )
+    if not watched or len(p.axes) != 1 or p.x.shape[axis] == 0:
+        # Nothing to attach, or a call the rules do not cover (several axes, empty slices),
+        # where the framework differentiates the composition, which is correct there too.
+        return rule.outputs(p, static, *extra)[0]
+    kind, maker = mechanism  # type: ignore[misc]
+    if kind == "custom_jvp":
+        return _custom_jvp(rule, maker)(static, p.x, t, p.where, *extra)
+    compiling = is_compiling(p.x)
+    attached = _ATTACHED.get((rule.name, kind, not compiling))
+    if attached is None:
+        if compiling:
+            # A compiler cannot trace the definition of a class: the Functions are defined
+            # on the first eager call (or import, see `define_for_imported_libraries`), and
+            # until then a compiled call differentiates the composition, correctly.
+            return rule.outputs(p, static, *extra)[0]
+        define_functions(maker)
+        attached = _ATTACHED[(rule.name, kind, True)]
+    return attached(static, p.x, t, p.where, *extra)
+
+
+def _tangents(tangents: tuple[Any, ...]) -> tuple[Any, Any, Any]:
+    """(logits', temperature's, target's) tangents; None for a zero or a constant input."""
+    x_dot, t_dot = tangents[0], tangents[1]
+    target_dot = tangents[3] if len(tangents) > 3 else None
+    return x_dot, t_dot, target_dot
+
+
+def _custom_jvp(rule: Rule, custom_jvp: Any) -> Callable[..., Array]:
+    key = (rule.name, "custom_jvp")
+    if key in _ATTACHED:
+        return _ATTACHED[key]
+
+    def primal(static: Static, *inputs: Array | None) -> Array:
+        return rule.forward(static, *inputs)[0]
+
+    def jvp(static: Static, primals: tuple[Any, ...], tangents: tuple[Any, ...]) -> Any:
+        outputs = rule.forward(static, *primals)
+        dots = _tangents(tuple(None if _is_symbolic_zero(d) else d for d in tangents))
+        if all(d is None for d in dots):
+            return outputs[0], outputs[0] * 0.0
+        return outputs[0], rule.jvp(static, _padded(primals), outputs, dots)
+
+    function = custom_jvp(primal, nondiff_argnums=(0,))
+    # Symbolic zeros: an input nobody differentiates (a temperature passed as an array, say)
+    # costs no work and leaves no residual.
+    function.defjvp(jvp, symbolic_zeros=True)
+    _ATTACHED[key] = function
+    return function  # type: ignore[no-any-return]
+
+
+def _is_symbolic_zero(tangent: Any) -> bool:
+    return tangent is None or type(tangent).__name__ == "SymbolicZero"
+
+
+def _autograd_function(rule: Rule, function_type: Any, forward_mode: bool) -> Callable[..., Array]:
+    """A Function class for the rule; with `forward_mode` it also has the ``jvp`` that
+    forward-mode AD needs. The two are apart because torch.compile cannot trace a Function
+    that defines ``jvp``, and a compiled call carries no forward-mode tangent."""
+    key = (rule.name, "autograd_function", forward_mode)
+    if key in _ATTACHED:
+        return _ATTACHED[key]
+    # The methods find the rule by name in a module-level table: a compiler tracing them can
+    # follow a global, not an object held only by a closure.
+    name = rule.name
+
+    class RuleFunction(function_type):  # type: ignore[misc]
+        generate_vmap_rule = True
+
+        @staticmethod
+        def forward(*args: Any) -> Any:
+            *inputs, static = args
+            return RULES[name].forward(static, *inputs)
+
+        @staticmethod
+        def setup_context(ctx: Any, inputs: tuple[Any, ...], output: Any) -> None:
+            *arrays, static = inputs
+            ctx.static, ctx.n_inputs = static, len(arrays)
+            if len(output) > 1:
+                ctx.mark_non_differentiable(*output[1:])
+            # Save what the rule's derivatives read, and no more: softmax and log_softmax need
+            # their output alone (x too only for a temperature's derivative).
+            if not (RULES[name].reads_input or arrays[1] is not None):
+                arrays[0] = None
+            ctx.save_for_backward(*arrays, *output)
+            if forward_mode:
+                ctx.save_for_forward(*arrays, *output)
+
+        @staticmethod
+        def backward(ctx: Any, g: Array, *_: Any) -> tuple[Any, ...]:
+            saved, n = ctx.saved_tensors, ctx.n_inputs
+            needs = ctx.needs_input_grad
+            wanted = (needs[0], needs[1], n > 3 and needs[3])
+            x_bar, t_bar, target_bar = RULES[name].vjp(
+                ctx.static, _padded(saved[:n]), tuple(saved[n:]), g, wanted
+            )
+            return (*(x_bar, t_bar, None, target_bar, None)[:n], None)
+
+    class ForwardModeRuleFunction(RuleFunction):
+        @staticmethod
+        def jvp(ctx: Any, *tangents: Any) -> Any:
+            saved, n = ctx.saved_tensors, ctx.n_inputs
+            dots = _tangents(tangents)
+            out_dot = RULES[name].jvp(ctx.static, _padded(saved[:n]), tuple(saved[n:]), dots)
+            # The residuals are not differentiable outputs: they get no tangent.
+            return (out_dot, *(None for _ in saved[n + 1 :]))
+
+    function = ForwardModeRuleFunction if forward_mode else RuleFunction
+
+    def call(static: Static, *inputs: Array | None) -> Array:
+        return function.apply(*inputs, static)[0]
+
+    _ATTACHED[key] = call
+    return call
+
+
+def define_functions(function_type: Any) -> None:
+    """Define every rule's Function classes for a library, with and without forward mode."""
+    from ._loss_rule import CROSS_ENTROPY
+    from ._rules import LOG_SOFTMAX, LOGSUMEXP, SOFTMAX
+
+    for rule in (SOFTMAX, LOG_SOFTMAX, LOGSUMEXP, CROSS_ENTROPY):
+        for forward_mode in (True, False):
+            _autograd_function(rule, function_type, forward_mode)
+
+
+def define_for_imported_libraries() -> None:
+    """At import: define the Function classes of every library already imported that has
+    them, so that a first call under a compiler finds them (see `apply`)."""
+    for name, module in list(sys.modules.items()):
+        if "." in name or module is None:
+            continue
+        function_type = getattr(getattr(module, "autograd", None), "Function", None)
+        if isinstance(function_type, type) and hasattr(module, "compile"):
+            define_functions(function_type)
+
+
+def _padded(inputs: tuple[Any, ...]) -> tuple[Any, ...]:
+    """The five rule inputs, with None for cross_entropy's own where a rule has none."""
+    return tuple(inputs) + (None,) * (5 - len(inputs))
+
+
+# One attached function per rule and mechanism, made at its first use.
+_ATTACHED: dict[tuple[Any, ...], Callable[..., Array]] = {}

@@ -1,0 +1,294 @@
+"""cross_entropy's per-sample loss and its closed-form derivatives (see `_rules`).
+
+With the shifted logits ``z = (x - m) / T``, ``L = log sum_W exp(z)`` (accurate near 0,
+`log_total`) and the log-probabilities ``l = z - L``, the loss of a sample is
+``-sum q' l`` over the counted classes (included, with ``q' != 0``), where
+
+* class indices y: ``q'_c = (1 - eps) w_y [c = y] + (eps / K) w_c``;
+* probabilities q: ``q'_c = w_c ((1 - eps) q_c + eps / K)``;
+
+w being the class weights (1 without them) and eps the label smoothing, as in
+``torch.nn.functional.cross_entropy``. Class indices are gathered, never made into a one-hot:
+
+    (1 - eps) w_y (L - z_y) + (eps / K) sum_c w_c (L - z_c),
+
+so the only per-element temporaries are the logsumexp's own. The loss's tangent in the scaled
+logits is ``<c, dz>`` with ``c = S s - q'`` and ``S = sum_W q'``, computed as
+``q' expm1(l) + (S - q') s``, which keeps its digits where a probability is close to 1.
+A probability target's own tangent enters as ``-sum w (1 - eps) dq l`` over counted classes.
+"""
+
+from __future__ import annotations
+
+from ._compat import (
+    Array,
+    Namespace,
+    all_below_now,
+    array_device,
+    array_namespace,
+    can_update_in_place,
+    records_gradients,
+    surely_true,
+    values_are_known,
+)
+from ._core import (
+    divide,
+    exponentiate,
+    log_total,
+    multiply,
+    normalise,
+    overflow_free,
+    probabilities,
+    subtract,
+)
+from ._rules import (
+    RULES,
+    Inputs,
+    Rule,
+    Static,
+    Tangents,
+    is_index,
+    over_temperature,
+    prepared,
+    scaled_tangent,
+    take_along,
+    temperature_cotangent,
+    temperature_of,
+)
+from ._validation import Prepared
+
+__all__ = ["CROSS_ENTROPY"]
+
+
+class _CrossEntropy(Rule):
+    """Per-sample loss with the class axis kept; residuals: the per-slice maximum and L."""
+
+    name = "cross_entropy"
+    reads_input = True
+
+    def outputs(self, p: Prepared, static: Static, *extra: Array | None) -> tuple[Array, ...]:
+        target, weight = extra
+        xp, (axis,) = p.xp, p.axes
+        if not static.class_indices:
+            n = normalise(p)
+            logs_total = log_total(p, n)
+            q = _target_weights(xp, static, p.x, target, weight)
+            counted = _counted(xp, q, p.where)
+            # (Select before multiplying: q * l would make 0 * -inf = NaN where not counted.)
+            loss = -xp.sum(
+                q * xp.where(counted, n.shifted - logs_total, 0.0), axis=axis, keepdims=True
+            )
+            return loss, n.maximum, logs_total
+        eps = static.label_smoothing
+        n = normalise(p, keep_shifted=eps != 0.0)
+        logs_total = log_total(p, n)
+        index = xp.expand_dims(target, axis=axis)
+        x_target = take_along(xp, p.x, index, axis)
+        loss = logs_total - over_temperature(x_target - n.offset, p.temperature)
+        if weight is not None:
+            # (A weight of 0 on an infinite loss adds nothing: select, then multiply.)
+            w_target = _along(xp, weight, axis, p.x.ndim, index)
+            loss = w_target * xp.where(w_target == 0, 0.0, loss)
+        if p.where is not None:
+            # An excluded target adds nothing (its z is -inf: select, do not multiply).
+            loss = xp.where(take_along(xp, p.where, index, axis), loss, 0.0)
+        if eps:
+            mass, z_sum = _smoothing_sums(xp, n.shifted, weight, p.where, axis)
+            smoothed = (eps / p.x.shape[axis]) * (mass * logs_total - z_sum)
+            # (eps = 1 leaves no target term: skip it rather than make 0 * inf.)
+            loss = smoothed if eps == 1.0 else (1.0 - eps) * loss + smoothed
+        return loss, n.maximum, logs_total
+
+    def jvp(
+        self, static: Static, inputs: Inputs, outputs: tuple[Array, ...], tangents: Tangents
+    ) -> Array:
+        x, t, where, target, weight = inputs
+        xp, axis = array_namespace(x), static.axis
+        s, logs = _probabilities_and_logs(static, inputs)
+        out = None
+        if tangents[0] is not None or tangents[1] is not None:
+            dz = scaled_tangent(xp, tangents[0], tangents[1], temperature_of(static, t), logs)
+            out = xp.sum(_derivative(xp, static, inputs, s, logs) * dz, axis=axis, keepdims=True)
+        if tangents[2] is not None:
+            q_dot = _target_weights(xp, static, x, tangents[2], weight, smoothing=False)
+            counted = _counted(xp, _target_weights(xp, static, x, target, weight), where)
+            term = xp.sum(q_dot * xp.where(counted, logs, 0.0), axis=axis, keepdims=True)
+            q_term = -(1.0 - static.label_smoothing) * term
+            out = q_term if out is None else out + q_term
+        return out
+
+    def vjp(
+        self,
+        static: Static,
+        inputs: Inputs,
+        outputs: tuple[Array, ...],
+        g: Array,
+        needs: tuple[bool, bool, bool],
+    ) -> Tangents:
+        x, t, where, target, weight = inputs
+        xp = array_namespace(x)
+        if not needs[1] and not needs[2] and _is_plain(static, inputs, outputs, g):
+            return _class_index_gradient(xp, static, inputs, outputs, g), None, None
+        s, logs = _probabilities_and_logs(static, inputs)
+        w = g * _derivative(xp, static, inputs, s, logs)
+        x_bar = over_temperature(w, temperature_of(static, t)) if needs[0] else None
+        t_bar = temperature_cotangent(xp, w, logs, t, static.axis) if needs[1] else None
+        q_bar = None
+        if needs[2]:
+            counted = _counted(xp, _target_weights(xp, static, x, target, weight), where)
+            q_bar = -(1.0 - static.label_smoothing) * g * xp.where(counted, logs, 0.0)
+            if weight is not None:
+                q_bar = q_bar * _along(xp, weight, static.axis, x.ndim)
+        return x_bar, t_bar, q_bar
+
+
+CROSS_ENTROPY = _CrossEntropy()
+RULES[CROSS_ENTROPY.name] = CROSS_ENTROPY
+
+
+def _along(xp: Namespace, weight: Array, axis: int, ndim: int, index: Array | None = None) -> Array:
+    """The class weights shaped to broadcast along `axis`, or gathered at class `index`."""
+    shaped = xp.reshape(weight, (weight.shape[0],) + (1,) * (ndim - 1 - axis))
+    if index is None:
+        return shaped
+    return xp.reshape(xp.take(weight, xp.reshape(index, (-1,)), axis=0), index.shape)
+
+
+def _smoothing_sums(
+    xp: Namespace, shifted: Array, weight: Array | None, where: Array | None, axis: int
+) -> tuple[Array | int, Array]:
+    """(sum of w_c, sum of w_c z_c) over the counted classes: included, of non-zero weight."""
+    if weight is None and where is None:
+        return shifted.shape[axis], xp.sum(shifted, axis=axis, keepdims=True)
+    if weight is None:
+        w = xp.astype(where, shifted.dtype)
+        counted = where
+    else:
+        w = xp.broadcast_to(_along(xp, weight, axis, shifted.ndim), tuple(shifted.shape))
+        counted = w != 0 if where is None else (w != 0) & where
+        w = xp.where(counted, w, 0.0)
+    mass = xp.sum(w, axis=axis, keepdims=True)
+    # (Select, then multiply: a weight of 0 at a -inf logit adds nothing, not NaN.)
+    return mass, xp.sum(w * xp.where(counted, shifted, 0.0), axis=axis, keepdims=True)
+
+
+def _target_weights(
+    xp: Namespace,
+    static: Static,
+    x: Array,
+    target: Array,
+    weight: Array | None,
+    smoothing: bool = True,
+) -> Array:
+    """q' for a probability target, shaped like the logits (see the module docstring)."""
+    eps, n_classes = static.label_smoothing, x.shape[static.axis]
+    q = (1.0 - eps) * target + eps / n_classes if eps and smoothing else target
+    return q if weight is None else q * _along(xp, weight, static.axis, x.ndim)
+
+
+def _counted(
+    xp: Namespace,
+    q: Array | None,
+    where: Array | None,
+    like: Array | None = None,
+    axis: int = -1,
+) -> Array | None:
+    """The classes that add to the loss: included, with a non-zero q (None: all of them)."""
+    if q is not None and like is not None:  # class weights, not yet shaped like the logits
+        q = _along(xp, q, axis, like.ndim)
+    if q is None:
+        return where
+    return q != 0 if where is None else (q != 0) & where
+
+
+def _probabilities_and_logs(static: Static, inputs: Inputs) -> tuple[Array, Array]:
+    """(softmax, log_softmax) of the logits, recomputed from them."""
+    p = prepared(static, *inputs[:3])
+    n = normalise(p)
+    logs = n.shifted - log_total(p, n)
+    return probabilities(p, n), logs
+
+
+def _derivative(xp: Namespace, static: Static, inputs: Inputs, s: Array, logs: Array) -> Array:
+    """c = S s - q', the loss's derivative in the scaled logits, accurate at the target."""
+    x, _, where, target, weight = inputs
+    axis, eps, n_classes = static.axis, static.label_smoothing, x.shape[static.axis]
+    if static.class_indices:
+        index = xp.expand_dims(target, axis=axis)
+        w_target = 1.0 if weight is None else _along(xp, weight, axis, x.ndim, index)
+        w = 1.0 if weight is None else _along(xp, weight, axis, x.ndim)
+        # (A product, not a where of two Python numbers: that would be made in float32.)
+        one_hot = xp.astype(is_index(xp, s, index, axis), s.dtype)
+        q = one_hot * ((1.0 - eps) * w_target) + (eps / n_classes) * w
+    else:
+        q = _target_weights(xp, static, x, target, weight)
+    total = xp.sum(q if where is None else xp.where(where, q, 0.0), axis=axis, keepdims=True)
+    # q' expm1(l) + (S - q') s: equal to S s - q', without its cancellation at s close to 1.
+    c = q * xp.expm1(logs) + (total - q) * s
+    return c if where is None else xp.where(where, c, 0.0)
+
+
+def _is_plain(static: Static, inputs: Inputs, outputs: tuple[Array, ...], g: Array) -> bool:
+    """Whether the fast class-index gradient applies: eager arrays that nobody records, no
+    mask, and every slice's maximum finite and small (no special values to handle)."""
+    x, _, where, _, _ = inputs
+    if not static.class_indices or where is not None:
+        return False
+    if records_gradients(x, g) or not values_are_known(x):
+        return False
+    xp = array_namespace(x)
+    return all_below_now(xp, outputs[1], overflow_free(xp, x.dtype))
+
+
+def divide_unless_one(xp: Namespace, a: Array, temperature: float | Array) -> Array:
+    """a / T into a's memory (our own temporary), skipping a division by a Python 1."""
+    if isinstance(temperature, float) and temperature == 1.0:
+        return a
+    return divide(xp, a, temperature)
+
+
+def _class_index_gradient(
+    xp: Namespace, static: Static, inputs: Inputs, outputs: tuple[Array, ...], g: Array
+) -> Array:
+    """x_bar = g (S s - q') / T in a few passes over one buffer of our own, updated in place
+    where the library allows; the target's entry comes from its gathered logit, in the
+    accurate form of `_derivative`."""
+    x, t, _, target, weight = inputs
+    _, maximum, logs_total = outputs
+    axis, eps, n_classes = static.axis, static.label_smoothing, x.shape[static.axis]
+    temperature = temperature_of(static, t)
+    index = xp.expand_dims(target, axis=axis)
+    if weight is None:
+        w_target, mass = 1.0, 1.0
+    else:
+        w_target = _along(xp, weight, axis, x.ndim, index)
+        mass = (1.0 - eps) * w_target + (eps / n_classes) * xp.sum(weight)
+    scale = over_temperature(g, temperature)
+    factor = scale * mass
+    # s = exp((x - m) / T - L), and each row's factor g S / T folded into the exponent where
+    # it is not negative: x - c then one exp, two passes over the buffer instead of four.
+    # (A factor of 0, from an ignored sample, makes the exponent -inf and the row 0.)
+    if surely_true(xp.all(factor >= 0)):
+        positive = factor > 0
+        log_factor = xp.where(positive, xp.log(xp.where(positive, factor, 1.0)), -xp.inf)
+        buffer = x - (maximum + temperature * (logs_total - log_factor))
+        buffer = exponentiate(xp, divide_unless_one(xp, buffer, temperature))
+    else:
+        buffer = divide_unless_one(xp, x - maximum, temperature)
+        buffer = multiply(xp, exponentiate(xp, subtract(xp, buffer, logs_total)), factor)
+    if eps:
+        w = 1.0 if weight is None else _along(xp, weight, axis, x.ndim)
+        buffer = subtract(xp, buffer, scale * (eps / n_classes) * w)
+    z_target = over_temperature(take_along(xp, x, index, axis) - maximum, temperature)
+    log_target = z_target - logs_total
+    q_target = w_target * (1.0 - eps + eps / n_classes)
+    at_target = q_target * xp.expm1(log_target) + (mass - q_target) * xp.exp(log_target)
+    at_target = at_target * scale
+    if can_update_in_place(buffer) and axis == x.ndim - 1:
+        # One write per sample, into the flat view of the buffer.
+        flat = xp.reshape(buffer, (-1,))
+        samples = xp.arange(flat.shape[0] // n_classes, device=array_device(x))
+        positions = xp.reshape(samples * n_classes, index.shape) + index
+        flat[xp.reshape(positions, (-1,))] = xp.reshape(at_target, (-1,))
+        return buffer
+    return xp.where(is_index(xp, buffer, index, axis), at_target, buffer)
