@@ -200,3 +200,30 @@ def test_integer_and_bool_input_give_the_default_float(
             exact = getattr(oracle, name)(host.astype(np.float64), -1)
             got = np.asarray(variant.to_numpy(result), dtype=np.float64)
             assert_within(got, exact, dtype_name(result), 4.0)
+
+
+@pytest.mark.parametrize("label_smoothing", [0.0, 0.25])
+@pytest.mark.parametrize("target_column", [0, 1, 3])
+def test_special_values_of_cross_entropy(
+    variant: backends.Variant, target_column: int, label_smoothing: float
+) -> None:
+    """Per-sample cross-entropy of every row of the table, the target at each kind of entry
+    (+inf, finite, -inf, NaN, excluded), gathered from the logits: against the oracle."""
+    target = np.full(X.shape[0], target_column)
+    result = call(
+        variant,
+        "cross_entropy",
+        variant.asarray(X),
+        variant.asarray(target, dtype="int64"),
+        array_kwargs={"where": variant.asarray(WHERE)},
+        axis=-1,
+        reduction="none",
+        label_smoothing=label_smoothing,
+    )
+    got = np.asarray(variant.to_numpy(result), dtype=np.float64)
+    exact = oracle.cross_entropy(
+        X, target, -1, 1.0, WHERE, label_smoothing=label_smoothing, reduction="none"
+    )
+    bound = allowed_error("cross_entropy", "float64", X, -1, 1.0, WHERE)
+    for i, row in enumerate(ROW_NAMES):
+        assert_within(got[i], exact[i], "float64", bound, what=f"cross_entropy row {row!r}")

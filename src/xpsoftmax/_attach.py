@@ -16,11 +16,18 @@ A call whose arrays no autodiff watches takes the plain computation and pays not
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from collections.abc import Callable
 from typing import Any
 
-from ._compat import Array, derivative_mechanism, is_compiling, records_gradients
+from ._compat import (
+    Array,
+    derivative_mechanism,
+    is_compiling,
+    no_updates_in_place,
+    records_gradients,
+)
 from ._rules import RULES, Rule, Static
 from ._validation import Prepared
 
@@ -137,9 +144,11 @@ def _autograd_function(rule: Rule, function_type: Any, forward_mode: bool) -> Ca
             saved, n = ctx.saved_tensors, ctx.n_inputs
             needs = ctx.needs_input_grad
             wanted = (needs[0], needs[1], n > 3 and needs[3])
-            x_bar, t_bar, target_bar = RULES[name].vjp(
-                ctx.static, _padded(saved[:n]), tuple(saved[n:]), g, wanted
-            )
+            recording = records_gradients(g, *saved)
+            with no_updates_in_place() if recording else contextlib.nullcontext():
+                x_bar, t_bar, target_bar = RULES[name].vjp(
+                    ctx.static, _padded(saved[:n]), tuple(saved[n:]), g, wanted
+                )
             return (*(x_bar, t_bar, None, target_bar, None)[:n], None)
 
     class ForwardModeRuleFunction(RuleFunction):
@@ -147,7 +156,9 @@ def _autograd_function(rule: Rule, function_type: Any, forward_mode: bool) -> Ca
         def jvp(ctx: Any, *tangents: Any) -> Any:
             saved, n = ctx.saved_tensors, ctx.n_inputs
             dots = _tangents(tangents)
-            out_dot = RULES[name].jvp(ctx.static, _padded(saved[:n]), tuple(saved[n:]), dots)
+            recording = records_gradients(*dots, *saved)
+            with no_updates_in_place() if recording else contextlib.nullcontext():
+                out_dot = RULES[name].jvp(ctx.static, _padded(saved[:n]), tuple(saved[n:]), dots)
             # The residuals are not differentiable outputs: they get no tangent.
             return (out_dot, *(None for _ in saved[n + 1 :]))
 

@@ -6,8 +6,10 @@ Everything framework-specific the library needs is phrased here as a question ab
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from array_api_compat import array_namespace, is_array_api_obj, is_lazy_array, is_writeable_array
@@ -28,6 +30,7 @@ __all__ = [
     "is_lazy_array",
     "may_warn_on_overflow",
     "namespace_of",
+    "no_updates_in_place",
     "records_gradients",
     "surely_false",
     "surely_true",
@@ -87,10 +90,26 @@ def can_update_in_place(a: Array) -> bool:
         return False
     if not hasattr(a, "requires_grad"):
         return True
-    if a.requires_grad or _has_forward_tangent(a):
-        return False
     is_compiling = _compiling_probe(type(a))
-    return is_compiling is None or not is_compiling()
+    if a.requires_grad or (is_compiling is not None and is_compiling()):
+        return False
+    return _IN_PLACE.get() and not _has_forward_tangent(a)
+
+
+# Off while a derivative rule runs under recording autodiff (a backward pass that builds its
+# own graph, for double backward): there even a temporary that requires no gradient may be
+# saved by an operation that mixes it with one that does.
+_IN_PLACE: contextvars.ContextVar[bool] = contextvars.ContextVar("in_place", default=True)
+
+
+@contextlib.contextmanager
+def no_updates_in_place() -> Iterator[None]:
+    """Within: `can_update_in_place` answers False."""
+    token = _IN_PLACE.set(False)
+    try:
+        yield
+    finally:
+        _IN_PLACE.reset(token)
 
 
 def records_gradients(*arrays: Array | None) -> bool:
@@ -130,7 +149,14 @@ def _has_forward_tangent(a: Array) -> bool:
         return False
     forward_ad = sys.modules.get(type(a).__module__.partition(".")[0] + ".autograd.forward_ad")
     unpack = getattr(forward_ad, "unpack_dual", None)
-    return unpack is not None and unpack(a).tangent is not None
+    if unpack is None:
+        return False
+    try:
+        return unpack(a).tangent is not None
+    except RuntimeError:
+        # Inside a transform that cannot answer (torch.func.vmap over a forward-mode level):
+        # assume a tangent, which only costs the in-place shortcuts.
+        return True
 
 
 def derivative_mechanism(x: Array) -> tuple[str, Any] | None:
@@ -240,14 +266,31 @@ def may_warn_on_overflow(x: Array) -> bool:
     return not hasattr(library, "jit")
 
 
-def writes_into_out(function: Callable[..., Array]) -> bool:
+def writes_into_out(xp: Namespace, function: Callable[..., Array]) -> bool:
     """Whether an elementwise function of a namespace can write its result into ``out=``.
 
-    Universal functions (they carry ``nin`` and ``nout``) take an output array; the standard
-    has no ``out=``, so only callers that own a mutable temporary (`can_update_in_place`)
-    ask, to compute into it rather than allocate.
+    Universal functions say so (they carry ``nin`` and ``nout``); other libraries' builtins
+    (PyTorch's) carry no signature to read, so the first call tries, on a one-element array,
+    and the answer is kept per function. The standard has no ``out=``, so only callers that own a
+    mutable temporary (`can_update_in_place`) ask, to compute into it rather than allocate.
     """
-    return hasattr(function, "nout")
+    if hasattr(function, "nout"):
+        return True
+    known = _WRITES_INTO_OUT.get(function)
+    if known is None:
+        probe = xp.zeros((1,))
+        try:
+            function(probe, out=probe)
+            known = True
+        except TypeError:
+            known = False
+        _WRITES_INTO_OUT[function] = known
+    return known
+
+
+# Filled only on eager calls with mutable arrays: a compiler never reaches it (see
+# `can_update_in_place`), so it cannot make a compiled function recompile.
+_WRITES_INTO_OUT: dict[Any, bool] = {}
 
 
 def surely_true(condition: Array) -> bool:

@@ -39,6 +39,7 @@ __all__ = [
     "normalise",
     "overflow_free",
     "probabilities",
+    "shift",
     "subtract",
     "top_count_and_tail",
 ]
@@ -81,6 +82,19 @@ def normalise(p: Prepared, keep_shifted: bool = True) -> Normalised:
     # Subtracting an infinite maximum would make NaN (and warn); NaN maxima stay, they poison
     # their slice as they should.
     offset = maximum if ordinary else xp.where(xp.isinf(maximum), 0.0, maximum)
+    shifted = shift(p, x, maximum, offset, ordinary)
+    # Without keep_shifted, one buffer serves the shifted logits, their exponentials and (see
+    # `probabilities`) the result: fresh memory costs a page fault per page, on large arrays
+    # about as much as a pass over them.
+    exp_shifted = xp.exp(shifted) if keep_shifted else exponentiate(xp, shifted)
+    total = xp.sum(exp_shifted, axis=axes, keepdims=True)
+    return Normalised(shifted, exp_shifted, maximum, offset, total, ordinary)
+
+
+def shift(p: Prepared, x: Array, maximum: Array, offset: Array, ordinary: bool) -> Array:
+    """``(x - offset) / T`` with the special values of `normalise`, for x or any entries of
+    it taken along the reduced axes (a gathered target logit, say), -inf where excluded."""
+    xp = p.xp
     if not ordinary and may_warn_on_overflow(x):
         # Logits spanning the float range (+-1e308): x - offset overflows to the -inf it
         # should be, but NumPy-backed libraries warn; such entries are set to -inf directly.
@@ -93,12 +107,7 @@ def normalise(p: Prepared, keep_shifted: bool = True) -> Normalised:
         # (One operand an array: the standard's where takes at most one Python scalar.)
         at_infinity = xp.where(x == xp.inf, xp.zeros_like(x), -xp.inf)
         shifted = xp.where(maximum == xp.inf, at_infinity, shifted)
-    # Without keep_shifted, one buffer serves the shifted logits, their exponentials and (see
-    # `probabilities`) the result: fresh memory costs a page fault per page, on large arrays
-    # about as much as a pass over them.
-    exp_shifted = xp.exp(shifted) if keep_shifted else exponentiate(xp, shifted)
-    total = xp.sum(exp_shifted, axis=axes, keepdims=True)
-    return Normalised(shifted, exp_shifted, maximum, offset, total, ordinary)
+    return shifted
 
 
 def _shift_and_scale(xp: Namespace, x: Array, offset: Array, temperature: float | Array) -> Array:
@@ -220,7 +229,7 @@ def complement(p: Prepared, n: Normalised, top: tuple[Array, Array, Array], s: A
 
 def exponentiate(xp: Namespace, a: Array) -> Array:
     """exp(a), into a's memory where exp takes ``out=``: pass only our own temporaries."""
-    if can_update_in_place(a) and writes_into_out(xp.exp):
+    if can_update_in_place(a) and writes_into_out(xp, xp.exp):
         return xp.exp(a, out=a)
     return xp.exp(a)
 

@@ -24,14 +24,13 @@ from ._compat import (
     Array,
     Namespace,
     all_below_now,
-    array_device,
     array_namespace,
-    can_update_in_place,
     records_gradients,
     surely_true,
     values_are_known,
 )
 from ._core import (
+    Normalised,
     divide,
     exponentiate,
     log_total,
@@ -39,6 +38,7 @@ from ._core import (
     normalise,
     overflow_free,
     probabilities,
+    shift,
     subtract,
 )
 from ._rules import (
@@ -50,6 +50,7 @@ from ._rules import (
     is_index,
     over_temperature,
     prepared,
+    put_at,
     scaled_tangent,
     take_along,
     temperature_cotangent,
@@ -83,8 +84,7 @@ class _CrossEntropy(Rule):
         n = normalise(p, keep_shifted=eps != 0.0)
         logs_total = log_total(p, n)
         index = xp.expand_dims(target, axis=axis)
-        x_target = take_along(xp, p.x, index, axis)
-        loss = logs_total - over_temperature(x_target - n.offset, p.temperature)
+        loss = logs_total - _target_logit(p, n, index)
         if weight is not None:
             # (A weight of 0 on an infinite loss adds nothing: select, then multiply.)
             w_target = _along(xp, weight, axis, p.x.ndim, index)
@@ -104,15 +104,16 @@ class _CrossEntropy(Rule):
     ) -> Array:
         x, t, where, target, weight = inputs
         xp, axis = array_namespace(x), static.axis
-        s, logs = _probabilities_and_logs(static, inputs)
+        parts = _Parts(static, inputs, outputs)
         out = None
         if tangents[0] is not None or tangents[1] is not None:
+            logs = parts.logs() if tangents[1] is not None else None
             dz = scaled_tangent(xp, tangents[0], tangents[1], temperature_of(static, t), logs)
-            out = xp.sum(_derivative(xp, static, inputs, s, logs) * dz, axis=axis, keepdims=True)
+            out = xp.sum(_derivative(xp, static, inputs, parts) * dz, axis=axis, keepdims=True)
         if tangents[2] is not None:
             q_dot = _target_weights(xp, static, x, tangents[2], weight, smoothing=False)
             counted = _counted(xp, _target_weights(xp, static, x, target, weight), where)
-            term = xp.sum(q_dot * xp.where(counted, logs, 0.0), axis=axis, keepdims=True)
+            term = xp.sum(q_dot * xp.where(counted, parts.logs(), 0.0), axis=axis, keepdims=True)
             q_term = -(1.0 - static.label_smoothing) * term
             out = q_term if out is None else out + q_term
         return out
@@ -129,14 +130,14 @@ class _CrossEntropy(Rule):
         xp = array_namespace(x)
         if not needs[1] and not needs[2] and _is_plain(static, inputs, outputs, g):
             return _class_index_gradient(xp, static, inputs, outputs, g), None, None
-        s, logs = _probabilities_and_logs(static, inputs)
-        w = g * _derivative(xp, static, inputs, s, logs)
+        parts = _Parts(static, inputs, outputs)
+        w = g * _derivative(xp, static, inputs, parts)
         x_bar = over_temperature(w, temperature_of(static, t)) if needs[0] else None
-        t_bar = temperature_cotangent(xp, w, logs, t, static.axis) if needs[1] else None
+        t_bar = temperature_cotangent(xp, w, parts.logs(), t, static.axis) if needs[1] else None
         q_bar = None
         if needs[2]:
             counted = _counted(xp, _target_weights(xp, static, x, target, weight), where)
-            q_bar = -(1.0 - static.label_smoothing) * g * xp.where(counted, logs, 0.0)
+            q_bar = -(1.0 - static.label_smoothing) * g * xp.where(counted, parts.logs(), 0.0)
             if weight is not None:
                 q_bar = q_bar * _along(xp, weight, static.axis, x.ndim)
         return x_bar, t_bar, q_bar
@@ -152,6 +153,16 @@ def _along(xp: Namespace, weight: Array, axis: int, ndim: int, index: Array | No
     if index is None:
         return shaped
     return xp.reshape(xp.take(weight, xp.reshape(index, (-1,)), axis=0), index.shape)
+
+
+def _target_logit(p: Prepared, n: Normalised, index: Array) -> Array:
+    """The target's shifted logit z_y, gathered from x (the full shifted array need not exist)
+    and given the special values `normalise` gives the whole slice."""
+    xp, (axis,) = p.xp, p.axes
+    x_target = take_along(xp, p.x, index, axis)
+    if p.where is not None:
+        x_target = xp.where(take_along(xp, p.where, index, axis), x_target, -xp.inf)
+    return shift(p, x_target, n.maximum, n.offset, n.ordinary)
 
 
 def _smoothing_sums(
@@ -201,30 +212,57 @@ def _counted(
     return q != 0 if where is None else (q != 0) & where
 
 
-def _probabilities_and_logs(static: Static, inputs: Inputs) -> tuple[Array, Array]:
-    """(softmax, log_softmax) of the logits, recomputed from them."""
-    p = prepared(static, *inputs[:3])
-    n = normalise(p)
-    logs = n.shifted - log_total(p, n)
-    return probabilities(p, n), logs
+class _Parts:
+    """What the derivatives read, recomputed from the logits and the forward's residuals: the
+    probabilities, and the log-probabilities only when asked (class indices need them at the
+    target alone). L comes from the forward where it can, so its accurate tail is not summed
+    again."""
+
+    def __init__(self, static: Static, inputs: Inputs, outputs: tuple[Array, ...]) -> None:
+        self.p = prepared(static, *inputs[:3])
+        self.n = normalise(self.p)
+        # Under recording autodiff (a backward that builds its own graph) L must be a
+        # function of the logits again: the saved one is a constant to autograd.
+        recording = records_gradients(inputs[0])
+        self.log_total = log_total(self.p, self.n) if recording else outputs[2]
+        self.s = probabilities(self.p, self.n)
+
+    def logs(self) -> Array:
+        return self.n.shifted - self.log_total
+
+    def log_at(self, index: Array) -> Array:
+        return _target_logit(self.p, self.n, index) - self.log_total
 
 
-def _derivative(xp: Namespace, static: Static, inputs: Inputs, s: Array, logs: Array) -> Array:
+def _derivative(xp: Namespace, static: Static, inputs: Inputs, parts: _Parts) -> Array:
     """c = S s - q', the loss's derivative in the scaled logits, accurate at the target."""
+    s = parts.s
     x, _, where, target, weight = inputs
     axis, eps, n_classes = static.axis, static.label_smoothing, x.shape[static.axis]
-    if static.class_indices:
-        index = xp.expand_dims(target, axis=axis)
-        w_target = 1.0 if weight is None else _along(xp, weight, axis, x.ndim, index)
-        w = 1.0 if weight is None else _along(xp, weight, axis, x.ndim)
-        # (A product, not a where of two Python numbers: that would be made in float32.)
-        one_hot = xp.astype(is_index(xp, s, index, axis), s.dtype)
-        q = one_hot * ((1.0 - eps) * w_target) + (eps / n_classes) * w
-    else:
+    if not static.class_indices:
         q = _target_weights(xp, static, x, target, weight)
-    total = xp.sum(q if where is None else xp.where(where, q, 0.0), axis=axis, keepdims=True)
-    # q' expm1(l) + (S - q') s: equal to S s - q', without its cancellation at s close to 1.
-    c = q * xp.expm1(logs) + (total - q) * s
+        total = xp.sum(q if where is None else xp.where(where, q, 0.0), axis=axis, keepdims=True)
+        # q' expm1(l) + (S - q') s: equal to S s - q', without its cancellation at s near 1.
+        c = q * xp.expm1(parts.logs()) + (total - q) * s
+        return c if where is None else xp.where(where, c, 0.0)
+    index = xp.expand_dims(target, axis=axis)
+    w = 1.0 if weight is None else _along(xp, weight, axis, x.ndim)
+    w_target = 1.0 if weight is None else _along(xp, weight, axis, x.ndim, index)
+    if where is None:
+        mass = n_classes if weight is None else xp.sum(weight)
+    else:
+        w_full = xp.broadcast_to(w, tuple(s.shape)) if weight is not None else None
+        counted = xp.astype(where, s.dtype) if w_full is None else xp.where(where, w_full, 0.0)
+        mass = xp.sum(counted, axis=axis, keepdims=True)
+        w_target = w_target * xp.astype(take_along(xp, where, index, axis), s.dtype)
+    total = (1.0 - eps) * w_target + (eps / n_classes) * mass
+    # Everywhere but the target S s - (eps / K) w_c, one product; at the target the accurate
+    # form, from its gathered log-probability (s_y near 1 is where S s - q' would cancel).
+    bulk = total * s - (eps / n_classes) * w if eps else total * s
+    q_target = w_target * (1.0 - eps + eps / n_classes)
+    log_target = parts.log_at(index)
+    at_target = q_target * xp.expm1(log_target) + (total - q_target) * xp.exp(log_target)
+    c = xp.where(is_index(xp, s, index, axis), at_target, bulk)
     return c if where is None else xp.where(where, c, 0.0)
 
 
@@ -284,11 +322,4 @@ def _class_index_gradient(
     q_target = w_target * (1.0 - eps + eps / n_classes)
     at_target = q_target * xp.expm1(log_target) + (mass - q_target) * xp.exp(log_target)
     at_target = at_target * scale
-    if can_update_in_place(buffer) and axis == x.ndim - 1:
-        # One write per sample, into the flat view of the buffer.
-        flat = xp.reshape(buffer, (-1,))
-        samples = xp.arange(flat.shape[0] // n_classes, device=array_device(x))
-        positions = xp.reshape(samples * n_classes, index.shape) + index
-        flat[xp.reshape(positions, (-1,))] = xp.reshape(at_target, (-1,))
-        return buffer
-    return xp.where(is_index(xp, buffer, index, axis), at_target, buffer)
+    return put_at(xp, buffer, index, axis, at_target)

@@ -28,8 +28,22 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ._compat import Array, Namespace, array_device, array_namespace, values_are_known
-from ._core import log_probabilities, log_sum_exp, normalise, probabilities
+from ._compat import (
+    Array,
+    Namespace,
+    array_device,
+    array_namespace,
+    can_update_in_place,
+    values_are_known,
+)
+from ._core import (
+    log_probabilities,
+    log_sum_exp,
+    multiply,
+    normalise,
+    probabilities,
+    subtract,
+)
 from ._validation import Prepared
 
 __all__ = [
@@ -45,6 +59,7 @@ __all__ = [
     "is_index",
     "over_temperature",
     "prepared",
+    "put_at",
     "scaled_tangent",
     "take_along",
     "temperature_cotangent",
@@ -146,7 +161,7 @@ class _Softmax(Rule):
         (s,) = outputs
         xp = array_namespace(s)
         # softmax's Jacobian in z is symmetric: its transpose is the JVP formula itself.
-        w = s * centred(xp, g, s, static.axis, top_index(xp, s, static.axis))
+        w = multiply(xp, centred(xp, g, s, static.axis, top_index(xp, s, static.axis)), s)
         return _cotangents(xp, static, inputs, w, needs)
 
 
@@ -277,9 +292,8 @@ def centred(xp: Namespace, v: Array, probs: Array, axis: int, top: tuple[Array, 
     """``v - <probs, v>`` along `axis`, centred on v at the top entry first (exact there)."""
     index, nonempty = top
     # An empty slice has no top to centre on (and its probabilities are all 0).
-    at_top = xp.where(nonempty, take_along(xp, v, index, axis), 0.0)
-    d = v - at_top
-    return d - xp.sum(probs * d, axis=axis, keepdims=True)
+    d = v - xp.where(nonempty, take_along(xp, v, index, axis), 0.0)
+    return subtract(xp, d, xp.sum(probs * d, axis=axis, keepdims=True))
 
 
 def centred_cotangent(
@@ -292,8 +306,31 @@ def centred_cotangent(
     """
     index, nonempty = top
     a = g - probs * xp.sum(g, axis=axis, keepdims=True)
-    at_top = nonempty & is_index(xp, a, index, axis)
-    return a - xp.where(at_top, xp.sum(a, axis=axis, keepdims=True), 0.0)
+    at_top = xp.where(nonempty, -xp.sum(a, axis=axis, keepdims=True), 0.0)
+    return put_at(xp, a, index, axis, at_top, add=True)
+
+
+def put_at(
+    xp: Namespace, a: Array, index: Array, axis: int, values: Array, add: bool = False
+) -> Array:
+    """a with one entry per slice, at `index` along `axis`, set to (or, with `add`,
+    increased by) the per-slice `values`.
+
+    Into a's memory where a is our own mutable temporary along its last axis: one write per
+    slice through a flat view. Elsewhere by comparing positions, a pass over a.
+    """
+    n = a.shape[axis]
+    if can_update_in_place(a) and axis == a.ndim - 1 and n > 0:
+        flat = xp.reshape(a, (-1,))
+        starts = xp.arange(0, flat.shape[0], n, device=array_device(a))
+        positions = xp.reshape(xp.reshape(starts, index.shape) + index, (-1,))
+        values = xp.reshape(xp.broadcast_to(values, index.shape), (-1,))
+        flat[positions] = flat[positions] + values if add else values
+        return a
+    at_index = is_index(xp, a, index, axis)
+    if add:
+        return a + xp.where(at_index, values, 0.0)
+    return xp.where(at_index, values, a)
 
 
 def take_along(xp: Namespace, a: Array, index: Array, axis: int) -> Array:
