@@ -1,11 +1,13 @@
 """xpsoftmax: the softmax family, written once for every Python array API library.
 
 Numerically stable `softmax`, `log_softmax`, `logsumexp`, their Jacobians and
-Jacobian-vector products, and `cross_entropy`, for NumPy, JAX, PyTorch, CuPy, Dask,
-array-api-strict and any other library that array-api-compat supports. Results keep the
-input's library, device and dtype.
+Jacobian-vector products, `cross_entropy`, and temperature scaling with its calibration
+measures (`fit_temperature`, `calibration_error`, `calibration_curve`), for NumPy, JAX,
+PyTorch, CuPy, Dask, array-api-strict and any other library that array-api-compat supports.
+Results keep the input's library, device and dtype.
 """
 
+from ._calibration import calibration_curve, calibration_error, fit_temperature
 from ._jacobian import (
     log_softmax_jacobian,
     log_softmax_jvp,
@@ -20,7 +22,10 @@ from ._softmax import log_softmax, logsumexp, softmax
 __version__ = "0.1.0"
 
 __all__ = [
+    "calibration_curve",
+    "calibration_error",
     "cross_entropy",
+    "fit_temperature",
     "log_softmax",
     "log_softmax_jacobian",
     "log_softmax_jvp",
