@@ -102,7 +102,7 @@ def _prepare(
         name="logits",
     )
     if p.x.ndim == 1:  # one sample: give it a batch axis, so batch reductions never see ()
-        p.x = p.x[None, ...]
+        p.x, p.axes = p.x[None, ...], (1,)
         p.where = None if p.where is None else p.xp.broadcast_to(p.where, p.x.shape)
     labels = to_namespace(p.xp, p.x, labels, "labels")
     if getattr(labels, "ndim", None) == 0 and p.x.shape[0] == 1:
@@ -182,7 +182,11 @@ def _newton_step(xp: Namespace, slope: Array, curvature: Array) -> Array:
     """
     trusted = xp.abs(slope) < _MAX_STEP * curvature
     quotient = slope / xp.where(trusted, curvature, 1.0)
-    return xp.where(trusted, -quotient, -_MAX_STEP * xp.sign(slope))
+    # (Not xp.sign: array-api-compat's version for torch writes into its result, which
+    # torch.compile cannot trace.)
+    uphill = xp.astype(slope < 0, slope.dtype) - xp.astype(slope > 0, slope.dtype)
+    downhill = _MAX_STEP * uphill
+    return xp.where(trusted, -quotient, downhill)
 
 
 def fit_temperature(
