@@ -29,7 +29,7 @@ import numpy as np
 
 import xpsoftmax
 
-__all__ = ["add_parser", "figures", "load", "plot", "run"]
+__all__ = ["add_parser", "checked", "figures", "figures_at", "format_report", "load", "plot", "run"]
 
 #: Inputs with at least this many logits show a progress bar on stderr.
 PROGRESS_ENTRIES = 2**20
@@ -116,7 +116,7 @@ def checked(logits: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndar
     return logits, labels
 
 
-def _side(
+def figures_at(
     logits: np.ndarray, labels: np.ndarray, temperature: float, n_bins: int
 ) -> dict[str, Any]:
     """NLL, ECE, accuracy and the reliability curve at one temperature."""
@@ -162,7 +162,7 @@ def figures(
         "classes": int(logits.shape[1]),
         "n_bins": n_bins,
         "temperature": temperature if math.isfinite(temperature) else None,
-        "before": _side(logits, labels, 1.0, n_bins),
+        "before": figures_at(logits, labels, 1.0, n_bins),
         "after": None,
         "note": None,
     }
@@ -171,7 +171,7 @@ def figures(
     elif temperature in _NO_OPTIMUM:
         result["note"] = f"T = {temperature:g}: {_NO_OPTIMUM[temperature]}"
     else:
-        result["after"] = _side(logits, labels, temperature, n_bins)
+        result["after"] = figures_at(logits, labels, temperature, n_bins)
     if progress is not None:
         progress.update()
     return result
