@@ -7,7 +7,7 @@ PyTorch, CuPy, Dask, array-api-strict and any other library that array-api-compa
 Results keep the input's library, device and dtype.
 """
 
-from ._calibration import calibration_curve, calibration_error, fit_temperature
+from ._calibration import calibration_curve, calibration_error
 from ._jacobian import (
     log_softmax_jacobian,
     log_softmax_jvp,
@@ -18,6 +18,7 @@ from ._jacobian import (
 )
 from ._loss import cross_entropy
 from ._softmax import log_softmax, logsumexp, softmax
+from ._temperature import fit_temperature
 
 __version__ = "0.1.0"
 
