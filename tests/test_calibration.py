@@ -261,6 +261,8 @@ def test_curve_and_error_match_a_numpy_loop(v: backends.Variant, rng: np.random.
             )
             expected = numpy_error(z, y, n_bins, norm, temperature)
             np.testing.assert_allclose(to_float(v, got), expected, rtol=1e-12)
+    np.testing.assert_array_equal(v.to_numpy(z_in), z)  # the inputs are left as they were
+    np.testing.assert_array_equal(v.to_numpy(y_in), y)
 
 
 @pytest.mark.parametrize("norm", ["l1", "l2", "max"])
