@@ -99,6 +99,8 @@ def checked(logits: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndar
         )
     if np.iscomplexobj(logits):
         raise InputError("LOGITS must be real numbers")
+    if 0 in logits.shape:
+        raise InputError(f"LOGITS hold no sample or no class: shape {logits.shape}")
     labels = labels.reshape(-1) if labels.ndim == 2 and 1 in labels.shape else labels
     if labels.ndim != 1 or len(labels) != len(logits):
         raise InputError(

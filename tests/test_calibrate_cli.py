@@ -122,6 +122,7 @@ def test_progress_on_a_large_input(tmp_path: Path) -> None:
 def _bad_inputs(folder: Path) -> dict[str, tuple[str, str]]:
     (folder / "text.npy").write_text("not an array")
     np.save(folder / "flat.npy", np.zeros(7))
+    np.save(folder / "empty.npy", np.zeros((0, 5)))
     np.save(folder / "short.npy", np.zeros(3, dtype=np.int64))
     np.save(folder / "halves.npy", np.full(400, 0.5))
     np.save(folder / "big.npy", np.full(400, 9))
@@ -131,6 +132,7 @@ def _bad_inputs(folder: Path) -> dict[str, tuple[str, str]]:
         "unknown format": ("labels.json", "labels.npy"),
         "not an npy": ("text.npy", "labels.npy"),
         "one-d logits": ("flat.npy", "labels.npy"),
+        "no samples": ("empty.npy", "empty.npy"),
         "labels too short": ("logits.npy", "short.npy"),
         "labels not integers": ("logits.npy", "halves.npy"),
         "labels out of range": ("logits.npy", "big.npy"),
