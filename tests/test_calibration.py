@@ -3,7 +3,7 @@
 Expected values never come from the library: the fitted temperature is checked against SciPy's
 scalar minimiser on the loss written out here in NumPy (`scipy.special.logsumexp`); the calibration
 figures against a plain NumPy loop over the bins and against torchmetrics'
-``MulticlassCalibrationError``. torch.compile unrolls fit_temperature's 40 fixed steps (about a
+``MulticlassCalibrationError``. torch.compile unrolls fit_temperature's 30 fixed steps (about a
 minute to compile), so it has one test of its own, marked slow; every other variant runs them all.
 """
 
@@ -222,12 +222,12 @@ def test_fit_under_torch_compile(rng: np.random.Generator) -> None:
 
 
 def test_fit_reaches_far_temperatures_on_the_fixed_steps(rng: np.random.Generator) -> None:
-    """jax.jit takes the 40 fixed steps: enough from T = 1 to T of 1e-12 or 1e12."""
+    """jax.jit takes the 30 fixed steps: enough from T = 1 to T of 1e-70 or 1e70."""
     v = backends.variant("jax-jit")
     if not v.available:
         pytest.skip(v.unavailable_reason() or "")
     z, y = overconfident(rng, n=100, k=5)
-    for scale in (1e-12, 1e12):
+    for scale in (1e-70, 1e70):
         t = call(v, "fit_temperature", v.asarray(z * scale), v.asarray(y))
         np.testing.assert_allclose(to_float(v, t) / scale, scipy_temperature(z, y), rtol=1e-6)
 
