@@ -24,7 +24,7 @@ import warnings
 from collections.abc import Sequence
 from typing import Any
 
-from . import BACKENDS, all_variants
+from . import BACKENDS, all_variants, calibrate
 from ._base import FLOAT_DTYPES
 from ._compare_cells import FUNCTIONS, Cell, measure
 from ._compare_report import failures, format_table, report, write_json
@@ -94,7 +94,7 @@ def _sizes(text: str) -> list[tuple[int, int]]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The ``xpsoftmax`` parser, with its ``compare`` subcommand."""
+    """The ``xpsoftmax`` parser, with its ``compare`` and ``calibrate`` subcommands."""
     parser = _Parser(prog="xpsoftmax", description="xpsoftmax command line")
     commands = parser.add_subparsers(
         dest="command", required=True, metavar="command", parser_class=_Parser
@@ -144,6 +144,7 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("--no-progress", action="store_true", help="no progress bar")
     # The subcommand's own parser, so that its usage errors show its usage, not the top level's.
     compare.set_defaults(mode="quick", command_parser=compare)
+    calibrate.add_parser(commands)
     return parser
 
 
@@ -283,6 +284,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
+        if args.command == "calibrate":
+            return calibrate.run(args)
         return run(args, argv)
     except SystemExit as exit_:  # argparse's --help (0) and usage errors (2)
         return exit_.code if isinstance(exit_.code, int) else 2

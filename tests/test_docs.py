@@ -32,6 +32,7 @@ def test_the_pages_exist() -> None:
         "getting_started",
         "semantics",
         "frameworks",
+        "calibration",
         "library_authors",
         "regressions",
         "accuracy",

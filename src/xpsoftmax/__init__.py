@@ -1,12 +1,14 @@
 """xpsoftmax: the softmax family, written once for every Python array API library.
 
 Numerically stable `softmax`, `log_softmax`, `logsumexp`, their Jacobians and
-Jacobian-vector products, and `cross_entropy`, for NumPy, JAX, PyTorch, CuPy, Dask,
-array-api-strict and any other library that array-api-compat supports. Results keep the
-input's library, device and dtype.
+Jacobian-vector products, `cross_entropy`, and temperature scaling with its calibration
+measures (`fit_temperature`, `calibration_error`, `calibration_curve`), for NumPy, JAX,
+PyTorch, CuPy, Dask, array-api-strict and any other library that array-api-compat supports.
+Results keep the input's library, device and dtype.
 """
 
 from . import _attach
+from ._calibration import calibration_curve, calibration_error
 from ._jacobian import (
     log_softmax_jacobian,
     log_softmax_jvp,
@@ -17,6 +19,7 @@ from ._jacobian import (
 )
 from ._loss import cross_entropy
 from ._softmax import log_softmax, logsumexp, softmax
+from ._temperature import fit_temperature
 
 __version__ = "0.1.0"
 
@@ -24,7 +27,10 @@ __version__ = "0.1.0"
 _attach.define_for_imported_libraries()
 
 __all__ = [
+    "calibration_curve",
+    "calibration_error",
     "cross_entropy",
+    "fit_temperature",
     "log_softmax",
     "log_softmax_jacobian",
     "log_softmax_jvp",
