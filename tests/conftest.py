@@ -11,11 +11,13 @@ module `xpsoftmax compare` uses too), whose docstring derives each one from SPEC
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import subprocess
 import sys
 import zlib
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -182,6 +184,21 @@ def assert_within(
             f" at {worst}: got {result[worst]!r}, exact {float(exact[worst])!r}"
         )
     return float(err.max()) if err.size else 0.0
+
+
+def load_module(name: str, path: Path) -> Any:
+    """The Python file at `path` (a script or a benchmark module, not a package), imported once
+    under `name`."""
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, path)
+        assert spec is not None
+        assert spec.loader is not None
+        sys.modules[name] = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(sys.modules[name])
+    return sys.modules[name]
+
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def run_with_host_devices(script: str, *args: str, devices: int = 4) -> str:

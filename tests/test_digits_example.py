@@ -3,26 +3,17 @@ follows the same loss curve, in float64, as with PyTorch's and optax's own cross
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
+from conftest import ROOT, load_module
 
 pytest.importorskip("sklearn")
-_PATH = Path(__file__).resolve().parents[1] / "docs" / "scripts" / "digits_training.py"
 
 
 def _example() -> Any:
-    if "digits_training" not in sys.modules:
-        spec = importlib.util.spec_from_file_location("digits_training", _PATH)
-        assert spec is not None
-        assert spec.loader is not None
-        sys.modules["digits_training"] = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(sys.modules["digits_training"])
-    return sys.modules["digits_training"]
+    return load_module("digits_training", ROOT / "docs" / "scripts" / "digits_training.py")
 
 
 @pytest.mark.parametrize("framework", ["torch", "jax"])

@@ -10,22 +10,19 @@ to the frameworks' own ops.
 
 from __future__ import annotations
 
-import contextlib
-import io
-import re
 from collections.abc import Callable
 from functools import partial
 from typing import Any
 
 import numpy as np
 import pytest
+from conftest import ROOT, load_module
 from xpsoftmax.backends import oracle
 
 import xpsoftmax
 from xpsoftmax import backends
 
 jax = pytest.importorskip("jax")
-from jax.ad_checkpoint import print_saved_residuals
 
 torch = pytest.importorskip("torch")
 jnp = jax.numpy
@@ -244,37 +241,13 @@ def test_masked_rows_give_finite_zero_gradients(rng: np.random.Generator) -> Non
 # -- memory saved for the backward pass ----------------------------------------------------------
 
 
-def _torch_saved_bytes(fn: Callable[[], Any]) -> int:
-    sizes: list[int] = []
-
-    def pack(t: Any) -> Any:
-        sizes.append(t.numel() * t.element_size())
-        return t
-
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-        fn()
-    return sum(sizes)
-
-
-_ITEM_SIZE = {"bool": 1, "f16": 2, "bf16": 2, "f32": 4, "f64": 8, "i32": 4, "i64": 8}
+training = load_module("asv_training", ROOT / "asv_bench" / "benchmarks" / "training.py")
+_torch_saved_bytes = training.torch_saved_bytes
 
 
 def _jax_residual_bytes(fn: Callable[[Any], Any], x: Any, full_size: int) -> int:
-    """Bytes of the residuals JAX keeps that hold one value per input entry (per-row values and
-    the function's own arguments aside), as ``print_saved_residuals`` lists them."""
-    printed = io.StringIO()
-    with contextlib.redirect_stdout(printed):
-        print_saved_residuals(fn, x)
-    total = 0
-    for line in printed.getvalue().splitlines():
-        match = re.match(r"(\w+)\[([\d,]*)\]", line.strip())
-        if not match or "from the argument" in line:
-            continue
-        shape = [int(n) for n in match.group(2).split(",") if n]
-        size = int(np.prod(shape)) if shape else 1
-        if size == full_size:
-            total += size * _ITEM_SIZE[match.group(1)]
-    return total
+    """Residual bytes of arrays with one value per input entry (per-row values aside)."""
+    return training.jax_residual_bytes(fn, x, min_size=full_size)  # type: ignore[no-any-return]
 
 
 def test_saved_memory_is_no_more_than_the_frameworks_own(rng: np.random.Generator) -> None:

@@ -151,6 +151,21 @@ def _torch_saved(case: str, ours: bool, data: dict[str, np.ndarray]) -> int:
     import torch.nn.functional as F
 
     x = torch.tensor(data["x"], requires_grad=True)
+    if case == "masked_softmax":
+        mask = torch.tensor(data["mask"])
+        if ours:
+            return torch_saved_bytes(lambda: xpsoftmax.softmax(x, where=mask))
+        return torch_saved_bytes(lambda: torch.softmax(x.masked_fill(~mask, -torch.inf), -1))
+    target = torch.tensor(data["target"])
+    return torch_saved_bytes(
+        lambda: (xpsoftmax.cross_entropy if ours else F.cross_entropy)(x, target)
+    )
+
+
+def torch_saved_bytes(fn: Callable[[], Any]) -> int:
+    """Bytes of every tensor PyTorch packs for the backward pass while `fn` runs."""
+    import torch
+
     sizes: list[int] = []
 
     def pack(t: Any) -> Any:
@@ -158,39 +173,33 @@ def _torch_saved(case: str, ours: bool, data: dict[str, np.ndarray]) -> int:
         return t
 
     with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-        if case == "masked_softmax":
-            mask = torch.tensor(data["mask"])
-            if ours:
-                xpsoftmax.softmax(x, where=mask)
-            else:
-                torch.softmax(x.masked_fill(~mask, -torch.inf), -1)
-        else:
-            target = torch.tensor(data["target"])
-            (xpsoftmax.cross_entropy if ours else F.cross_entropy)(x, target)
+        fn()
     return sum(sizes)
+
+
+def _jax_saved(case: str, ours: bool, data: dict[str, np.ndarray]) -> int:
+    import jax
+    import jax.numpy as jnp
+
+    x = jnp.asarray(data["x"])
+    if case == "masked_softmax":
+        mask = jnp.asarray(data["mask"])
+        if ours:
+            return jax_residual_bytes(lambda a: xpsoftmax.softmax(a, where=mask), x)
+        return jax_residual_bytes(lambda a: jax.nn.softmax(a, where=mask), x)
+    target = jnp.asarray(data["target"])
+    loss = _jax_loss(ours)
+    return jax_residual_bytes(lambda a: loss(a, target), x)
 
 
 _ITEM_BYTES = {"bool": 1, "f16": 2, "bf16": 2, "f32": 4, "f64": 8, "i32": 4, "i64": 8}
 
 
-def _jax_saved(case: str, ours: bool, data: dict[str, np.ndarray]) -> int:
-    import jax.numpy as jnp
+def jax_residual_bytes(fn: Callable[[Any], Any], x: Any, min_size: int = 1) -> int:
+    """Bytes of the residuals ``print_saved_residuals`` lists for ``fn(x)``, but the
+    function's own arguments (they live anyway) and arrays of fewer than `min_size` entries."""
     from jax.ad_checkpoint import print_saved_residuals
 
-    x = jnp.asarray(data["x"])
-    if case == "masked_softmax":
-        import jax
-
-        mask = jnp.asarray(data["mask"])
-        fn = (
-            (lambda a: xpsoftmax.softmax(a, where=mask))
-            if ours
-            else (lambda a: jax.nn.softmax(a, where=mask))
-        )
-    else:
-        target = jnp.asarray(data["target"])
-        loss = _jax_loss(ours)
-        fn = lambda a: loss(a, target)
     printed = io.StringIO()
     with contextlib.redirect_stdout(printed):
         print_saved_residuals(fn, x)
@@ -198,6 +207,7 @@ def _jax_saved(case: str, ours: bool, data: dict[str, np.ndarray]) -> int:
     for line in printed.getvalue().splitlines():
         match = re.match(r"(\w+)\[([\d,]*)\]", line.strip())
         if match and "from the argument" not in line:
-            shape = [int(n) for n in match.group(2).split(",") if n]
-            total += int(np.prod(shape)) * _ITEM_BYTES.get(match.group(1), 4)
+            size = int(np.prod([int(n) for n in match.group(2).split(",") if n]))
+            if size >= min_size:
+                total += size * _ITEM_BYTES.get(match.group(1), 4)
     return total

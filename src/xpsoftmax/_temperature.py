@@ -13,8 +13,8 @@ import math
 from dataclasses import dataclass
 
 from ._calibration import prepare_classified
-from ._compat import Array, Namespace, array_device, can_update_in_place, surely_false, surely_true
-from ._core import exponentiate
+from ._compat import Array, Namespace, array_device, surely_false, surely_true
+from ._core import exponentiate, multiply
 from ._validation import Prepared
 
 __all__ = ["fit_temperature"]
@@ -47,20 +47,12 @@ class _Loss:
         total = xp.sum(weights, axis=-1)
         if self.included is not None:  # a sample with nothing included: NaN comes later
             total = xp.where(total == 0, 1.0, total)
-        weighted = _times(weights, self.shifted)  # weights' memory is free once summed
+        weighted = multiply(xp, weights, self.shifted)  # weights' memory is free once summed
         mean = xp.sum(weighted, axis=-1) / total
-        second = xp.sum(_times(weighted, self.shifted), axis=-1) / total
+        second = xp.sum(multiply(xp, weighted, self.shifted), axis=-1) / total
         # Shifted logits are <= 0 with the mass nearest 0, so the raw moments lose few digits.
         variance = xp.where(second > mean * mean, second - mean * mean, 0.0)
         return xp.mean(mean - self.label_logit), xp.mean(variance)
-
-
-def _times(a: Array, b: Array) -> Array:
-    """a * b into a's memory where it may be overwritten (our own temporaries only)."""
-    if can_update_in_place(a):
-        a *= b
-        return a
-    return a * b
 
 
 def _loss(p: Prepared, labels: Array) -> _Loss:

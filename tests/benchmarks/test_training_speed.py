@@ -7,22 +7,13 @@ is ``docs/scripts/training_report.py``'s.
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
+from conftest import ROOT, load_module
 
-_PATH = Path(__file__).resolve().parents[2] / "asv_bench" / "benchmarks" / "training.py"
-if "asv_training" not in sys.modules:
-    _spec = importlib.util.spec_from_file_location("asv_training", _PATH)
-    assert _spec is not None
-    assert _spec.loader is not None
-    sys.modules["asv_training"] = importlib.util.module_from_spec(_spec)
-    _spec.loader.exec_module(sys.modules["asv_training"])
-training = sys.modules["asv_training"]
+training = load_module("asv_training", ROOT / "asv_bench" / "benchmarks" / "training.py")
 
 
 def _to_numpy(a: Any) -> np.ndarray:
