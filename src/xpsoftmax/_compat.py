@@ -139,7 +139,7 @@ def _library_of(array_type: type) -> Any:
 
 
 def _grad_mode(array_type: type) -> bool:
-    is_enabled = getattr(_library_of(array_type), "is_grad_enabled", None)
+    is_enabled = _attribute(_library_of(array_type), "is_grad_enabled")
     return is_enabled is None or bool(is_enabled())
 
 
@@ -170,13 +170,20 @@ def derivative_mechanism(x: Array) -> tuple[str, Any] | None:
     # The array type's own module (torch), else its namespace's library (JAX's arrays are
     # defined in jaxlib, its custom_jvp in jax).
     for library in (_library_of(type(x)), sys.modules.get(_namespace_root(x))):
-        custom_jvp = getattr(library, "custom_jvp", None)
+        custom_jvp = _attribute(library, "custom_jvp")
         if callable(custom_jvp):
             return "custom_jvp", custom_jvp
-        function = getattr(getattr(library, "autograd", None), "Function", None)
+        function = _attribute(_attribute(library, "autograd"), "Function")
         if isinstance(function, type):
             return "autograd_function", function
     return None
+
+
+def _attribute(module: Any, name: str) -> Any:
+    """``module.name`` or None, read from the module's namespace: a missing name would
+    otherwise go through a module ``__getattr__`` and a raised AttributeError (NumPy's:
+    microseconds on every call)."""
+    return None if module is None else vars(module).get(name)
 
 
 def _namespace_root(x: Array) -> str:
