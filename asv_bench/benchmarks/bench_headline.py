@@ -8,14 +8,22 @@ framework's own kernel (``implementation="peer"``) so a slowdown of the machine 
 
 The settings trade samples for time: every parameter combination runs in its own process per
 round, so two rounds (interleaved between the two commits by ``asv continuous``) catch a slow
-process, and a short sample time with a minimum of samples per round keeps each process under a
-couple of seconds once its framework is imported and its function compiled.
+process, and short samples, a few per round, keep each process well under a second once its
+framework is imported and its function compiled (torch.compile's first compile in a process
+costs seconds: that, not the timing, is most of the suite's run time).
+
+Each process computes on one thread (PyTorch's intra-op pool, XLA's CPU pool): on a busy shared
+machine a second thread waits for a core, and a millisecond call turns into a hundred, in one
+sample or another. One thread makes the ratios to the peers, which are single-threaded too,
+steady; the full suite (``bench_softmax``) keeps the frameworks' default threading.
 """
 
 from __future__ import annotations
 
 import contextlib
 import importlib
+import os
+import sys
 import warnings
 
 from .common import (
@@ -50,11 +58,24 @@ class Headline(XPBenchmark):
     )
     param_names = ("variant", "function", "size", "implementation")
     rounds = 2
-    # Samples of >= 5 ms (asv picks `number` to fill one), 5 to 15 per round, 0.5 s at most.
+    # Samples of >= 5 ms (asv picks `number` to fill one), 3 to 10 per round, 0.25 s at most.
     sample_time = 0.005
-    repeat = (5, 15, 0.5)
-    warmup_time = 0.05
+    repeat = (3, 10, 0.25)
+    warmup_time = 0.02
     timeout = 120
 
     def setup(self, variant: str, function: str, size: str, implementation: str) -> None:
+        _one_thread()
         self.case = headline_case(variant, function, implementation, size)
+
+
+def _one_thread() -> None:
+    """Compute on one thread in this process (see the module docstring for why).
+
+    asv runs each parameter combination in a process of its own, so this changes nothing but
+    the benchmark at hand. XLA reads its flags when JAX first computes, which is after this.
+    """
+    flags = "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
+    os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} {flags}".strip()
+    if "torch" in sys.modules:
+        sys.modules["torch"].set_num_threads(1)
