@@ -3,7 +3,8 @@
 ``asv continuous --factor 1.1 main HEAD --bench Headline`` runs it for two commits. It times
 what a model calls (softmax, log_softmax, mean cross-entropy, and cross-entropy's forward and
 backward) on the frameworks people train with (NumPy, JAX under jit, PyTorch eager and
-compiled), at a tiny size for per-call cost and at one size for throughput, each beside the
+compiled), at a tiny size for per-call cost and at one size for throughput (torch.compile at the
+throughput size only: see `common.headline_left_out`), each beside the
 framework's own kernel (``implementation="peer"``) so a slowdown of the machine shows on both.
 
 The settings trade samples for time: every parameter combination runs in its own process per
@@ -41,6 +42,12 @@ from .common import (
 for _module in ("scipy.special", "jax", "torch", "torch._dynamo", "torch._inductor.compile_fx"):
     with contextlib.suppress(ImportError):
         importlib.import_module(_module)
+# torch.compile's first compilation in a process probes the CPU's vector instructions, in
+# subprocesses that each import torch: 3 of its 4 seconds. Probed here, once, the answer (cached
+# by inductor) is inherited by every forked process. Subprocesses only: no thread outlives this,
+# so forking stays safe (compiling here would start threads, and the forked processes hang).
+with contextlib.suppress(ImportError, AttributeError):
+    importlib.import_module("torch._inductor.cpu_vec_isa").valid_vec_isa_list()
 
 # torch.compile says, once per helper, that it traces through array-api-compat's lru_cache'd
 # functions (pyproject.toml ignores the same warning in the tests); it would bury asv's output.
