@@ -8,8 +8,8 @@ throughput size only: see `common.headline_left_out`), each beside the
 framework's own kernel (``implementation="peer"``) so a slowdown of the machine shows on both.
 
 The settings trade samples for time: every parameter combination runs in its own process per
-round, so two rounds (interleaved between the two commits by ``asv continuous``) catch a slow
-process, and short samples, a few per round, keep each process well under a second once its
+round, so three rounds (interleaved between the two commits by ``asv continuous``) outvote a
+slow process, and short samples, a few per round, keep each process well under a second once its
 framework is imported and its function compiled (torch.compile's first compile in a process
 costs seconds: that, not the timing, is most of the suite's run time).
 
@@ -64,10 +64,14 @@ class Headline(XPBenchmark):
         list(IMPLEMENTATIONS),
     )
     param_names = ("variant", "function", "size", "implementation")
-    rounds = 2
-    # Samples of >= 5 ms (asv picks `number` to fill one), 3 to 10 per round, 0.25 s at most.
+    # Three rounds, interleaved with the other commit's, each a process of a few samples: on a
+    # shared machine the samples of one process share its moment (a neighbour's burst slows
+    # them all), so what steadies a comparison is more processes spread over time, not more
+    # samples in one. Measured: with two rounds, equal commits differed by up to 2.2x in a case.
+    rounds = 3
+    # Samples of >= 5 ms (asv picks `number` to fill one), 3 to 5 per round, 0.15 s at most.
     sample_time = 0.005
-    repeat = (3, 10, 0.25)
+    repeat = (3, 5, 0.15)
     warmup_time = 0.02
     timeout = 120
 
