@@ -46,7 +46,10 @@ xpsoftmax.softmax = softmax
 
 def _time_headline_softmax(out: Path, tmp_path: Path, slow: bool) -> None:
     plugin = ["-p", "inject_slowdown"] if slow else []
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), str(ROOT / "tests")])}
+    # Not this run's pytest settings: under xdist (CI's -n 2) the worker's PYTEST_XDIST_* would
+    # make pytest-benchmark in the subprocess believe it runs under xdist too, and disable itself.
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(tmp_path), env.get("PYTHONPATH")]))
     command = [
         sys.executable,
         "-m",
@@ -57,6 +60,8 @@ def _time_headline_softmax(out: Path, tmp_path: Path, slow: bool) -> None:
         *plugin,
         "-p",
         "no:cacheprovider",
+        "-p",
+        "no:xdist",
         "-q",
         "--benchmark-enable",
         "--benchmark-only",
