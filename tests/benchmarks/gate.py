@@ -13,6 +13,10 @@ machine's speed cancels, with the ratio in a baseline::
 The baseline is either another pytest-benchmark JSON file (a run of main, cached by CI) or the
 ratios alone (``--write-ratios``), as committed in ``headline_baseline.json``. Exit status 1
 when a ratio grew by more than ``--max-increase``; cases only one side has are listed, not failed.
+
+The default threshold, a doubled ratio, is for shared machines: on the 2-core machine the
+baseline was measured on, with a load average of 14, unchanged code moved single ratios by up
+to +91% (the median case by about 10%). On a quiet, dedicated runner 0.25 is realistic.
 """
 
 from __future__ import annotations
@@ -96,8 +100,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--max-increase",
         type=float,
-        default=0.5,
-        help="fail when a ratio grows by more than this fraction (default 0.5: by half)",
+        default=1.0,
+        help="fail when a ratio grows by more than this fraction (default 1: doubles)",
     )
     parser.add_argument("--stat", choices=STATS, default="min")
     parser.add_argument("--write-ratios", type=Path, help="also write the ratios (a baseline)")
