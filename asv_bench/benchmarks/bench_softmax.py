@@ -23,7 +23,7 @@ from .common import (
     REDUCTIONS,
     SIZES,
     VARIANT_IDS,
-    Case,
+    XPBenchmark,
     copy_case,
     cross_entropy_case,
     jacobian_case,
@@ -31,20 +31,7 @@ from .common import (
 )
 
 
-class _Timed:
-    """Base: ``setup`` builds ``self.case``; ``time_call`` times one complete call."""
-
-    case: Case
-    timeout = 300
-    # A handful of samples: the large shapes take tens of milliseconds each.
-    number = 0
-    repeat = (1, 10, 5.0)
-
-    def time_call(self, *params: Any) -> None:
-        self.case.run()
-
-
-class Reductions(_Timed):
+class Reductions(XPBenchmark):
     """softmax, log_softmax and logsumexp over sizes and axes, float32."""
 
     params = (list(VARIANT_IDS), list(REDUCTIONS), list(SIZES), list(AXES), list(IMPLEMENTATIONS))
@@ -56,7 +43,7 @@ class Reductions(_Timed):
         )
 
 
-class Dtypes(_Timed):
+class Dtypes(XPBenchmark):
     """softmax and log_softmax in every floating dtype, vocabulary size, last axis."""
 
     params = (list(VARIANT_IDS), ["softmax", "log_softmax"], list(DTYPES), list(IMPLEMENTATIONS))
@@ -68,7 +55,7 @@ class Dtypes(_Timed):
         )
 
 
-class Jacobians(_Timed):
+class Jacobians(XPBenchmark):
     """The closed-form Jacobian (64 x 256) and JVP (vocabulary) against autodiff."""
 
     params = (list(VARIANT_IDS), ["softmax_jacobian", "softmax_jvp"], list(IMPLEMENTATIONS))
@@ -79,7 +66,7 @@ class Jacobians(_Timed):
         self.case = jacobian_case(variant, function, implementation, shape)
 
 
-class CrossEntropy(_Timed):
+class CrossEntropy(XPBenchmark):
     """Mean cross-entropy with class indices, against torch.nn.functional and peers."""
 
     params = (list(VARIANT_IDS), ["tiny", "vocabulary"], list(IMPLEMENTATIONS))
@@ -89,7 +76,7 @@ class CrossEntropy(_Timed):
         self.case = cross_entropy_case(variant, implementation, SIZES[size])
 
 
-class CopyBaseline(_Timed):
+class CopyBaseline(XPBenchmark):
     """A copy of the input: the memory-bandwidth floor for the throughput plots."""
 
     params = (list(VARIANT_IDS), list(SIZES))

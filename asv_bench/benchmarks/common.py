@@ -10,12 +10,15 @@ Peers are the frameworks' own functions, never xpsoftmax: SciPy for NumPy, ``jax
 ``torch`` / ``torch.nn.functional`` for PyTorch, ``cupyx.scipy.special`` for CuPy, and the
 plain array-API composition (max, subtract, exp, sum, divide) for Dask, which has no softmax.
 Jacobian peers are autodiff (``vmap(jacrev(softmax))``) where the framework has it, and the
-textbook ``diag(s) - s s^T`` elsewhere. Compiled variants compile both sides the same way.
+textbook ``diag(s) - s s^T`` elsewhere. Cross-entropy's JAX peer is optax where installed, else
+``jax.nn.log_softmax`` and a gather. Compiled variants compile both sides the same way.
 """
 
 from __future__ import annotations
 
+import abc
 import dataclasses
+import importlib.util
 from collections.abc import Callable
 from typing import Any
 
@@ -42,6 +45,24 @@ DTYPES = ("float32", "float64", "float16", "bfloat16")
 REDUCTIONS = ("softmax", "log_softmax", "logsumexp")
 IMPLEMENTATIONS = ("xpsoftmax", "peer")
 
+#: The headline suite (asv ``Headline``, the pytest-benchmark gate): the frameworks people
+#: train with, the functions a model calls, one size for per-call cost and one for throughput
+#: (4 MiB of float32, a few milliseconds a call, so each benchmark is short).
+HEADLINE_VARIANT_IDS = ("numpy", "jax-jit", "torch", "torch-compile")
+HEADLINE_FUNCTIONS = ("softmax", "log_softmax", "cross_entropy", "cross_entropy_grad")
+HEADLINE_SIZES = {"per_call": (64, 10), "throughput": (256, 4096)}
+
+
+def headline_left_out(variant_id: str, function: str, size: str) -> str | None:
+    """Why a cell of the headline grid is not timed, or None when it is."""
+    if variant_id == "numpy" and function == "cross_entropy_grad":
+        return "NumPy has no autodiff"
+    if variant_id == "torch-compile" and size == "per_call":
+        # Measured: equal commits differed by up to 1.3x there, beyond a 10 % factor, and each
+        # compilation in a fresh process costs more than all the timing of the process.
+        return "torch.compile per call is its guard check: timed at the throughput size only"
+    return None
+
 
 class Unavailable(NotImplementedError):
     """This case cannot run here (missing framework, device or dtype); asv skips it."""
@@ -57,6 +78,28 @@ class Case:
 
     def run(self) -> Any:
         return self.variant.synchronize(self.fn(*self.args))
+
+
+class XPBenchmark(abc.ABC):
+    """Base of the timed benchmarks: ``setup`` builds ``self.case``; ``time_call`` times one call.
+
+    Abstract (``setup`` is), so asv's discovery, which skips abstract classes, does not take this
+    base for a benchmark of its own. Subclasses set ``params`` and ``param_names`` and may
+    override the timing attributes.
+    """
+
+    case: Case
+    timeout = 300
+    # A handful of samples: the large shapes take tens of milliseconds each.
+    number = 0
+    repeat = (1, 10, 5.0)
+
+    @abc.abstractmethod
+    def setup(self, *params: Any) -> None:
+        """Build ``self.case`` for these parameters (raise `Unavailable` to skip)."""
+
+    def time_call(self, *params: Any) -> None:
+        self.case.run()
 
 
 def get_variant(variant_id: str) -> backends.Variant:
@@ -125,6 +168,53 @@ def cross_entropy_case(variant_id: str, implementation: str, shape: tuple[int, .
     if implementation == "xpsoftmax":
         return _compiled_case(variant, xpsoftmax.cross_entropy, (x, target))
     return _compiled_case(variant, _peer_cross_entropy(variant), (x, target))
+
+
+def cross_entropy_grad_case(variant_id: str, implementation: str, shape: tuple[int, ...]) -> Case:
+    """Forward and backward: the gradient of mean cross-entropy with respect to the logits.
+
+    What a training step pays for the loss. JAX differentiates with ``jax.grad`` (compiled with
+    the rest for jax-jit); PyTorch runs the (compiled, for torch-compile) loss and then autograd's
+    ``backward()``. NumPy and Dask have no autodiff: their cases are `Unavailable`.
+    """
+    variant = get_variant(variant_id)
+    name = variant.backend.name
+    if name not in ("jax", "torch"):
+        raise Unavailable(f"{name} has no autodiff")
+    x = make_input(variant, shape)
+    labels = np.random.default_rng(2).integers(0, shape[-1], size=shape[:-1])
+    target = variant.asarray(labels, dtype="int64")
+    loss = (
+        xpsoftmax.cross_entropy if implementation == "xpsoftmax" else _peer_cross_entropy(variant)
+    )
+    if name == "jax":
+        import jax
+
+        return _compiled_case(variant, jax.grad(loss), (x, target))
+    compiled_loss = variant.wrap(loss)
+    leaf = x.detach().requires_grad_(True)
+
+    def forward_backward(logits: Any, t: Any) -> Any:
+        logits.grad = None  # a fresh gradient each call, not one accumulated over calls
+        compiled_loss(logits, t).backward()
+        return logits.grad
+
+    case = Case(variant, forward_backward, (leaf, target))
+    case.run()  # compile (forward and backward graphs) and warm up outside the timing
+    return case
+
+
+def headline_case(variant_id: str, function: str, implementation: str, size: str) -> Case:
+    """One cell of the headline suite, along the last axis in float32."""
+    reason = headline_left_out(variant_id, function, size)
+    if reason is not None:
+        raise Unavailable(reason)
+    shape = HEADLINE_SIZES[size]
+    if function == "cross_entropy":
+        return cross_entropy_case(variant_id, implementation, shape)
+    if function == "cross_entropy_grad":
+        return cross_entropy_grad_case(variant_id, implementation, shape)
+    return reduction_case(variant_id, function, implementation, shape, -1, "float32")
 
 
 def copy_case(variant_id: str, shape: tuple[int, ...], dtype: str = "float32") -> Case:
@@ -247,6 +337,15 @@ def _peer_cross_entropy(variant: backends.Variant) -> Callable[[Any, Any], Any]:
     if name == "jax":
         import jax
 
+        if importlib.util.find_spec("optax") is not None:
+            import optax
+
+            def optax_loss(a: Any, t: Any) -> Any:
+                return optax.softmax_cross_entropy_with_integer_labels(a, t).mean()
+
+            return optax_loss
+
+        # Without optax, JAX's own pieces: jax.nn.log_softmax and a gather of the targets.
         def jax_loss(a: Any, t: Any) -> Any:
             log_p = jax.nn.log_softmax(a, axis=-1)
             return -jax.numpy.mean(jax.numpy.take_along_axis(log_p, t[:, None], axis=-1))

@@ -1,0 +1,173 @@
+"""Plot the headline ratios (xpsoftmax's time / the peer's) over commits, from asv's results.
+
+Run from the repository root after asv has timed some commits (the docs build never runs it;
+its outputs are committed)::
+
+    cd asv_bench && asv run --bench Headline main~5..main && cd ..
+    python docs/scripts/regressions_report.py
+
+It reads every ``asv_bench/results/<machine>/<commit>-<environment>.json`` holding the
+``Headline`` benchmark (asv's results format 2: ``result_columns`` names what each entry of a
+benchmark's list holds; ``result`` and ``params`` are the product of the parameter values and
+the times in that order) and writes, under ``docs/_generated/``:
+
+* ``regressions_history.png``: one panel per framework, a line per function and size;
+* ``regressions_history.csv``: the ratios plotted, one row per commit and case.
+
+A ratio and not a time: the peer runs in the same environment at the same moment, so a busier
+machine or a new framework release moves both, and the ratio moves only when xpsoftmax does.
+Only commits of the branch (``--branch``, default main; results of other branches, from
+``asv continuous`` say, are left out) are drawn, in the branch's order, the last
+``--last`` of them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import itertools
+import json
+import math
+import subprocess
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[2]
+OUT = ROOT / "docs" / "_generated"
+BENCHMARK = "bench_headline.Headline.time_call"
+
+
+def branch_commits(branch: str) -> list[str]:
+    """The branch's commits, oldest first, following first parents (merges, not their sides)."""
+    out = subprocess.run(
+        ["git", "rev-list", "--first-parent", "--reverse", branch],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return out.stdout.split()
+
+
+def load(results_dir: Path, machine: str | None = None) -> list[dict[str, Any]]:
+    """One record per commit: its hash, date and ``{(variant, function, size): ratio}``.
+
+    With several environments or machines for one commit, the newest file is kept.
+    """
+    by_commit: dict[str, dict[str, Any]] = {}
+    for path in sorted(results_dir.glob("*/*.json")):
+        if path.name == "machine.json" or (machine and path.parent.name != machine):
+            continue
+        data = json.loads(path.read_text(encoding="utf-8"))
+        entry = data.get("results", {}).get(BENCHMARK)
+        if entry is None:
+            continue
+        columns = data["result_columns"]
+        times = entry[columns.index("result")]
+        params = entry[columns.index("params")]
+        ratios = _ratios(dict(zip(itertools.product(*params), times, strict=True)))
+        record = {
+            "commit": data["commit_hash"],
+            "date": data["date"],
+            "started": entry[columns.index("started_at")] or 0,
+            "ratios": ratios,
+        }
+        previous = by_commit.get(record["commit"])
+        if previous is None or record["started"] >= previous["started"]:
+            by_commit[record["commit"]] = record
+    return sorted(by_commit.values(), key=lambda r: r["date"])
+
+
+def _ratios(times: dict[tuple[str, ...], Any]) -> dict[tuple[str, str, str], float]:
+    """xpsoftmax / peer for every (variant, function, size) where both ran."""
+    # asv's parameter values are repr()'d strings: "'numpy'".
+    plain = {tuple(p.strip("'") for p in key): value for key, value in times.items()}
+    ratios = {}
+    for (variant, function, size, implementation), ours in plain.items():
+        peer = plain.get((variant, function, size, "peer"))
+        if implementation == "xpsoftmax" and _finite(ours) and _finite(peer):
+            ratios[variant, function, size] = ours / peer
+    return ratios
+
+
+def _finite(value: Any) -> bool:
+    return isinstance(value, float) and math.isfinite(value) and value > 0.0
+
+
+def write_csv(records: list[dict[str, Any]], path: Path) -> None:
+    with path.open("w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f, lineterminator="\n")
+        writer.writerow(["commit", "variant", "function", "size", "ratio"])
+        for record in records:
+            for (variant, function, size), ratio in sorted(record["ratios"].items()):
+                writer.writerow([record["commit"][:8], variant, function, size, f"{ratio:.3f}"])
+
+
+def plot(records: list[dict[str, Any]], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    cases = sorted({key for record in records for key in record["ratios"]})
+    variants = list(dict.fromkeys(key[0] for key in cases))
+    functions = list(dict.fromkeys(key[1] for key in cases))
+    colors = dict(zip(functions, plt.rcParams["axes.prop_cycle"].by_key()["color"], strict=False))
+    styles = {"throughput": "-", "per_call": "--"}
+    labels = [record["commit"][:8] for record in records]
+    x = list(range(len(records)))
+
+    fig, axes = plt.subplots(1, len(variants), figsize=(3.2 * len(variants) + 1, 4.2), sharey=True)
+    axes = [axes] if len(variants) == 1 else list(axes)
+    for ax, variant in zip(axes, variants, strict=True):
+        for variant_, function, size in cases:
+            if variant_ != variant:
+                continue
+            values = [r["ratios"].get((variant, function, size), math.nan) for r in records]
+            ax.plot(
+                x,
+                values,
+                styles.get(size, ":"),
+                marker="o",
+                ms=3,
+                color=colors[function],
+                label=f"{function} ({size})",
+            )
+        ax.axhline(1.0, color="black", lw=0.8)
+        ax.set_title(variant, fontsize=10)
+        ax.set_xticks(x, labels, rotation=70, fontsize=7)
+        ax.set_yscale("log")
+    axes[0].set_ylabel("time of xpsoftmax / time of the peer")
+    handles, names = axes[-1].get_legend_handles_labels()
+    for ax in axes[:-1]:
+        for handle, name in zip(*ax.get_legend_handles_labels(), strict=True):
+            if name not in names:
+                handles.append(handle)
+                names.append(name)
+    fig.legend(handles, names, loc="center right", fontsize=7)
+    fig.suptitle("Headline ratios over commits (oldest left; solid: 256x4096, dashed: 64x10)")
+    fig.tight_layout(rect=(0, 0, 0.83, 1))
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--results", type=Path, default=ROOT / "asv_bench" / "results")
+    parser.add_argument("--machine", help="asv machine name (default: every machine)")
+    parser.add_argument("--branch", default="main", help="draw this branch's commits")
+    parser.add_argument("--last", type=int, default=30, help="at most this many commits")
+    args = parser.parse_args()
+    order = {commit: i for i, commit in enumerate(branch_commits(args.branch))}
+    records = [r for r in load(args.results, args.machine) if r["commit"] in order]
+    records = sorted(records, key=lambda r: order[r["commit"]])[-args.last :]
+    if not records:
+        raise SystemExit(f"no {BENCHMARK} results under {args.results}: run asv first")
+    OUT.mkdir(parents=True, exist_ok=True)
+    write_csv(records, OUT / "regressions_history.csv")
+    plot(records, OUT / "regressions_history.png")
+    print(f"{len(records)} commits -> {OUT / 'regressions_history.png'}")
+
+
+if __name__ == "__main__":
+    main()
