@@ -20,6 +20,8 @@ A probability target's own tangent enters as ``-sum w (1 - eps) dq l`` over coun
 
 from __future__ import annotations
 
+import math
+
 from ._compat import (
     Array,
     Namespace,
@@ -59,6 +61,9 @@ from ._rules import (
 from ._validation import Prepared
 
 __all__ = ["CROSS_ENTROPY"]
+
+#: From this many logits on, the gradient's row factors are folded into its exponent.
+_FOLD_MIN_ENTRIES = 1 << 16
 
 
 class _CrossEntropy(Rule):
@@ -303,10 +308,11 @@ def _class_index_gradient(
         mass = (1.0 - eps) * w_target + (eps / n_classes) * xp.sum(weight)
     scale = over_temperature(g, temperature)
     factor = scale * mass
-    # s = exp((x - m) / T - L), and each row's factor g S / T folded into the exponent where
-    # it is not negative: x - c then one exp, two passes over the buffer instead of four.
-    # (A factor of 0, from an ignored sample, makes the exponent -inf and the row 0.)
-    if surely_true(xp.all(factor >= 0)):
+    # s = exp((x - m) / T - L), and on large input each row's factor g S / T folded into the
+    # exponent where it is not negative: x - c then one exp, two passes over the buffer
+    # instead of four. (A factor of 0, from an ignored sample, makes the exponent -inf and the
+    # row 0.) Small input is cheaper in fewer operations than in fewer passes.
+    if math.prod(x.shape) >= _FOLD_MIN_ENTRIES and surely_true(xp.all(factor >= 0)):
         positive = factor > 0
         log_factor = xp.where(positive, xp.log(xp.where(positive, factor, 1.0)), -xp.inf)
         buffer = x - (maximum + temperature * (logs_total - log_factor))
