@@ -35,6 +35,7 @@ __all__ = [
     "log_total",
     "normalise",
     "probabilities",
+    "scale",
     "subtract",
     "top_count_and_tail",
 ]
@@ -100,8 +101,35 @@ def normalise(p: Prepared, keep_shifted: bool = True) -> Normalised:
 def _shift_and_scale(xp: Namespace, x: Array, offset: Array, temperature: float | Array) -> Array:
     shifted = x - offset
     if not isinstance(temperature, float) or temperature != 1.0:
-        shifted = divide(xp, shifted, temperature)
+        shifted = scale(xp, shifted, temperature)
     return shifted
+
+
+def scale(xp: Namespace, shifted: Array, temperature: float | Array) -> Array:
+    """``shifted / T`` for shifted logits (<= 0), with the T -> 0 limit where it overflows.
+
+    A tiny T sends ``shifted / T`` past the largest float: the limit, -inf, is right, but
+    NumPy-backed libraries warn on the way, so such entries are set to -inf first (a bound a
+    few ulps inside the overflow threshold, whose entries' exponentials are 0 anyway). A
+    Python T below the dtype's smallest normal number may round to 0 there (0 / 0 is NaN):
+    then every entry below the maximum is -inf and the maximum's stays 0, the limit itself.
+    """
+    info = xp.finfo(shifted.dtype)
+    if isinstance(temperature, float):
+        if temperature >= 1.0:
+            return divide(xp, shifted, temperature)
+        if temperature < float(info.smallest_normal):
+            return xp.where(shifted < 0.0, -xp.inf, shifted)
+        if may_warn_on_overflow(shifted):
+            bound = -float(info.max) * (1.0 - 4.0 * float(info.eps)) * temperature
+            shifted = xp.where(shifted < bound, -xp.inf, shifted)
+        return divide(xp, shifted, temperature)
+    if may_warn_on_overflow(shifted):
+        # T >= 1 cannot overflow; its bound, -max, leaves every finite entry alone.
+        below_one = xp.where(temperature < 1.0, temperature, 1.0)
+        bound = -float(info.max) * (1.0 - 4.0 * float(info.eps)) * below_one
+        shifted = xp.where(shifted < bound, -xp.inf, shifted)
+    return divide(xp, shifted, temperature)
 
 
 def _overflow_free(xp: Namespace, dtype: object) -> float:

@@ -150,15 +150,24 @@ def _check_temperature(
         # float, which math.isfinite cannot take (a graph break). NaN fails both comparisons.
         if not (0 < temperature < math.inf):
             raise ValueError(f"temperature must be positive and finite, got {temperature!r}")
+        if temperature > float(xp.finfo(x.dtype).max):
+            raise ValueError(f"temperature {temperature!r} overflows x's compute dtype {x.dtype}")
         return float(temperature)
     t = to_namespace(xp, x, temperature, "temperature")
     if not xp.isdtype(t.dtype, ("integral", "real floating")):
         raise TypeError(f"temperature must have a real dtype, got {t.dtype}")
     check_shape(t, reduced_shape, "temperature", "the reduced shape (one value per slice)")
+    if xp.isdtype(t.dtype, "real floating") and xp.finfo(t.dtype).bits > xp.finfo(x.dtype).bits:
+        # Casting a value past x's largest float to x's dtype warns in NumPy-backed libraries
+        # before our check could say what is wrong: such values become inf here, silently,
+        # and fail the check below (or, traced, give the inf they would have become).
+        t = xp.where(xp.abs(t) <= float(xp.finfo(x.dtype).max), t, xp.inf)
     t = xp.astype(t, x.dtype)
     # A traced or lazy temperature cannot be checked without running it.
     if not lazy and surely_false(xp.all((t > 0) & xp.isfinite(t))):
-        raise ValueError("temperature must be positive and finite everywhere")
+        raise ValueError(
+            f"temperature must be positive and finite everywhere in x's compute dtype {x.dtype}"
+        )
     return t
 
 
@@ -191,7 +200,9 @@ def prepare(
         if mask.dtype != xp.bool:
             raise TypeError(f"where must be a boolean array, got dtype {mask.dtype}")
         check_shape(mask, shape, "where", "x's shape")
-    if type(temperature) is float and 0 < temperature < math.inf:
+    if type(temperature) is float and 0 < temperature < math.inf and (
+        compute_dtype == xp.float64 or temperature <= float(xp.finfo(compute_dtype).max)
+    ):
         t: float | Array = temperature  # the common case, on every call
     else:
         reduced_shape = tuple(1 if i in axes else n for i, n in enumerate(shape))
