@@ -79,6 +79,7 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
         outcome = "skipped"
         longrepr = report.longrepr
         reason = longrepr[2] if isinstance(longrepr, tuple) else str(longrepr)
+        reason = reason.removeprefix("Skipped: ")
     else:
         outcome, reason = report.outcome, ""
         if report.failed:

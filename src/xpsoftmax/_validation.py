@@ -200,8 +200,10 @@ def prepare(
         if mask.dtype != xp.bool:
             raise TypeError(f"where must be a boolean array, got dtype {mask.dtype}")
         check_shape(mask, shape, "where", "x's shape")
-    if type(temperature) is float and 0 < temperature < math.inf and (
-        compute_dtype == xp.float64 or temperature <= float(xp.finfo(compute_dtype).max)
+    if (
+        type(temperature) is float
+        and 0 < temperature < math.inf
+        and (compute_dtype == xp.float64 or temperature <= float(xp.finfo(compute_dtype).max))
     ):
         t: float | Array = temperature  # the common case, on every call
     else:

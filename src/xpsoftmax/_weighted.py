@@ -183,7 +183,9 @@ def _maximum(xp: Namespace, values: Array, axes: tuple[int, ...]) -> Array:
     return xp.max(values, axis=axes, keepdims=True)
 
 
-def _shift(xp: Namespace, real: Array, axes: tuple[int, ...], temperature: Any) -> tuple[Array, Array]:
+def _shift(
+    xp: Namespace, real: Array, axes: tuple[int, ...], temperature: Any
+) -> tuple[Array, Array]:
     """(offset, (real - offset) / T): offset is the largest finite value, or 0 if none is."""
     finite = xp.isfinite(real)
     maximum = _maximum(xp, xp.where(finite, real, -xp.inf), axes)
@@ -228,7 +230,9 @@ def _real_parts(c: _Call) -> tuple[Array, Array, Array]:
         tail = xp.sum(xp.where(at_top, 0.0, b * exp_shifted), axis=axes, keepdims=True)
     log_magnitude, sign = _log_abs(xp, top, tail)
 
-    positive_inf = xp.any(infinite if negative is None else infinite & ~negative, axis=axes, keepdims=True)
+    positive_inf = xp.any(
+        infinite if negative is None else infinite & ~negative, axis=axes, keepdims=True
+    )
     if negative is None:
         log_magnitude = xp.where(positive_inf, xp.inf, log_magnitude)
         sign = xp.where(positive_inf, 1.0, sign)
@@ -286,8 +290,11 @@ def _complex_parts(c: _Call) -> tuple[Array, Array, Array]:
     if c.included is not None:
         at_top = at_top & c.included
     terms = _exp(xp, z)
+    silent = may_warn_on_overflow(terms)
+    if c.b is not None and not silent:
+        terms = terms * c.b  # (c.b has x's complex dtype)
     terms_re, terms_im = xp.real(terms), xp.imag(terms)
-    if c.b is not None:
+    if c.b is not None and silent:
         terms_re, terms_im = _weigh(xp, terms_re, terms_im, c.b)
     if c.included is not None:
         # (after the weighting: excluded entries may hold anything, NaN or inf included.)
@@ -319,8 +326,10 @@ def _complex_parts(c: _Call) -> tuple[Array, Array, Array]:
         log_top = xp.where(lone, lone_log, log_top)
     unit_re = xp.where(near, top_re, 1.0) / safe_abs
     unit_im = xp.where(near, top_im, 0.0) / safe_abs
-    ratio_re = xp.where(near, tail_re * unit_re + tail_im * unit_im, 0.0) / safe_abs
-    ratio_im = xp.where(near, tail_im * unit_re - tail_re * unit_im, 0.0) / safe_abs
+    # (The tail masked first: an infinite tail times a zero part would be inf * 0.)
+    near_re, near_im = xp.where(near, tail_re, 0.0), xp.where(near, tail_im, 0.0)
+    ratio_re = (near_re * unit_re + near_im * unit_im) / safe_abs
+    ratio_im = (near_im * unit_re - near_re * unit_im) / safe_abs
     log1p_re = 0.5 * xp.log1p(ratio_re * (2.0 + ratio_re) + ratio_im * ratio_im)
     log1p_im = xp.atan2(ratio_im, 1.0 + ratio_re)
     via_top_phase = _wrap(xp, xp.atan2(unit_im, unit_re) + log1p_im)
@@ -351,9 +360,8 @@ def _exp(xp: Namespace, z: Array) -> Array:
 
 
 def _weigh(xp: Namespace, re: Array, im: Array, b: Array) -> tuple[Array, Array]:
-    """(re + i im) * b, for real or complex b, without inf * 0 or inf - inf warnings."""
-    if not xp.isdtype(b.dtype, "complex floating"):
-        return _multiply(xp, re, b), _multiply(xp, im, b)
+    """(re + i im) * b for complex b, as the library's complex product has it (inf * 0 is
+    NaN), without NumPy-backed libraries' warnings."""
     b_re, b_im = xp.real(b), xp.imag(b)
     product_re = _add(xp, _multiply(xp, re, b_re), -_multiply(xp, im, b_im))
     product_im = _add(xp, _multiply(xp, re, b_im), _multiply(xp, im, b_re))
@@ -368,12 +376,16 @@ def _multiply(xp: Namespace, a: Array, b: Array) -> Array:
 
 def _add(xp: Namespace, a: Array, b: Array) -> Array:
     """a + b, with inf + -inf the NaN it is in IEEE arithmetic, but never formed."""
+    if not may_warn_on_overflow(a):
+        return a + b
     undefined = xp.isinf(a) & (a == -b)
     return xp.where(undefined, xp.nan, xp.where(undefined, 0.0, a) + b)
 
 
 def _sum(xp: Namespace, values: Array, axes: tuple[int, ...]) -> Array:
     """The IEEE sum along `axes` (keepdims), with inf + -inf giving NaN without a warning."""
+    if not may_warn_on_overflow(values):
+        return xp.sum(values, axis=axes, keepdims=True)  # (only NumPy's kernels warn)
     infinite = xp.isinf(values)
     finite_sum = xp.sum(xp.where(infinite, 0.0, values), axis=axes, keepdims=True)
     plus = xp.any(values == xp.inf, axis=axes, keepdims=True)
