@@ -105,31 +105,32 @@ def _shift_and_scale(xp: Namespace, x: Array, offset: Array, temperature: float 
     return shifted
 
 
-def scale(xp: Namespace, shifted: Array, temperature: float | Array) -> Array:
-    """``shifted / T`` for shifted logits (<= 0), with the T -> 0 limit where it overflows.
+def scale(xp: Namespace, value: Array, temperature: float | Array) -> Array:
+    """``value / T``, with the T -> 0 limit, +-inf, where the quotient overflows.
 
-    A tiny T sends ``shifted / T`` past the largest float: the limit, -inf, is right, but
-    NumPy-backed libraries warn on the way, so such entries are set to -inf first (a bound a
-    few ulps inside the overflow threshold, whose entries' exponentials are 0 anyway). A
-    Python T below the dtype's smallest normal number may round to 0 there (0 / 0 is NaN):
-    then every entry below the maximum is -inf and the maximum's stays 0, the limit itself.
+    A tiny T sends ``value / T`` past the largest float: +-inf is right, but NumPy-backed
+    libraries warn on the way, so such entries are set to +-inf first (by a bound a few ulps
+    inside the overflow threshold: for shifted logits, entries whose exponentials are 0
+    anyway). A Python T below the dtype's smallest normal number may round to 0 there
+    (0 / 0 is NaN): every nonzero entry is then +-inf and 0 stays 0, the limit itself.
+    Pass only our own temporaries: `value` may be divided in place.
     """
-    info = xp.finfo(shifted.dtype)
+    info = xp.finfo(value.dtype)
     if isinstance(temperature, float):
         if temperature >= 1.0:
-            return divide(xp, shifted, temperature)
+            return divide(xp, value, temperature)
         if temperature < float(info.smallest_normal):
-            return xp.where(shifted < 0.0, -xp.inf, shifted)
-        if may_warn_on_overflow(shifted):
-            bound = -float(info.max) * (1.0 - 4.0 * float(info.eps)) * temperature
-            shifted = xp.where(shifted < bound, -xp.inf, shifted)
-        return divide(xp, shifted, temperature)
-    if may_warn_on_overflow(shifted):
-        # T >= 1 cannot overflow; its bound, -max, leaves every finite entry alone.
+            limit = xp.where(value > 0.0, xp.full_like(value, xp.inf), -xp.inf)
+            return xp.where((value == 0.0) | xp.isnan(value), value, limit)
+        below_one: float | Array = temperature
+    else:
         below_one = xp.where(temperature < 1.0, temperature, 1.0)
-        bound = -float(info.max) * (1.0 - 4.0 * float(info.eps)) * below_one
-        shifted = xp.where(shifted < bound, -xp.inf, shifted)
-    return divide(xp, shifted, temperature)
+    if may_warn_on_overflow(value):
+        # (T >= 1 cannot overflow; its bound, max, leaves every finite entry alone.)
+        bound = float(info.max) * (1.0 - 4.0 * float(info.eps)) * below_one
+        limit = xp.where(value > 0.0, xp.full_like(value, xp.inf), -xp.inf)
+        value = xp.where(xp.abs(value) > bound, limit, value)
+    return divide(xp, value, temperature)
 
 
 def _overflow_free(xp: Namespace, dtype: object) -> float:

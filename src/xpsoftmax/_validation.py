@@ -23,7 +23,14 @@ from ._compat import (
     values_are_known,
 )
 
-__all__ = ["Prepared", "broadcast_shape", "check_shape", "prepare", "to_namespace"]
+__all__ = [
+    "Prepared",
+    "astype_saturating",
+    "broadcast_shape",
+    "check_shape",
+    "prepare",
+    "to_namespace",
+]
 
 
 @dataclass(slots=True)
@@ -72,6 +79,17 @@ def check_shape(value: Array, shape: tuple[Any, ...], name: str, what: str) -> N
         raise ValueError(
             f"{name} with shape {tuple(value.shape)} does not broadcast to {what} {tuple(shape)}"
         )
+
+
+def astype_saturating(xp: Namespace, a: Array, dtype: Any) -> Array:
+    """`a` cast to the real floating `dtype`, values beyond its range becoming +-inf.
+
+    That is what the cast gives anyway, but NumPy-backed libraries warn on the way.
+    """
+    if xp.isdtype(a.dtype, "real floating") and xp.finfo(a.dtype).bits > xp.finfo(dtype).bits:
+        largest = float(xp.finfo(dtype).max)
+        a = xp.where(a > largest, xp.inf, xp.where(a < -largest, -xp.inf, a))
+    return xp.astype(a, dtype)
 
 
 def to_namespace(xp: Namespace, x: Array, value: object, name: str) -> Array:
@@ -157,12 +175,8 @@ def _check_temperature(
     if not xp.isdtype(t.dtype, ("integral", "real floating")):
         raise TypeError(f"temperature must have a real dtype, got {t.dtype}")
     check_shape(t, reduced_shape, "temperature", "the reduced shape (one value per slice)")
-    if xp.isdtype(t.dtype, "real floating") and xp.finfo(t.dtype).bits > xp.finfo(x.dtype).bits:
-        # Casting a value past x's largest float to x's dtype warns in NumPy-backed libraries
-        # before our check could say what is wrong: such values become inf here, silently,
-        # and fail the check below (or, traced, give the inf they would have become).
-        t = xp.where(xp.abs(t) <= float(xp.finfo(x.dtype).max), t, xp.inf)
-    t = xp.astype(t, x.dtype)
+    # (Values past x's largest float become inf, and fail the check below.)
+    t = astype_saturating(xp, t, x.dtype)
     # A traced or lazy temperature cannot be checked without running it.
     if not lazy and surely_false(xp.all((t > 0) & xp.isfinite(t))):
         raise ValueError(

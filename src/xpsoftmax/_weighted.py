@@ -144,25 +144,27 @@ def weighted_logsumexp(
     xp = c.xp
     if xp.isdtype(c.x.dtype, "complex floating"):
         log_magnitude, phase, offset = _complex_parts(c)
-        out = offset + _times(c.temperature, log_magnitude)
+        out = offset + _times(xp, c.temperature, log_magnitude)
         if return_sign:
             sign = _from_parts(xp, xp.cos(phase), xp.sin(phase), c.x.dtype)
             sign = xp.where(log_magnitude == -xp.inf, xp.zeros_like(sign), sign)
             return _finish(c, out, keepdims), _finish(c, sign, keepdims)
-        imaginary = _times(c.temperature, phase)
+        imaginary = _times(xp, c.temperature, phase)
         return _finish(c, _from_parts(xp, out, imaginary, c.x.dtype), keepdims)
     log_magnitude, sign, offset = _real_parts(c)
-    out = offset + _times(c.temperature, log_magnitude)
+    out = offset + _times(xp, c.temperature, log_magnitude)
     if return_sign:
         return _finish(c, out, keepdims), _finish(c, sign, keepdims)
     # The logarithm of a negative sum has no real value.
     return _finish(c, xp.where(sign < 0.0, xp.nan, out), keepdims)
 
 
-def _times(temperature: float | Array, value: Array) -> Array:
+def _times(xp: Namespace, temperature: float | Array, value: Array) -> Array:
+    """T * value, with infinite values kept (a T below the dtype's range rounds to 0 there)."""
     if isinstance(temperature, float) and temperature == 1.0:
         return value
-    return temperature * value
+    finite = xp.isfinite(value)
+    return xp.where(finite, temperature * xp.where(finite, value, 0.0), value)
 
 
 def _finish(c: _Call, result: Array, keepdims: bool) -> Array:
@@ -281,11 +283,14 @@ def _complex_parts(c: _Call) -> tuple[Array, Array, Array]:
     real = xp.real(x)
     if c.included is not None:
         real = xp.where(c.included, real, -xp.inf)
-    offset, _ = _shift(xp, real, axes, 1.0)
-    z = x - xp.astype(offset, x.dtype)
-    if not (isinstance(c.temperature, float) and c.temperature == 1.0):
-        t = c.temperature
-        z = z / (t if isinstance(t, float) else xp.astype(t, x.dtype))
+    offset, shifted = _shift(xp, real, axes, c.temperature)
+    if isinstance(c.temperature, float) and c.temperature == 1.0:
+        z = x - xp.astype(offset, x.dtype)
+    else:
+        # Each part divided by T on its own: a complex division would overflow (and warn)
+        # for a tiny T, and a mixed real-complex one is not in the standard.
+        imaginary = scale(xp, xp.asarray(xp.imag(x), copy=True), c.temperature)
+        z = _from_parts(xp, shifted, imaginary, x.dtype)
     at_top = (xp.real(z) == 0.0) & xp.isfinite(xp.imag(z))
     if c.included is not None:
         at_top = at_top & c.included
@@ -346,12 +351,13 @@ def _exp(xp: Namespace, z: Array) -> Array:
     """The library's own complex exp, without NumPy-backed libraries' warnings.
 
     Those warn (and return NaN parts) for an infinite or NaN imaginary part with a real part
-    above -inf; the values they return there are put in directly.
+    other than -inf, and for a NaN real part with a nonzero imaginary one; the values they
+    return there are put in directly.
     """
     if not may_warn_on_overflow(z):
         return xp.exp(z)
     re, im = xp.real(z), xp.imag(z)
-    invalid = ~xp.isfinite(im) & (re > -xp.inf)
+    invalid = (~xp.isfinite(im) & (re != -xp.inf)) | (xp.isnan(re) & (im != 0.0))
     values = xp.exp(xp.where(invalid, xp.zeros_like(z), z))
     device = array_device(z)
     at_inf = xp.asarray(complex(math.inf, math.nan), dtype=z.dtype, device=device)
