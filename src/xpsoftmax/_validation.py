@@ -185,6 +185,9 @@ def _check_temperature(
     return t
 
 
+_FLOAT32_MAX = 3.4028234663852886e38
+
+
 def prepare(
     x: Array,
     *,
@@ -214,12 +217,10 @@ def prepare(
         if mask.dtype != xp.bool:
             raise TypeError(f"where must be a boolean array, got dtype {mask.dtype}")
         check_shape(mask, shape, "where", "x's shape")
-    if (
-        type(temperature) is float
-        and 0 < temperature < math.inf
-        and (compute_dtype == xp.float64 or temperature <= float(xp.finfo(compute_dtype).max))
-    ):
-        t: float | Array = temperature  # the common case, on every call
+    # The common case, on every call; a temperature up to float32's largest fits every
+    # compute dtype (larger ones are checked against x's in `_check_temperature`).
+    if type(temperature) is float and 0 < temperature <= _FLOAT32_MAX:
+        t: float | Array = temperature
     else:
         reduced_shape = tuple(1 if i in axes else n for i, n in enumerate(shape))
         t = _check_temperature(xp, x, temperature, reduced_shape, lazy)
