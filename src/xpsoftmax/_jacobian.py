@@ -65,7 +65,8 @@ class _Along:
         v = astype_saturating(xp, xp.broadcast_to(v, self.shape), self.p.x.dtype)
         v = xp.moveaxis(v, self.axis, -1)
         v = v if self.p.where is None else xp.where(self.p.where, v, 0.0)
-        if self.p.lazy or not all_below_now(xp, v, math.inf):
+        # (An empty v holds nothing to poison, and has no maximum to ask for.)
+        if self.p.lazy or (0 not in tuple(v.shape) and not all_below_now(xp, v, math.inf)):
             # A slice whose vector holds inf or NaN has a NaN product (IEEE arithmetic would
             # give a mix of NaN and inf, with warnings): computed from a zeroed vector, and
             # set to NaN in `finish_vector`.
