@@ -15,6 +15,7 @@ needs it; lazy arrays (traced, or task graphs) always take it, since asking woul
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from ._compat import (
     Array,
@@ -24,6 +25,8 @@ from ._compat import (
     can_update_in_place,
     may_warn_on_overflow,
     surely_false,
+    surely_true,
+    values_are_known,
     writes_into_out,
 )
 from ._validation import Prepared
@@ -101,11 +104,13 @@ def normalise(p: Prepared, keep_shifted: bool = True) -> Normalised:
 def _shift_and_scale(xp: Namespace, x: Array, offset: Array, temperature: float | Array) -> Array:
     shifted = x - offset
     if not isinstance(temperature, float) or temperature != 1.0:
-        shifted = scale(xp, shifted, temperature)
+        shifted = scale(xp, shifted, temperature, nonpositive=True)
     return shifted
 
 
-def scale(xp: Namespace, value: Array, temperature: float | Array) -> Array:
+def scale(
+    xp: Namespace, value: Array, temperature: float | Array, nonpositive: bool = False
+) -> Array:
     """``value / T``, with the T -> 0 limit, +-inf, where the quotient overflows.
 
     A tiny T sends ``value / T`` past the largest float: +-inf is right, but NumPy-backed
@@ -113,7 +118,8 @@ def scale(xp: Namespace, value: Array, temperature: float | Array) -> Array:
     inside the overflow threshold: for shifted logits, entries whose exponentials are 0
     anyway). A Python T below the dtype's smallest normal number may round to 0 there
     (0 / 0 is NaN): every nonzero entry is then +-inf and 0 stays 0, the limit itself.
-    Pass only our own temporaries: `value` may be divided in place.
+    Pass only our own temporaries: `value` may be divided in place. `nonpositive` says that
+    no entry is above 0 (shifted logits), which makes the eager check for overflow one pass.
     """
     info = xp.finfo(value.dtype)
     if isinstance(temperature, float):
@@ -128,9 +134,23 @@ def scale(xp: Namespace, value: Array, temperature: float | Array) -> Array:
     if may_warn_on_overflow(value):
         # (T >= 1 cannot overflow; its bound, max, leaves every finite entry alone.)
         bound = float(info.max) * (1.0 - 4.0 * float(info.eps)) * below_one
+        if _surely_within(xp, value, bound, nonpositive):
+            return divide(xp, value, temperature)
         limit = xp.where(value > 0.0, xp.full_like(value, xp.inf), -xp.inf)
         value = xp.where(xp.abs(value) > bound, limit, value)
     return divide(xp, value, temperature)
+
+
+def _surely_within(xp: Namespace, value: Array, bound: Any, nonpositive: bool) -> bool:
+    """Whether every |value| is known now to be at most a Python `bound` (eager arrays only):
+    one reduction, where setting the overflowing entries would cost two full passes."""
+    if not isinstance(bound, float) or not values_are_known(value):
+        return False
+    if 0 in tuple(value.shape):
+        return True
+    if nonpositive:
+        return surely_true(xp.min(value) >= -bound)
+    return all_below_now(xp, value, bound)
 
 
 def _overflow_free(xp: Namespace, dtype: object) -> float:

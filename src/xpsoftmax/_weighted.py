@@ -199,7 +199,7 @@ def _shift(
         real = xp.where(finite & (real < lower), -xp.inf, real)
     shifted = real - offset
     if not (isinstance(temperature, float) and temperature == 1.0):
-        shifted = scale(xp, shifted, temperature)
+        shifted = scale(xp, shifted, temperature, nonpositive=True)
     return offset, shifted
 
 
