@@ -87,7 +87,7 @@ def normalise(p: Prepared, keep_shifted: bool = True) -> Normalised:
         # (Off the ordinary path only: it costs two passes.)
         lower = xp.maximum(offset, 0.0) - xp.finfo(x.dtype).max
         x = xp.where(x < lower, -xp.inf, x)
-    shifted = _shift_and_scale(xp, x, offset, p.temperature)
+    shifted = _shift_and_scale(xp, x, offset, p.temperature, ordinary)
     if not ordinary and (p.lazy or not surely_false(xp.any(maximum == xp.inf))):
         # Slices holding +inf: the +inf entries share the whole mass, the rest get none.
         # (One operand an array: the standard's where takes at most one Python scalar.)
@@ -101,10 +101,14 @@ def normalise(p: Prepared, keep_shifted: bool = True) -> Normalised:
     return Normalised(shifted, exp_shifted, maximum, offset, total, ordinary)
 
 
-def _shift_and_scale(xp: Namespace, x: Array, offset: Array, temperature: float | Array) -> Array:
+def _shift_and_scale(
+    xp: Namespace, x: Array, offset: Array, temperature: float | Array, ordinary: bool
+) -> Array:
     shifted = x - offset
     if not isinstance(temperature, float) or temperature != 1.0:
-        shifted = scale(xp, shifted, temperature, nonpositive=True)
+        # (Off the ordinary path a slice holding +inf is shifted by 0: its finite entries
+        # may be positive.)
+        shifted = scale(xp, shifted, temperature, nonpositive=ordinary)
     return shifted
 
 
