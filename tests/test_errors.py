@@ -36,7 +36,7 @@ def raises(
         call(v, name, *args, **kw)
 
 
-@pytest.mark.parametrize("name", FUNCTIONS)
+@pytest.mark.parametrize("name", [f for f in FUNCTIONS if f != "logsumexp"])  # (it takes complex)
 def test_complex_input(eager_variant: backends.Variant, name: str) -> None:
     v = eager_variant
     x = v.asarray(np.ones((2, 3), dtype=np.complex128))

@@ -15,6 +15,7 @@ needs it; lazy arrays (traced, or task graphs) always take it, since asking woul
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from ._compat import (
     Array,
@@ -24,6 +25,8 @@ from ._compat import (
     can_update_in_place,
     may_warn_on_overflow,
     surely_false,
+    surely_true,
+    values_are_known,
     writes_into_out,
 )
 from ._validation import Prepared
@@ -39,6 +42,7 @@ __all__ = [
     "normalise",
     "overflow_free",
     "probabilities",
+    "scale",
     "shift",
     "subtract",
     "top_count_and_tail",
@@ -75,7 +79,7 @@ def normalise(p: Prepared, keep_shifted: bool = True) -> Normalised:
     if p.where is not None:
         x = xp.where(p.where, x, -xp.inf)
     maximum = _maximum(xp, x, axes)
-    # Ordinary input, every maximum finite and below `_overflow_free`, needs none of the
+    # Ordinary input, every maximum finite and below `overflow_free`, needs none of the
     # special-value passes below; one look at the small per-slice maximum tells (eager arrays
     # only: asking a lazy one would run it). This keeps softmax to SciPy's five passes.
     ordinary = not p.lazy and all_below_now(xp, maximum, overflow_free(xp, x.dtype))
@@ -101,7 +105,7 @@ def shift(p: Prepared, x: Array, maximum: Array, offset: Array, ordinary: bool) 
         # (Off the ordinary path only: it costs two passes.)
         lower = xp.maximum(offset, 0.0) - xp.finfo(x.dtype).max
         x = xp.where(x < lower, -xp.inf, x)
-    shifted = _shift_and_scale(xp, x, offset, p.temperature)
+    shifted = _shift_and_scale(xp, x, offset, p.temperature, ordinary)
     if not ordinary and (p.lazy or not surely_false(xp.any(maximum == xp.inf))):
         # Slices holding +inf: the +inf entries share the whole mass, the rest get none.
         # (One operand an array: the standard's where takes at most one Python scalar.)
@@ -110,11 +114,60 @@ def shift(p: Prepared, x: Array, maximum: Array, offset: Array, ordinary: bool) 
     return shifted
 
 
-def _shift_and_scale(xp: Namespace, x: Array, offset: Array, temperature: float | Array) -> Array:
+def _shift_and_scale(
+    xp: Namespace, x: Array, offset: Array, temperature: float | Array, ordinary: bool
+) -> Array:
     shifted = x - offset
     if not isinstance(temperature, float) or temperature != 1.0:
-        shifted = divide(xp, shifted, temperature)
+        # (Off the ordinary path a slice holding +inf is shifted by 0: its finite entries
+        # may be positive.)
+        shifted = scale(xp, shifted, temperature, nonpositive=ordinary)
     return shifted
+
+
+def scale(
+    xp: Namespace, value: Array, temperature: float | Array, nonpositive: bool = False
+) -> Array:
+    """``value / T``, with the T -> 0 limit, +-inf, where the quotient overflows.
+
+    A tiny T sends ``value / T`` past the largest float: +-inf is right, but NumPy-backed
+    libraries warn on the way, so such entries are set to +-inf first (by a bound a few ulps
+    inside the overflow threshold: for shifted logits, entries whose exponentials are 0
+    anyway). A Python T below the dtype's smallest normal number may round to 0 there
+    (0 / 0 is NaN): every nonzero entry is then +-inf and 0 stays 0, the limit itself.
+    Pass only our own temporaries: `value` may be divided in place. `nonpositive` says that
+    no entry is above 0 (shifted logits), which makes the eager check for overflow one pass.
+    """
+    info = xp.finfo(value.dtype)
+    if isinstance(temperature, float):
+        if temperature >= 1.0:
+            return divide(xp, value, temperature)
+        if temperature < float(info.smallest_normal):
+            limit = xp.where(value > 0.0, xp.full_like(value, xp.inf), -xp.inf)
+            return xp.where((value == 0.0) | xp.isnan(value), value, limit)
+        below_one: float | Array = temperature
+    else:
+        below_one = xp.where(temperature < 1.0, temperature, 1.0)
+    if may_warn_on_overflow(value):
+        # (T >= 1 cannot overflow; its bound, max, leaves every finite entry alone.)
+        bound = float(info.max) * (1.0 - 4.0 * float(info.eps)) * below_one
+        if _surely_within(xp, value, bound, nonpositive):
+            return divide(xp, value, temperature)
+        limit = xp.where(value > 0.0, xp.full_like(value, xp.inf), -xp.inf)
+        value = xp.where(xp.abs(value) > bound, limit, value)
+    return divide(xp, value, temperature)
+
+
+def _surely_within(xp: Namespace, value: Array, bound: Any, nonpositive: bool) -> bool:
+    """Whether every |value| is known now to be at most a Python `bound` (eager arrays only):
+    one reduction, where setting the overflowing entries would cost two full passes."""
+    if not isinstance(bound, float) or not values_are_known(value):
+        return False
+    if 0 in tuple(value.shape):
+        return True
+    if nonpositive:
+        return surely_true(xp.min(value) >= -bound)
+    return all_below_now(xp, value, bound)
 
 
 def overflow_free(xp: Namespace, dtype: object) -> float:

@@ -8,11 +8,12 @@ The products never build the n x n matrix.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
-from ._compat import Array, array_device
-from ._core import complement, normalise, probabilities, top_count_and_tail
-from ._validation import check_shape, prepare, to_namespace
+from ._compat import Array, all_below_now, array_device
+from ._core import complement, normalise, probabilities, scale, top_count_and_tail
+from ._validation import astype_saturating, check_shape, prepare, to_namespace
 
 __all__ = [
     "log_softmax_jacobian",
@@ -52,6 +53,7 @@ class _Along:
         shape = list(p.x.shape)
         shape.insert(self.axis, shape.pop())
         self.shape = tuple(shape)
+        self.poisoned: Array | None = None  # slices whose vector holds inf or NaN
 
     def vector(self, value: Any, name: str) -> Array:
         """A tangent or cotangent as an array like x's, axis last, 0 at excluded entries."""
@@ -60,9 +62,17 @@ class _Along:
         if not xp.isdtype(v.dtype, ("real floating", "integral", "bool")):
             raise TypeError(f"{name} must be real, got dtype {v.dtype}")
         check_shape(v, self.shape, name, "x's shape")
-        v = xp.astype(xp.broadcast_to(v, self.shape), self.p.x.dtype)
+        v = astype_saturating(xp, xp.broadcast_to(v, self.shape), self.p.x.dtype)
         v = xp.moveaxis(v, self.axis, -1)
-        return v if self.p.where is None else xp.where(self.p.where, v, 0.0)
+        v = v if self.p.where is None else xp.where(self.p.where, v, 0.0)
+        # (An empty v holds nothing to poison, and has no maximum to ask for.)
+        if self.p.lazy or (0 not in tuple(v.shape) and not all_below_now(xp, v, math.inf)):
+            # A slice whose vector holds inf or NaN has a NaN product (IEEE arithmetic would
+            # give a mix of NaN and inf, with warnings): computed from a zeroed vector, and
+            # set to NaN in `finish_vector`.
+            self.poisoned = xp.any(~xp.isfinite(v), axis=-1, keepdims=True)
+            v = xp.where(self.poisoned, 0.0, v)
+        return v
 
     def centred_difference(self, v: Array) -> Array:
         """``v - <s, v>``, computed as ``d - <s, d>`` with ``d = v - v_top``.
@@ -78,17 +88,19 @@ class _Along:
     def finish_vector(self, out: Array) -> Array:
         """Scale by the temperature, zero the excluded entries and put the axis back."""
         xp, p = self.xp, self.p
+        if self.poisoned is not None:
+            out = xp.where(self.poisoned, xp.nan, out)
         if p.where is not None:
             out = xp.where(p.where, out, 0.0)
-        return p.finish(xp.moveaxis(out / p.temperature, -1, self.axis))
+        return p.finish(xp.moveaxis(scale(xp, out, p.temperature), -1, self.axis))
 
     def finish_matrix(self, jac: Array) -> Array:
         """Scale an (..., n, n) matrix by the per-slice temperature."""
         t = self.p.temperature
         if isinstance(t, float):
             # (n times the input's size: skip a division by 1 on every entry.)
-            return self.p.finish(jac if t == 1.0 else jac / t)
-        return self.p.finish(jac / self.xp.expand_dims(t, axis=-1))
+            return self.p.finish(jac if t == 1.0 else scale(self.xp, jac, t))
+        return self.p.finish(scale(self.xp, jac, self.xp.expand_dims(t, axis=-1)))
 
     def eye(self) -> Array:
         return self.xp.eye(self.s.shape[-1], dtype=self.xp.bool, device=array_device(self.s))

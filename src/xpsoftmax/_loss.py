@@ -92,6 +92,8 @@ def cross_entropy(
         target, ignored = _class_indices(xp, p, target, ignore_index)
     else:
         target = _probabilities(xp, p, target, ignore_index)
+    if p.x.shape[axis] == 0:
+        label_smoothing = 0.0  # no class to spread probability over: nothing to smooth
     loss = apply(
         CROSS_ENTROPY,
         p,
@@ -122,7 +124,10 @@ def _class_weights(xp: Namespace, p: Prepared, weight: object) -> Array | None:
         raise ValueError(
             f"weight must hold one value per class, shape ({n_classes},); got {tuple(w.shape)}"
         )
-    return xp.astype(w, p.x.dtype)
+    w = xp.astype(w, p.x.dtype)
+    if not p.lazy and surely_false(xp.all(xp.isfinite(w))):
+        raise ValueError("weight must be finite")
+    return w
 
 
 def _class_indices(

@@ -198,7 +198,12 @@ def _target_weights(
 ) -> Array:
     """q' for a probability target, shaped like the logits (see the module docstring)."""
     eps, n_classes = static.label_smoothing, x.shape[static.axis]
-    q = (1.0 - eps) * target + eps / n_classes if eps and smoothing else target
+    if not (eps and smoothing):
+        q = target
+    elif eps == 1.0:  # the target takes no part (and an infinite one must not make 0 * inf)
+        q = xp.zeros_like(target) + 1.0 / n_classes
+    else:
+        q = (1.0 - eps) * target + eps / n_classes
     return q if weight is None else q * _along(xp, weight, static.axis, x.ndim)
 
 

@@ -8,6 +8,7 @@ from ._attach import apply
 from ._compat import Array, compiles_eagerly, eager_kernel
 from ._rules import LOG_SOFTMAX, LOGSUMEXP, SOFTMAX
 from ._validation import prepare
+from ._weighted import needs_weighted_logsumexp, weighted_logsumexp
 
 __all__ = ["log_softmax", "logsumexp", "softmax"]
 
@@ -114,12 +115,34 @@ def logsumexp(
     keepdims: bool = False,
     temperature: float | Array = 1.0,
     where: Array | None = None,
-) -> Array:
-    """The smooth maximum ``T * log(sum_j exp(x_j / T))`` along `axis`.
+    b: Array | None = None,
+    return_sign: bool = False,
+) -> Array | tuple[Array, Array]:
+    """The smooth maximum ``T * log(sum_j b_j exp(x_j / T))`` along `axis`.
 
-    Parameters are those of `softmax`, and `keepdims` keeps the reduced axes with length 1.
-    Excluded and -inf entries are ignored; a slice with nothing in it gives -inf, one
-    holding +inf gives +inf, one holding NaN gives NaN.
+    Parameters are those of `softmax`, and
+
+    keepdims : bool, optional
+        Keep the reduced axes, with length 1.
+    b : array, optional
+        Weights, broadcast with x (x may also broadcast to b's shape, as in SciPy). An entry
+        whose weight is 0 takes no part, even where x is +-inf or NaN. Weights may be
+        negative or complex.
+    return_sign : bool, optional
+        Return ``(log|sum|, sign)``. The sign is -1, 0 or 1 for real input (with
+        ``log|0| = -inf``), and a complex number of modulus 1 (or 0) for complex input,
+        whose log-magnitude is then real.
+
+    x may be complex (here only; softmax and log_softmax reject it): the result is then
+    ``T`` times the principal complex logarithm of the sum, imaginary part in (-pi, pi].
+    These follow ``scipy.special.logsumexp`` in every case it defines.
+
+    Returns
+    -------
+    array or (array, array)
+        Excluded and -inf entries are ignored; a slice with nothing in it gives -inf, one
+        holding +inf gives +inf, one holding NaN gives NaN. Without `return_sign`, a
+        negative sum gives NaN. The dtype is x's, or the promotion of x's and b's.
 
     Examples
     --------
@@ -127,7 +150,29 @@ def logsumexp(
     >>> import xpsoftmax
     >>> float(xpsoftmax.logsumexp(np.array([1e8, 1e8])) - 1e8)
     0.6931471824645996
+
+    Weights, and the sign of a sum that may be negative:
+
+    >>> float(xpsoftmax.logsumexp(np.array([0.0, 0.0]), b=np.array([2.0, 1.0])))  # log 3
+    1.0986122886681098
+    >>> xpsoftmax.logsumexp(np.array([1.0, 2.0]), b=np.array([1.0, -1.0]), return_sign=True)
+    (array(1.54132485), array(-1.))
+
+    Complex input gives the complex logarithm:
+
+    >>> np.round(xpsoftmax.logsumexp(np.array([0.0, 1j * np.pi / 2])), 12)  # log(1 + i)
+    np.complex128(0.34657359028+0.785398163397j)
     """
+    if needs_weighted_logsumexp(x, b, return_sign):
+        return weighted_logsumexp(
+            x,
+            axis=axis,
+            keepdims=keepdims,
+            temperature=temperature,
+            where=where,
+            b=b,
+            return_sign=return_sign,
+        )
     kernel = _compiled(logsumexp, x, where, axis=axis, temperature=temperature, keepdims=keepdims)
     if kernel is not None:
         return kernel(x, where)

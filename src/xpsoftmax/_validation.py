@@ -23,7 +23,14 @@ from ._compat import (
     values_are_known,
 )
 
-__all__ = ["Prepared", "broadcast_shape", "check_shape", "prepare", "to_namespace"]
+__all__ = [
+    "Prepared",
+    "astype_saturating",
+    "broadcast_shape",
+    "check_shape",
+    "prepare",
+    "to_namespace",
+]
 
 
 @dataclass(slots=True)
@@ -72,6 +79,17 @@ def check_shape(value: Array, shape: tuple[Any, ...], name: str, what: str) -> N
         raise ValueError(
             f"{name} with shape {tuple(value.shape)} does not broadcast to {what} {tuple(shape)}"
         )
+
+
+def astype_saturating(xp: Namespace, a: Array, dtype: Any) -> Array:
+    """`a` cast to the real floating `dtype`, values beyond its range becoming +-inf.
+
+    That is what the cast gives anyway, but NumPy-backed libraries warn on the way.
+    """
+    if xp.isdtype(a.dtype, "real floating") and xp.finfo(a.dtype).bits > xp.finfo(dtype).bits:
+        largest = float(xp.finfo(dtype).max)
+        a = xp.where(a > largest, xp.inf, xp.where(a < -largest, -xp.inf, a))
+    return xp.astype(a, dtype)
 
 
 def to_namespace(xp: Namespace, x: Array, value: object, name: str) -> Array:
@@ -150,16 +168,24 @@ def _check_temperature(
         # float, which math.isfinite cannot take (a graph break). NaN fails both comparisons.
         if not (0 < temperature < math.inf):
             raise ValueError(f"temperature must be positive and finite, got {temperature!r}")
+        if temperature > float(xp.finfo(x.dtype).max):
+            raise ValueError(f"temperature {temperature!r} overflows x's compute dtype {x.dtype}")
         return float(temperature)
     t = to_namespace(xp, x, temperature, "temperature")
     if not xp.isdtype(t.dtype, ("integral", "real floating")):
         raise TypeError(f"temperature must have a real dtype, got {t.dtype}")
     check_shape(t, reduced_shape, "temperature", "the reduced shape (one value per slice)")
-    t = xp.astype(t, x.dtype)
+    # (Values past x's largest float become inf, and fail the check below.)
+    t = astype_saturating(xp, t, x.dtype)
     # A traced or lazy temperature cannot be checked without running it.
     if not lazy and surely_false(xp.all((t > 0) & xp.isfinite(t))):
-        raise ValueError("temperature must be positive and finite everywhere")
+        raise ValueError(
+            f"temperature must be positive and finite everywhere in x's compute dtype {x.dtype}"
+        )
     return t
+
+
+_FLOAT32_MAX = 3.4028234663852886e38
 
 
 def prepare(
@@ -191,8 +217,10 @@ def prepare(
         if mask.dtype != xp.bool:
             raise TypeError(f"where must be a boolean array, got dtype {mask.dtype}")
         check_shape(mask, shape, "where", "x's shape")
-    if type(temperature) is float and 0 < temperature < math.inf:
-        t: float | Array = temperature  # the common case, on every call
+    # The common case, on every call; a temperature up to float32's largest fits every
+    # compute dtype (larger ones are checked against x's in `_check_temperature`).
+    if type(temperature) is float and 0 < temperature <= _FLOAT32_MAX:
+        t: float | Array = temperature
     else:
         reduced_shape = tuple(1 if i in axes else n for i, n in enumerate(shape))
         t = _check_temperature(xp, x, temperature, reduced_shape, lazy)

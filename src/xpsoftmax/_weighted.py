@@ -1,0 +1,406 @@
+"""logsumexp with weights, a sign, or complex input: the cases of ``scipy.special.logsumexp``.
+
+``T * log(sum_j b_j exp(x_j / T))`` follows SciPy's conventions: a zero weight removes its
+entry (even an infinite one), a negative sum is NaN unless the sign is asked for, and complex
+input gives the principal complex logarithm. The plain real logsumexp stays in `_softmax`;
+this module is reached only when one of these features is used.
+
+The accuracy ideas are those of `_core`: shift by the largest (real part of a) logit and
+split the sum into the weight at the maximum, ``top``, and the rest, ``tail``; while
+``|tail| <= |top| / 2`` the logarithm is ``log|top| + log1p(tail / top)``, which keeps the
+digits ``log(top + tail)`` loses when one entry dominates. Everything else is computed in
+real arithmetic on real and imaginary parts, which the standard defines for every library
+and where each special value can be handled without a warning.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from ._compat import (
+    Array,
+    Namespace,
+    array_device,
+    array_namespace,
+    as_array,
+    may_warn_on_overflow,
+    values_are_known,
+)
+from ._core import scale
+from ._validation import (
+    _check_temperature,
+    _normalise_axes,
+    broadcast_shape,
+    check_shape,
+    to_namespace,
+)
+
+__all__ = ["needs_weighted_logsumexp", "weighted_logsumexp"]
+
+
+def needs_weighted_logsumexp(x: object, b: object, return_sign: bool) -> bool:
+    """Whether a logsumexp call needs this module: weights, a sign, or complex input."""
+    if b is not None or return_sign:
+        return True
+    dtype = getattr(x, "dtype", None)
+    if dtype is None:
+        # Python data: a complex number anywhere in it makes a complex NumPy array.
+        dtype = as_array(x, "x").dtype
+    # The dtype's name, not isdtype: this runs on every logsumexp call, and every library
+    # names its complex dtypes so (NumPy, PyTorch, JAX, CuPy, Dask, array-api-strict).
+    return "complex" in str(dtype)
+
+
+@dataclass(slots=True)
+class _Call:
+    """Checked arguments: x and b broadcast together, in the compute dtype."""
+
+    xp: Namespace
+    x: Array
+    b: Array | None  # None: every weight is 1
+    included: Array | None  # entries that take part (where, and a nonzero weight)
+    axes: tuple[int, ...]
+    temperature: float | Array
+    result_dtype: Any
+    real_dtype: Any  # the compute dtype, or its real counterpart for complex x
+
+
+def _floating(xp: Namespace, dtype: Any, x: Array) -> Any:
+    """`dtype`, or the default real floating dtype for bool and integer dtypes."""
+    if xp.isdtype(dtype, ("bool", "integral")):
+        info = xp.__array_namespace_info__()
+        return info.default_dtypes(device=array_device(x))["real floating"]
+    return dtype
+
+
+def _result_dtype(xp: Namespace, x: Array, b: Array | None) -> Any:
+    """The dtype the library promotes x and b to (SciPy's rule), integers becoming floats."""
+    dtype = x.dtype
+    if b is not None:
+        try:
+            dtype = xp.result_type(x.dtype, b.dtype)
+        except TypeError:
+            # array-api-strict promotes no integer with a float: make the integers floats first.
+            dtype = xp.result_type(_floating(xp, x.dtype, x), _floating(xp, b.dtype, x))
+    dtype = _floating(xp, dtype, x)
+    if not xp.isdtype(dtype, ("real floating", "complex floating")):
+        raise TypeError(f"x must have a numeric dtype, got {x.dtype}")
+    return dtype
+
+
+def _prepare(x: Any, axis: Any, temperature: Any, where: Any, b: Any) -> _Call:
+    x = as_array(x, "x")
+    xp = array_namespace(x)
+    if b is not None:
+        b = to_namespace(xp, x, b, "b")
+        if not xp.isdtype(b.dtype, ("bool", "integral", "real floating", "complex floating")):
+            raise TypeError(f"b must have a numeric dtype, got {b.dtype}")
+    result_dtype = _result_dtype(xp, x, b)
+    is_complex = xp.isdtype(result_dtype, "complex floating")
+    compute_dtype = result_dtype
+    if not is_complex and xp.finfo(result_dtype).bits < 32:
+        compute_dtype = xp.float32  # float16 and bfloat16 are computed in float32
+    shape = tuple(x.shape)
+    if b is not None:
+        both = broadcast_shape(shape, tuple(b.shape))
+        if both is None:
+            raise ValueError(f"b with shape {tuple(b.shape)} does not broadcast to x's {shape}")
+        shape = both
+        b = xp.broadcast_to(xp.astype(b, compute_dtype), shape)
+    x = xp.broadcast_to(xp.astype(x, compute_dtype), shape)
+    axes = _normalise_axes(axis, len(shape), False)
+    real_dtype = compute_dtype
+    if is_complex:
+        real_dtype = xp.float32 if compute_dtype == xp.complex64 else xp.float64
+
+    included = None if b is None else b != 0
+    if where is not None:
+        mask = to_namespace(xp, x, where, "where")
+        if mask.dtype != xp.bool:
+            raise TypeError(f"where must be a boolean array, got dtype {mask.dtype}")
+        check_shape(mask, shape, "where", "the shape of x (broadcast with b)")
+        included = mask if included is None else included & mask
+    reduced = tuple(1 if i in axes else n for i, n in enumerate(shape))
+    probe = xp.zeros((), dtype=real_dtype, device=array_device(x))
+    lazy = not values_are_known(x)
+    t = _check_temperature(xp, probe, temperature, reduced, lazy)
+    return _Call(xp, x, b, included, axes, t, result_dtype, real_dtype)
+
+
+def weighted_logsumexp(
+    x: Array,
+    *,
+    axis: Any,
+    keepdims: bool,
+    temperature: Any,
+    where: Any,
+    b: Any,
+    return_sign: bool,
+) -> Array | tuple[Array, Array]:
+    """`logsumexp` with weights `b`, `return_sign` or complex x (see `logsumexp`)."""
+    c = _prepare(x, axis, temperature, where, b)
+    xp = c.xp
+    if xp.isdtype(c.x.dtype, "complex floating"):
+        log_magnitude, phase, offset = _complex_parts(c)
+        out = offset + _times(xp, c.temperature, log_magnitude)
+        if return_sign:
+            sign = _from_parts(xp, xp.cos(phase), xp.sin(phase), c.x.dtype)
+            sign = xp.where(log_magnitude == -xp.inf, xp.zeros_like(sign), sign)
+            return _finish(c, out, keepdims), _finish(c, sign, keepdims)
+        imaginary = _times(xp, c.temperature, phase)
+        return _finish(c, _from_parts(xp, out, imaginary, c.x.dtype), keepdims)
+    log_magnitude, sign, offset = _real_parts(c)
+    out = offset + _times(xp, c.temperature, log_magnitude)
+    if return_sign:
+        return _finish(c, out, keepdims), _finish(c, sign, keepdims)
+    # The logarithm of a negative sum has no real value.
+    return _finish(c, xp.where(sign < 0.0, xp.nan, out), keepdims)
+
+
+def _times(xp: Namespace, temperature: float | Array, value: Array) -> Array:
+    """T * value, with infinite values kept (a T below the dtype's range rounds to 0 there)."""
+    if isinstance(temperature, float) and temperature == 1.0:
+        return value
+    finite = xp.isfinite(value)
+    return xp.where(finite, temperature * xp.where(finite, value, 0.0), value)
+
+
+def _finish(c: _Call, result: Array, keepdims: bool) -> Array:
+    xp = c.xp
+    if not keepdims and c.axes:
+        result = xp.squeeze(result, axis=c.axes)
+    wanted = c.result_dtype
+    if xp.isdtype(result.dtype, "real floating") and xp.isdtype(wanted, "complex floating"):
+        wanted = c.real_dtype  # return_sign's log-magnitude of complex input is real
+    return result if result.dtype == wanted else xp.astype(result, wanted)
+
+
+def _maximum(xp: Namespace, values: Array, axes: tuple[int, ...]) -> Array:
+    """Per-slice maximum of real `values`: -inf for a slice of length 0."""
+    if any(values.shape[a] == 0 for a in axes):
+        shape = tuple(1 if i in axes else n for i, n in enumerate(values.shape))
+        return xp.full(shape, -xp.inf, dtype=values.dtype, device=array_device(values))
+    return xp.max(values, axis=axes, keepdims=True)
+
+
+def _shift(
+    xp: Namespace, real: Array, axes: tuple[int, ...], temperature: Any
+) -> tuple[Array, Array]:
+    """(offset, (real - offset) / T): offset is the largest finite value, or 0 if none is."""
+    finite = xp.isfinite(real)
+    maximum = _maximum(xp, xp.where(finite, real, -xp.inf), axes)
+    offset = xp.where(maximum == -xp.inf, 0.0, maximum)
+    if may_warn_on_overflow(real):
+        # Logits spanning the float range: x - offset overflows to the -inf it should be,
+        # but NumPy-backed libraries warn (see `_core.normalise`).
+        lower = xp.where(offset > 0.0, offset, 0.0) - float(xp.finfo(real.dtype).max)
+        real = xp.where(finite & (real < lower), -xp.inf, real)
+    shifted = real - offset
+    if not (isinstance(temperature, float) and temperature == 1.0):
+        shifted = scale(xp, shifted, temperature, nonpositive=True)
+    return offset, shifted
+
+
+def _real_parts(c: _Call) -> tuple[Array, Array, Array]:
+    """(log|S|, sign(S), offset) per slice, with ``sum b exp(x / T) = exp(offset / T) S``."""
+    xp, axes = c.xp, c.axes
+    x = c.x if c.included is None else xp.where(c.included, c.x, -xp.inf)
+    b = c.b
+    if b is None:
+        infinite, negative, undefined = x == xp.inf, None, None
+    else:
+        b = xp.where(c.included, b, 0.0)  # (c.included is set whenever b is)
+        # Entries whose term is infinite (+inf logits, infinite weights) decide their slice
+        # alone; an infinite weight on a -inf logit is 0 * inf, undefined.
+        infinite_weight = xp.isinf(b)
+        infinite = (x == xp.inf) | (infinite_weight & (x > -xp.inf))
+        negative = infinite & (b < 0.0)
+        undefined = xp.any(infinite_weight & (x == -xp.inf), axis=axes, keepdims=True)
+        b = xp.where(infinite_weight, 0.0, b)
+    # The finite terms alone, so that no inf - inf or 0 * inf is ever formed (and no
+    # gradient meets one): the slices they would reach are replaced below by constants.
+    offset, shifted = _shift(xp, xp.where(infinite, -xp.inf, x), axes, c.temperature)
+    at_top = shifted == 0.0
+    exp_shifted = xp.exp(shifted)
+    if b is None:
+        top = xp.sum(xp.astype(at_top, x.dtype), axis=axes, keepdims=True)
+        tail = xp.sum(xp.where(at_top, 0.0, exp_shifted), axis=axes, keepdims=True)
+    else:
+        top = xp.sum(xp.where(at_top, b, 0.0), axis=axes, keepdims=True)
+        tail = xp.sum(xp.where(at_top, 0.0, b * exp_shifted), axis=axes, keepdims=True)
+    log_magnitude, sign = _log_abs(xp, top, tail)
+
+    positive_inf = xp.any(
+        infinite if negative is None else infinite & ~negative, axis=axes, keepdims=True
+    )
+    if negative is None:
+        log_magnitude = xp.where(positive_inf, xp.inf, log_magnitude)
+        sign = xp.where(positive_inf, 1.0, sign)
+        return log_magnitude, sign, offset
+    negative_inf = xp.any(negative, axis=axes, keepdims=True)
+    log_magnitude = xp.where(positive_inf | negative_inf, xp.inf, log_magnitude)
+    sign = xp.where(positive_inf, 1.0, xp.where(negative_inf, -1.0, sign))
+    # inf - inf and 0 * inf: NaN, as IEEE arithmetic (and SciPy) has it.
+    unknown = (positive_inf & negative_inf) | undefined
+    return xp.where(unknown, xp.nan, log_magnitude), xp.where(unknown, xp.nan, sign), offset
+
+
+def _log_abs(xp: Namespace, top: Array, tail: Array) -> tuple[Array, Array]:
+    """(log|top + tail|, sign(top + tail)) for real per-slice sums, accurate when top dominates."""
+    near = (xp.abs(tail) <= 0.5 * xp.abs(top)) & (top != 0.0)
+    # Safe operands where a branch is not taken, so that neither its value nor its gradient
+    # (which `where` multiplies by 0) is ever inf or NaN.
+    ratio = xp.where(near, tail, 0.0) / xp.where(near, top, 1.0)
+    via_top = xp.log(xp.abs(xp.where(near, top, 1.0))) + xp.log1p(ratio)
+    total = top + tail
+    nonzero = total != 0.0
+    via_total = xp.log(xp.where(nonzero & ~near, xp.abs(total), 1.0))
+    log_magnitude = xp.where(near, via_top, xp.where(nonzero, via_total, -xp.inf))
+    return log_magnitude, xp.sign(total)
+
+
+# ---- complex input ------------------------------------------------------------------------
+
+
+def _from_parts(xp: Namespace, real: Array, imaginary: Array, dtype: Any) -> Array:
+    """The complex array ``real + i imaginary``, without an inf * 0 (NaN) in its real part.
+
+    The standard has no constructor from parts: multiplying by 1j is exact for finite
+    parts, and a NaN imaginary part is put in by adding the constant ``0 + nan i``.
+    """
+    finite = xp.isfinite(imaginary)
+    i_times = xp.astype(xp.where(finite, imaginary, 0.0), dtype) * 1j
+    nan = xp.asarray(complex(0.0, math.nan), dtype=dtype, device=array_device(real))
+    i_times = xp.where(finite, i_times, nan)
+    return xp.astype(real, dtype) + i_times
+
+
+def _complex_parts(c: _Call) -> tuple[Array, Array, Array]:
+    """(log|S|, arg S in (-pi, pi], offset) per slice, with sum b exp(x / T) = exp(offset / T) S."""
+    xp, axes, x = c.xp, c.axes, c.x
+    real = xp.real(x)
+    if c.included is not None:
+        real = xp.where(c.included, real, -xp.inf)
+    offset, shifted = _shift(xp, real, axes, c.temperature)
+    if isinstance(c.temperature, float) and c.temperature == 1.0:
+        z = x - xp.astype(offset, x.dtype)
+    else:
+        # Each part divided by T on its own: a complex division would overflow (and warn)
+        # for a tiny T, and a mixed real-complex one is not in the standard.
+        imaginary = scale(xp, xp.asarray(xp.imag(x), copy=True), c.temperature)
+        z = _from_parts(xp, shifted, imaginary, x.dtype)
+    at_top = (xp.real(z) == 0.0) & xp.isfinite(xp.imag(z))
+    if c.included is not None:
+        at_top = at_top & c.included
+    terms = _exp(xp, z)
+    silent = may_warn_on_overflow(terms)
+    if c.b is not None and not silent:
+        terms = terms * c.b  # (c.b has x's complex dtype)
+    terms_re, terms_im = xp.real(terms), xp.imag(terms)
+    if c.b is not None and silent:
+        terms_re, terms_im = _weigh(xp, terms_re, terms_im, c.b)
+    if c.included is not None:
+        # (after the weighting: excluded entries may hold anything, NaN or inf included.)
+        terms_re = xp.where(c.included, terms_re, 0.0)
+        terms_im = xp.where(c.included, terms_im, 0.0)
+    top_re = _sum(xp, xp.where(at_top, terms_re, 0.0), axes)
+    top_im = _sum(xp, xp.where(at_top, terms_im, 0.0), axes)
+    tail_re = _sum(xp, xp.where(at_top, 0.0, terms_re), axes)
+    tail_im = _sum(xp, xp.where(at_top, 0.0, terms_im), axes)
+    count = xp.sum(xp.astype(at_top, c.real_dtype), axis=axes, keepdims=True)
+    # With nothing at the top, the sum is the tail itself, signed zeros and all: the phase
+    # of a sum of zeros is the angle those zeros make (SciPy, via the C99 logarithm).
+    total_re = xp.where(count == 0.0, tail_re, _add(xp, top_re, tail_re))
+    total_im = xp.where(count == 0.0, tail_im, _add(xp, top_im, tail_im))
+
+    top_abs = xp.hypot(top_re, top_im)
+    near = (xp.hypot(tail_re, tail_im) <= 0.5 * top_abs) & (top_abs > 0.0)
+    # log(top) + log1p(tail / top), for a dominant top.
+    safe_abs = xp.where(near, top_abs, 1.0)
+    log_top = xp.log(safe_abs)
+    # One entry at the top has |top| = |b| exactly (its exp has real part 0): log|b| keeps the
+    # digits that hypot(cos, sin), 1 up to rounding, would lose when the result is near 0.
+    if c.b is None:
+        log_top = xp.where(count == 1.0, 0.0, log_top)
+    else:
+        top_weight = xp.sum(xp.where(at_top, xp.abs(c.b), 0.0), axis=axes, keepdims=True)
+        lone = (count == 1.0) & near
+        lone_log = xp.log(xp.where(lone, top_weight, 1.0))
+        log_top = xp.where(lone, lone_log, log_top)
+    unit_re = xp.where(near, top_re, 1.0) / safe_abs
+    unit_im = xp.where(near, top_im, 0.0) / safe_abs
+    # (The tail masked first: an infinite tail times a zero part would be inf * 0.)
+    near_re, near_im = xp.where(near, tail_re, 0.0), xp.where(near, tail_im, 0.0)
+    ratio_re = (near_re * unit_re + near_im * unit_im) / safe_abs
+    ratio_im = (near_im * unit_re - near_re * unit_im) / safe_abs
+    log1p_re = 0.5 * xp.log1p(ratio_re * (2.0 + ratio_re) + ratio_im * ratio_im)
+    log1p_im = xp.atan2(ratio_im, 1.0 + ratio_re)
+    via_top_phase = _wrap(xp, xp.atan2(unit_im, unit_re) + log1p_im)
+
+    total_abs = xp.hypot(total_re, total_im)
+    nonzero = total_abs != 0.0
+    via_total = xp.log(xp.where(nonzero, total_abs, 1.0))
+    log_magnitude = xp.where(near, log_top + log1p_re, xp.where(nonzero, via_total, -xp.inf))
+    phase = xp.where(near, via_top_phase, xp.atan2(total_im, total_re))
+    return log_magnitude, phase, offset
+
+
+def _exp(xp: Namespace, z: Array) -> Array:
+    """The library's own complex exp, without NumPy-backed libraries' warnings.
+
+    Those warn (and return NaN parts) for an infinite or NaN imaginary part with a real part
+    other than -inf, and for a NaN real part with a nonzero imaginary one; the values they
+    return there are put in directly.
+    """
+    if not may_warn_on_overflow(z):
+        return xp.exp(z)
+    re, im = xp.real(z), xp.imag(z)
+    invalid = (~xp.isfinite(im) & (re != -xp.inf)) | (xp.isnan(re) & (im != 0.0))
+    values = xp.exp(xp.where(invalid, xp.zeros_like(z), z))
+    device = array_device(z)
+    at_inf = xp.asarray(complex(math.inf, math.nan), dtype=z.dtype, device=device)
+    nowhere = xp.asarray(complex(math.nan, math.nan), dtype=z.dtype, device=device)
+    return xp.where(invalid, xp.where(re == xp.inf, at_inf, nowhere), values)
+
+
+def _weigh(xp: Namespace, re: Array, im: Array, b: Array) -> tuple[Array, Array]:
+    """(re + i im) * b for complex b, as the library's complex product has it (inf * 0 is
+    NaN), without NumPy-backed libraries' warnings."""
+    b_re, b_im = xp.real(b), xp.imag(b)
+    product_re = _add(xp, _multiply(xp, re, b_re), -_multiply(xp, im, b_im))
+    product_im = _add(xp, _multiply(xp, re, b_im), _multiply(xp, im, b_re))
+    return product_re, product_im
+
+
+def _multiply(xp: Namespace, a: Array, b: Array) -> Array:
+    """a * b, with inf * 0 the NaN it is in IEEE arithmetic, but never formed (it warns)."""
+    undefined = (xp.isinf(a) & (b == 0.0)) | ((a == 0.0) & xp.isinf(b))
+    return xp.where(undefined, xp.nan, a * xp.where(undefined, 1.0, b))
+
+
+def _add(xp: Namespace, a: Array, b: Array) -> Array:
+    """a + b, with inf + -inf the NaN it is in IEEE arithmetic, but never formed."""
+    if not may_warn_on_overflow(a):
+        return a + b
+    undefined = xp.isinf(a) & (a == -b)
+    return xp.where(undefined, xp.nan, xp.where(undefined, 0.0, a) + b)
+
+
+def _sum(xp: Namespace, values: Array, axes: tuple[int, ...]) -> Array:
+    """The IEEE sum along `axes` (keepdims), with inf + -inf giving NaN without a warning."""
+    if not may_warn_on_overflow(values):
+        return xp.sum(values, axis=axes, keepdims=True)  # (only NumPy's kernels warn)
+    infinite = xp.isinf(values)
+    finite_sum = xp.sum(xp.where(infinite, 0.0, values), axis=axes, keepdims=True)
+    plus = xp.any(values == xp.inf, axis=axes, keepdims=True)
+    minus = xp.any(values == -xp.inf, axis=axes, keepdims=True)
+    total = xp.where(plus, xp.inf, xp.where(minus, -xp.inf, finite_sum))
+    return xp.where((plus & minus) | xp.isnan(finite_sum), xp.nan, total)
+
+
+def _wrap(xp: Namespace, angle: Array) -> Array:
+    """An angle in (-2 pi, 2 pi] brought into (-pi, pi]; angles already there are unchanged."""
+    angle = xp.where(angle > math.pi, angle - 2.0 * math.pi, angle)
+    return xp.where(angle <= -math.pi, angle + 2.0 * math.pi, angle)
