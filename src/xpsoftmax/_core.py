@@ -86,7 +86,8 @@ def normalise(p: Prepared, keep_shifted: bool = True) -> Normalised:
     # Subtracting an infinite maximum would make NaN (and warn); NaN maxima stay, they poison
     # their slice as they should.
     offset = maximum if ordinary else xp.where(xp.isinf(maximum), 0.0, maximum)
-    shifted = shift(p, x, maximum, offset, ordinary)
+    # A masked x is our own copy: on the ordinary path it becomes the shifted logits in place.
+    shifted = shift(p, x, maximum, offset, ordinary, own=p.where is not None and ordinary)
     # Without keep_shifted, one buffer serves the shifted logits, their exponentials and (see
     # `probabilities`) the result: fresh memory costs a page fault per page, on large arrays
     # about as much as a pass over them.
@@ -95,9 +96,12 @@ def normalise(p: Prepared, keep_shifted: bool = True) -> Normalised:
     return Normalised(shifted, exp_shifted, maximum, offset, total, ordinary)
 
 
-def shift(p: Prepared, x: Array, maximum: Array, offset: Array, ordinary: bool) -> Array:
+def shift(
+    p: Prepared, x: Array, maximum: Array, offset: Array, ordinary: bool, own: bool = False
+) -> Array:
     """``(x - offset) / T`` with the special values of `normalise`, for x or any entries of
-    it taken along the reduced axes (a gathered target logit, say), -inf where excluded."""
+    it taken along the reduced axes (a gathered target logit, say), -inf where excluded.
+    With `own` (ordinary input only), x is a temporary of ours, and may become the result."""
     xp = p.xp
     if not ordinary and may_warn_on_overflow(x):
         # Logits spanning the float range (+-1e308): x - offset overflows to the -inf it
@@ -105,7 +109,7 @@ def shift(p: Prepared, x: Array, maximum: Array, offset: Array, ordinary: bool) 
         # (Off the ordinary path only: it costs two passes.)
         lower = xp.maximum(offset, 0.0) - xp.finfo(x.dtype).max
         x = xp.where(x < lower, -xp.inf, x)
-    shifted = _shift_and_scale(xp, x, offset, p.temperature, ordinary)
+    shifted = _shift_and_scale(xp, x, offset, p.temperature, ordinary, own)
     if not ordinary and (p.lazy or not surely_false(xp.any(maximum == xp.inf))):
         # Slices holding +inf: the +inf entries share the whole mass, the rest get none.
         # (One operand an array: the standard's where takes at most one Python scalar.)
@@ -115,9 +119,9 @@ def shift(p: Prepared, x: Array, maximum: Array, offset: Array, ordinary: bool) 
 
 
 def _shift_and_scale(
-    xp: Namespace, x: Array, offset: Array, temperature: float | Array, ordinary: bool
+    xp: Namespace, x: Array, offset: Array, temperature: float | Array, ordinary: bool, own: bool
 ) -> Array:
-    shifted = x - offset
+    shifted = subtract(xp, x, offset) if own else x - offset
     if not isinstance(temperature, float) or temperature != 1.0:
         # (Off the ordinary path a slice holding +inf is shifted by 0: its finite entries
         # may be positive.)
