@@ -63,6 +63,32 @@ def format_table(cells: list[Cell]) -> str:
     return "\n".join(line.rstrip() for line in lines)
 
 
+#: Below this many entries a call's time is mostly its fixed cost (argument checks, dispatch).
+PER_CALL_ENTRIES = 65536
+
+
+def _time_note(cells: list[Cell]) -> str:
+    """What "time ours/own" measures at the sizes in the table: a 16x64 figure of 16 against
+    torch is per-call cost (a few tensor dispatches against one fused call), not throughput."""
+    small = sorted({c.shape for c in cells if c.shape[0] * c.shape[1] < PER_CALL_ENTRIES})
+    large = sorted({c.shape for c in cells if c.shape[0] * c.shape[1] >= PER_CALL_ENTRIES})
+
+    def names(shapes: list[tuple[int, int]]) -> str:
+        return ", ".join("x".join(map(str, s)) for s in shapes)
+
+    note = "time ours/own: best seconds per call of xpsoftmax over the framework's own function"
+    if small:
+        note += (
+            f"; at {names(small)} it measures per-call cost (argument checks, one dispatch per"
+            " array operation against one fused call), not throughput"
+        )
+    if large:
+        note += f"; at {names(large)} it measures throughput"
+    elif small:
+        note += " (--full adds 256x1024)"
+    return note + "."
+
+
 def failures(cells: list[Cell]) -> list[Cell]:
     """The cells beyond their SPEC.md bound ("FAIL") or where xpsoftmax raised ("ERROR")."""
     return [c for c in cells if c.status != "ok"]
@@ -75,6 +101,8 @@ def report(cells: list[Cell], missing: list[tuple[str, str]], out: Any = None) -
         format_table(cells) if cells else "nothing to compare: no selected backend is installed",
         file=out,
     )
+    if cells:
+        print(_time_note(cells), file=out)
     for variant_id, reason in missing:
         print(f"skipped {variant_id}: {reason}", file=out)
     for c in cells:

@@ -7,26 +7,29 @@ Run from the repository root (the docs build never runs it; its outputs are comm
 
 It writes, under ``docs/_generated/``:
 
-* ``performance_table.rst``: the target table (ratio xpsoftmax / peer per case, with the target);
+* ``performance_table.rst``: the target table (ratio xpsoftmax / peer per case, with the floor,
+  the bare composition's ratio to the same peer, and the target);
 * ``performance_targets.png``: the same ratios as bars against their targets;
 * ``performance_ratios.png``: softmax's ratio to the peer per variant and size;
 * ``performance_throughput.png``: input bytes per second of both, against a copy of the input.
 
 Every ratio is a best of interleaved runs in one process: each round times xpsoftmax, then the
 peer, on the same input, and the best round of each is kept, so a busy machine slows both
-sides alike. Cases come from ``asv_bench/benchmarks/common.py``, as in the asv and
+sides alike. A ratio outside a plausible range is measured twice more and the median run
+kept. Cases come from ``asv_bench/benchmarks/common.py``, as in the asv and
 pytest-benchmark suites.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib.util
 import platform
 import sys
 import time
 import tracemalloc
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -60,24 +63,42 @@ TARGETS = [
         "NumPy log_softmax 2048x4096 / SciPy",
         ("numpy", "log_softmax", "square"),
         ("numpy", "log_softmax", "square"),
-        1.0,
+        0.9,
     ),
     (
         "NumPy softmax 64x10 / SciPy",
         ("numpy", "softmax", "tiny"),
         ("numpy", "softmax", "tiny"),
-        1.0,
+        1.2,
     ),
     (
-        "JAX eager softmax 128x32000 / jit(jax.nn.softmax)",
-        ("jax", "softmax", "vocabulary"),
-        ("jax-jit", "softmax", "vocabulary"),
-        1.25,
+        "torch eager softmax 64x10 / torch.softmax",
+        ("torch", "softmax", "tiny"),
+        ("torch", "softmax", "tiny"),
+        2.25,
+    ),
+    (
+        "torch eager softmax 128x32000 / torch.softmax",
+        ("torch", "softmax", "vocabulary"),
+        ("torch", "softmax", "vocabulary"),
+        1.7,
+    ),
+    (
+        "torch eager softmax 2048x4096 / torch.softmax",
+        ("torch", "softmax", "square"),
+        ("torch", "softmax", "square"),
+        1.3,
     ),
     (
         "JAX eager softmax 64x10 / jit(jax.nn.softmax)",
         ("jax", "softmax", "tiny"),
         ("jax-jit", "softmax", "tiny"),
+        1.3,
+    ),
+    (
+        "JAX eager softmax 128x32000 / jit(jax.nn.softmax)",
+        ("jax", "softmax", "vocabulary"),
+        ("jax-jit", "softmax", "vocabulary"),
         1.25,
     ),
     (
@@ -93,22 +114,10 @@ TARGETS = [
         1.25,
     ),
     (
-        "torch eager softmax 128x32000 / torch.softmax",
-        ("torch", "softmax", "vocabulary"),
-        ("torch", "softmax", "vocabulary"),
-        2.5,
-    ),
-    (
-        "torch eager softmax 64x10 / torch.softmax",
-        ("torch", "softmax", "tiny"),
-        ("torch", "softmax", "tiny"),
-        2.0,
-    ),
-    (
-        "torch.compile softmax 128x32000 / torch.softmax",
+        "torch.compile softmax 128x32000 / torch.compile(torch.softmax)",
         ("torch-compile", "softmax", "vocabulary"),
-        ("torch", "softmax", "vocabulary"),
-        1.3,
+        ("torch-compile", "softmax", "vocabulary"),
+        1.2,
     ),
     (
         "JAX jit Jacobian 64x256 / jit(vmap(jacrev))",
@@ -134,30 +143,122 @@ def make_case(variant: str, function: str, size: str, implementation: str) -> An
     )
 
 
-def per_call(fn: Callable[[], Any], budget: float = 0.02) -> tuple[int, float]:
-    """How many calls fill `budget` seconds, and the time of one call."""
+def floor_case(variant_id: str, function: str, size: str) -> Any:
+    """The bare composition (max, subtract, exp, sum, divide) written against the framework
+    itself, temporaries reused where its arrays are mutable: what any implementation through
+    the array API can at best approach. None where there is no such composition (Jacobians).
+
+    Eager JAX has no in-place form; its floor is the composition jitted, as its peer is.
+    """
+    if function not in ("softmax", "log_softmax"):
+        return None
+    variant = common.get_variant(variant_id)
+    x = common.make_input(variant, common.SIZES[size])
+    name = variant.backend.name
+    if name == "numpy":
+        import numpy as np
+
+        def numpy_softmax(a: Any) -> Any:
+            y = a - a.max(axis=-1, keepdims=True)
+            np.exp(y, out=y)
+            y /= y.sum(axis=-1, keepdims=True)
+            return y
+
+        def numpy_log_softmax(a: Any) -> Any:
+            y = a - a.max(axis=-1, keepdims=True)
+            y -= np.log(np.exp(y).sum(axis=-1, keepdims=True))
+            return y
+
+        fn = numpy_softmax if function == "softmax" else numpy_log_softmax
+        return common.Case(variant, fn, (x,))
+    if name == "torch":
+
+        def torch_softmax(a: Any) -> Any:
+            y = a - a.amax(dim=-1, keepdim=True)
+            y.exp_()
+            return y.div_(y.sum(dim=-1, keepdim=True))
+
+        def torch_log_softmax(a: Any) -> Any:
+            y = a - a.amax(dim=-1, keepdim=True)
+            return y.sub_(y.exp().sum(dim=-1, keepdim=True).log_())
+
+        fn = torch_softmax if function == "softmax" else torch_log_softmax
+        if variant.compiled:
+            # The out-of-place form: a compiler plans its own buffers.
+            fn = common._composition(variant.xp, function, -1)
+        case = common.Case(variant, variant.wrap(fn), (x,))
+        case.run()
+        return case
+    composition = common._composition(variant.xp, function, -1)
+    if name == "jax":
+        import jax
+
+        case = common.Case(variant, jax.jit(composition), (x,))
+    else:
+        case = common.Case(variant, variant.wrap(composition), (x,))
+    case.run()
+    return case
+
+
+def per_call(fn: Callable[[], Any], budget: float = 0.02) -> int:
+    """How many calls fill `budget` seconds, after a few warm-up calls."""
+    for _ in range(3):
+        fn()
     start = time.perf_counter()
     fn()
     once = time.perf_counter() - start
-    return max(1, int(budget / max(once, 1e-7))), once
+    return max(1, int(budget / max(once, 1e-7)))
 
 
-def interleaved(a: Callable[[], Any], b: Callable[[], Any], rounds: int) -> tuple[float, float]:
-    """Best per-call seconds of a and b, timed in alternating rounds."""
-    calls_a, _ = per_call(a)
-    calls_b, _ = per_call(b)
-    best_a = best_b = float("inf")
+def interleaved(fns: list[Callable[[], Any]], rounds: int) -> list[float]:
+    """Best per-call seconds of each function, timed in alternating rounds."""
+    calls = [per_call(fn) for fn in fns]
+    best = [float("inf")] * len(fns)
     for _ in range(rounds):
-        for fn, calls, which in ((a, calls_a, "a"), (b, calls_b, "b")):
+        for i, (fn, n) in enumerate(zip(fns, calls, strict=True)):
             start = time.perf_counter()
-            for _ in range(calls):
+            for _ in range(n):
                 fn()
-            elapsed = (time.perf_counter() - start) / calls
-            if which == "a":
-                best_a = min(best_a, elapsed)
-            else:
-                best_b = min(best_b, elapsed)
-    return best_a, best_b
+            best[i] = min(best[i], (time.perf_counter() - start) / n)
+    return best
+
+
+def robust(
+    fns: list[Callable[[], Any]], rounds: int, plausible: tuple[float, float]
+) -> list[float]:
+    """`interleaved` three times, the run with the median ratio of the first two kept.
+
+    A shared machine sometimes stalls one side for a whole round set (a peer once measured
+    6 ms for a 6 us call). Calls under a millisecond are always measured three times (it
+    costs little); longer ones only when their ratio falls outside `plausible`.
+    """
+    runs = [interleaved(fns, rounds)]
+    low, high = plausible
+    if runs[0][1] < 1e-3 or not low <= runs[0][0] / runs[0][1] <= high:
+        runs += [interleaved(fns, rounds) for _ in range(2)]
+        runs.sort(key=lambda r: r[0] / r[1])
+    return runs[len(runs) // 2]
+
+
+@contextlib.contextmanager
+def single_threaded(variant_id: str, size: str) -> Iterator[None]:
+    """PyTorch on one intra-op thread for the tiny size, where a call is per-call cost.
+
+    On a busy 2-core machine, an operation that hands 640 elements to a second thread waits
+    for that thread to be scheduled: torch.softmax then measured 1 ms where it takes 10 us.
+    Both sides and the floor run under the same setting.
+    """
+    if not (variant_id.startswith("torch") and size == "tiny"):
+        yield
+        return
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
 
 
 def numpy_peak_extra() -> tuple[float, float]:
@@ -179,35 +280,54 @@ def numpy_peak_extra() -> tuple[float, float]:
     return peaks[0], peaks[1]
 
 
-def measure_targets(rounds: int) -> list[tuple[str, float, float, float, float]]:
-    rows = []
+Row = tuple[str, float, float, float | None, float]
+
+
+def measure_targets(rounds: int) -> list[Row]:
+    """(label, ours, peer, floor or None, target) seconds per call."""
+    rows: list[Row] = []
     for label, ours_spec, peer_spec, target in TARGETS:
         ours = make_case(*ours_spec, "xpsoftmax")
         peer = make_case(*peer_spec, "peer")
-        t_ours, t_peer = interleaved(ours.run, peer.run, rounds)
-        rows.append((label, t_ours, t_peer, t_ours / t_peer, target))
+        floor = floor_case(*ours_spec)
+        fns = [ours.run, peer.run] + ([floor.run] if floor is not None else [])
+        with single_threaded(ours_spec[0], ours_spec[2]):
+            times = robust(fns, rounds, (0.4, 3.0 * target))
+        t_floor = times[2] if floor is not None else None
+        rows.append((label, times[0], times[1], t_floor, target))
+        floor_text = f"floor {t_floor / times[1]:5.2f}" if t_floor is not None else ""
         print(
-            f"{label:58s} {t_ours * 1e3:9.3f} ms {t_peer * 1e3:9.3f} ms {t_ours / t_peer:6.2f} (<= {target})"
+            f"{label:64s} {_ms(times[0]):>10s} {_ms(times[1]):>10s} "
+            f"{times[0] / times[1]:6.2f} (<= {target}) {floor_text}",
+            flush=True,
         )
     return rows
 
 
-def measure_matrix(rounds: int) -> dict[tuple[str, str], tuple[float, float, float]]:
-    """(variant, size) -> (ours, peer, copy) seconds for softmax along the last axis."""
+Cell = tuple[float, float, float | None, float]
+
+
+def measure_matrix(rounds: int) -> dict[tuple[str, str], Cell]:
+    """(variant, size) -> (ours, peer, floor, copy) seconds for softmax along the last axis."""
     results = {}
     for variant in RATIO_VARIANTS:
         for size in common.SIZES:
             ours = make_case(variant, "softmax", size, "xpsoftmax")
             peer = make_case(variant, "softmax", size, "peer")
+            floor = floor_case(variant, "softmax", size)
             copy = common.copy_case(variant, common.SIZES[size])
-            t_ours, t_peer = interleaved(ours.run, peer.run, rounds)
-            _, t_copy = interleaved(copy.run, copy.run, max(2, rounds // 2))
-            results[variant, size] = (t_ours, t_peer, t_copy)
-            print(f"{variant:14s} {size:11s} ratio {t_ours / t_peer:6.2f}")
+            fns = [ours.run, peer.run] + ([floor.run] if floor is not None else [])
+            with single_threaded(variant, size):
+                times = robust(fns, rounds, (0.4, 20.0))
+                (t_copy,) = interleaved([copy.run], max(2, rounds // 2))
+            t_floor = times[2] if floor is not None else None
+            results[variant, size] = (times[0], times[1], t_floor, t_copy)
+            floor_text = f"floor {t_floor / times[1]:5.2f}" if t_floor is not None else ""
+            print(f"{variant:14s} {size:11s} ratio {times[0] / times[1]:6.2f} {floor_text}")
     return results
 
 
-def write_table(rows: list[Any], memory: tuple[float, float], machine: str) -> None:
+def write_table(rows: list[Row], memory: tuple[float, float], machine: str) -> None:
     lines = [
         ".. Generated by docs/scripts/performance_report.py; do not edit.",
         "",
@@ -220,15 +340,18 @@ def write_table(rows: list[Any], memory: tuple[float, float], machine: str) -> N
         "     - xpsoftmax",
         "     - peer",
         "     - ratio",
+        "     - floor",
         "     - target",
         "     - met",
     ]
-    for label, t_ours, t_peer, ratio, target in rows:
+    for label, t_ours, t_peer, t_floor, target in rows:
+        ratio = t_ours / t_peer
         lines += [
             f"   * - {label}",
             f"     - {_ms(t_ours)}",
             f"     - {_ms(t_peer)}",
             f"     - {ratio:.2f}",
+            f"     - {t_floor / t_peer:.2f}" if t_floor is not None else "     - n/a",
             f"     - <= {target}",
             f"     - {'yes' if ratio <= target else 'no'}",
         ]
@@ -238,6 +361,7 @@ def write_table(rows: list[Any], memory: tuple[float, float], machine: str) -> N
         f"     - {ours_extra:.2f}",
         f"     - {scipy_extra:.2f}",
         f"     - {ours_extra / scipy_extra:.2f}",
+        "     - n/a",
         "     - <= 1 input",
         f"     - {'yes' if ours_extra <= 1.0 + 1e-3 else 'no'}",
         "",
@@ -249,7 +373,7 @@ def _ms(seconds: float) -> str:
     return f"{seconds * 1e3:.3f} ms" if seconds >= 1e-3 else f"{seconds * 1e6:.1f} us"
 
 
-def plot(rows: list[Any], matrix: dict[tuple[str, str], tuple[float, float, float]]) -> None:
+def plot(rows: list[Row], matrix: dict[tuple[str, str], Cell]) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -258,7 +382,7 @@ def plot(rows: list[Any], matrix: dict[tuple[str, str], tuple[float, float, floa
 
     fig, ax = plt.subplots(figsize=(9, 5.5))
     labels = [r[0] for r in rows]
-    ratios = [r[3] for r in rows]
+    ratios = [r[1] / r[2] for r in rows]
     targets = [r[4] for r in rows]
     y = np.arange(len(rows))
     colors = ["tab:green" if r <= t else "tab:red" for r, t in zip(ratios, targets, strict=True)]
@@ -281,6 +405,18 @@ def plot(rows: list[Any], matrix: dict[tuple[str, str], tuple[float, float, floa
         values = [matrix[v, size][0] / matrix[v, size][1] for v in RATIO_VARIANTS]
         shape = "x".join(str(n) for n in common.SIZES[size])
         ax.bar(x + (i - 1.5) * width, values, width, label=f"{size} ({shape})")
+        floors = [
+            np.nan if matrix[v, size][2] is None else matrix[v, size][2] / matrix[v, size][1]  # type: ignore[operator]
+            for v in RATIO_VARIANTS
+        ]
+        ax.scatter(
+            x + (i - 1.5) * width,
+            floors,
+            marker="_",
+            s=120,
+            color="black",
+            label="bare composition (floor)" if i == 0 else None,
+        )
     ax.axhline(1.0, color="black", lw=0.8)
     ax.set_xticks(x, RATIO_VARIANTS)
     ax.set_ylabel("softmax time, xpsoftmax / peer")
@@ -294,7 +430,9 @@ def plot(rows: list[Any], matrix: dict[tuple[str, str], tuple[float, float, floa
     fig, axes = plt.subplots(1, len(sizes), figsize=(12, 4), sharey=True)
     for ax, size in zip(axes, sizes, strict=True):
         nbytes = 4 * np.prod(common.SIZES[size])
-        rates = np.array([[nbytes / t / 1e9 for t in matrix[v, size]] for v in RATIO_VARIANTS])
+        rates = np.array(
+            [[nbytes / matrix[v, size][k] / 1e9 for k in (0, 1, 3)] for v in RATIO_VARIANTS]
+        )
         for j, name in enumerate(("xpsoftmax", "peer", "copy of the input")):
             ax.bar(x + (j - 1) * 0.27, rates[:, j], 0.27, label=name)
         ax.set_xticks(x, RATIO_VARIANTS, rotation=60, fontsize=8)
@@ -311,6 +449,9 @@ def plot(rows: list[Any], matrix: dict[tuple[str, str], tuple[float, float, floa
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=7, help="interleaved rounds per pair")
+    parser.add_argument(
+        "--table-only", action="store_true", help="measure the target table only, not the plots"
+    )
     args = parser.parse_args()
     OUT.mkdir(parents=True, exist_ok=True)
     import os
@@ -322,6 +463,8 @@ def main() -> None:
         f"NumPy softmax peak extra memory: xpsoftmax {memory[0]:.2f}, SciPy {memory[1]:.2f} inputs"
     )
     write_table(rows, memory, machine)
+    if args.table_only:
+        return
     matrix = measure_matrix(max(3, args.rounds // 2))
     plot(rows, matrix)
 

@@ -12,8 +12,9 @@ import sys
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from array_api_compat import array_namespace, is_array_api_obj, is_lazy_array, is_writeable_array
+from array_api_compat import array_namespace as _array_namespace
 from array_api_compat import device as _device
+from array_api_compat import is_array_api_obj, is_lazy_array, is_writeable_array
 
 __all__ = [
     "Array",
@@ -40,6 +41,30 @@ __all__ = [
 
 Array = Any
 Namespace = Any
+
+
+def array_namespace(*arrays: Array) -> Namespace:
+    """array-api-compat's ``array_namespace``, answered from a per-type table for one array of
+    a library with no compiler of its own (NumPy, JAX, Dask, ...).
+
+    Its checks cost about 3 us, on every call of every function; one array type always has
+    the same namespace. Types whose library compiles Python (a ``compiler.is_compiling``:
+    PyTorch) never read the table: torch.compile guards on the globals it reads, and a table
+    that grows later would make it compile again.
+    """
+    if len(arrays) == 1:
+        array_type = type(arrays[0])
+        if _compiling_probe(array_type) is None:
+            namespace = _NAMESPACES.get(array_type)
+            if namespace is None:
+                namespace = _array_namespace(*arrays)
+                _NAMESPACES[array_type] = namespace
+            return namespace
+    return _array_namespace(*arrays)
+
+
+# Filled by `array_namespace` only; a few entries, one per array type seen.
+_NAMESPACES: dict[type, Namespace] = {}
 
 
 def as_array(value: object, name: str) -> Array:
@@ -167,6 +192,22 @@ def derivative_mechanism(x: Array) -> tuple[str, Any] | None:
     take a backward and a forward-mode rule on a Function class (PyTorch); None for libraries
     with no autodiff (NumPy, CuPy, Dask, array-api-strict), where the rules are not needed.
     """
+    array_type = type(x)
+    if _compiling_probe(array_type) is not None:
+        return _find_mechanism(x)
+    # Asked on every call: libraries with no compiler of their own keep the answer per array
+    # type (see `array_namespace` for why the others do not).
+    try:
+        return _MECHANISMS[array_type]
+    except KeyError:
+        mechanism = _MECHANISMS[array_type] = _find_mechanism(x)
+        return mechanism
+
+
+_MECHANISMS: dict[type, tuple[str, Any] | None] = {}
+
+
+def _find_mechanism(x: Array) -> tuple[str, Any] | None:
     # The array type's own module (torch), else its namespace's library (JAX's arrays are
     # defined in jaxlib, its custom_jvp in jax).
     for library in (_library_of(type(x)), sys.modules.get(_namespace_root(x))):
@@ -187,7 +228,10 @@ def _attribute(module: Any, name: str) -> Any:
 
 
 def _namespace_root(x: Array) -> str:
-    return str(array_namespace(x).__name__).partition(".")[0]
+    # The array's own __array_namespace__ where it has one: a quarter of array_namespace's cost.
+    method = getattr(type(x), "__array_namespace__", None)
+    namespace = method(x) if method is not None else array_namespace(x)
+    return str(namespace.__name__).partition(".")[0]
 
 
 def values_are_known(a: Array) -> bool:

@@ -245,7 +245,19 @@ def log_total(p: Prepared, n: Normalised) -> Array:
             tail = xp.sum(terms, axis=tuple(range(1, len(axes) + 1)), keepdims=True)
             log_total[rows] = xp.log1p(tail)
             return log_total
-    tail = _tail(xp, n.exp_shifted == 1.0, n.exp_shifted, axes)
+    exp_shifted = n.exp_shifted
+    if p.lazy and not may_warn_on_overflow(exp_shifted):
+        # A compiler that materialises each reduction's input (XLA on CPU) would write the
+        # exponentials out once for two reductions; computed again here, from ``-|shifted|``
+        # (equal to it, shifted is <= 0, but not merged with the first exp by the compiler),
+        # each reduction fuses its own and only the shifted logits are written. Only for
+        # libraries with a compiler (a task graph, Dask's, keeps every intermediate anyway and
+        # would only grow), and only lazy arrays: eager ones may have overwritten the shifted
+        # logits with their exponentials.
+        exp_shifted = xp.exp(-xp.abs(n.shifted))
+    # In [0, 1], floor(e) is 1 exactly at the maximum (exp(0)), so e - floor(e) is the tail's
+    # terms: arithmetic a compiler fuses into the reduction, where a select would be written out.
+    tail = xp.sum(exp_shifted - xp.floor(exp_shifted), axis=axes, keepdims=True)
     return xp.where(near_one, xp.log1p(tail), log_total)
 
 

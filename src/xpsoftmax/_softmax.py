@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 from ._attach import apply
-from ._compat import Array, compiles_eagerly, eager_kernel
+from ._compat import Array, eager_kernel
 from ._rules import LOG_SOFTMAX, LOGSUMEXP, SOFTMAX
 from ._validation import prepare
 from ._weighted import needs_weighted_logsumexp, weighted_logsumexp
@@ -14,23 +15,28 @@ __all__ = ["log_softmax", "logsumexp", "softmax"]
 
 
 def _compiled(
-    fn: Callable[..., Array], x: Array, where: object, **static: object
+    fn: Callable[..., Array],
+    x: Array,
+    where: object,
+    axis: object,
+    temperature: object,
+    static: tuple[tuple[str, Any], ...],
 ) -> Callable[[Array, Array | None], Array] | None:
     """The compiled `fn` for an eager call on immutable arrays (see `eager_kernel`), or None.
 
     Only calls whose checks all happen while tracing qualify: a hashable axis, a Python
     temperature (bound in, so it is validated and its value 1 still skips the division) and
     a mask of x's own type. An array temperature must have its values checked, and a mask
-    from another library must raise TypeError, so those calls run eagerly.
+    from another library must raise TypeError, so those calls run eagerly. `static` holds the
+    keyword arguments bound into the kernel, built by the caller as a tuple: this runs on every
+    call, and the kernel's call is all that eager JAX's peer (a jitted function) costs.
     """
-    if not compiles_eagerly(x):
-        return None
-    axis, temperature = static["axis"], static["temperature"]
     if type(temperature) not in (int, float) or not (where is None or type(where) is type(x)):
         return None
     if not (axis is None or type(axis) is int or type(axis) is tuple):
         return None
-    return eager_kernel(fn, x, tuple(static.items()))
+    # (eager_kernel answers None at once for arrays it does not compile for.)
+    return eager_kernel(fn, x, static)
 
 
 def softmax(
@@ -71,7 +77,9 @@ def softmax(
     >>> xpsoftmax.softmax(np.array([0.0, np.log(3.0)]))
     array([0.25, 0.75])
     """
-    kernel = _compiled(softmax, x, where, axis=axis, temperature=temperature)
+    kernel = _compiled(
+        softmax, x, where, axis, temperature, (("axis", axis), ("temperature", temperature))
+    )
     if kernel is not None:
         return kernel(x, where)
     p = prepare(x, axis=axis, temperature=temperature, where=where)
@@ -100,7 +108,9 @@ def log_softmax(
     >>> float(xpsoftmax.log_softmax(np.array([0.0, -40.0]))[0])
     -4.248354255291589e-18
     """
-    kernel = _compiled(log_softmax, x, where, axis=axis, temperature=temperature)
+    kernel = _compiled(
+        log_softmax, x, where, axis, temperature, (("axis", axis), ("temperature", temperature))
+    )
     if kernel is not None:
         return kernel(x, where)
     p = prepare(x, axis=axis, temperature=temperature, where=where)
@@ -173,7 +183,8 @@ def logsumexp(
             b=b,
             return_sign=return_sign,
         )
-    kernel = _compiled(logsumexp, x, where, axis=axis, temperature=temperature, keepdims=keepdims)
+    static = (("axis", axis), ("temperature", temperature), ("keepdims", keepdims))
+    kernel = _compiled(logsumexp, x, where, axis, temperature, static)
     if kernel is not None:
         return kernel(x, where)
     p = prepare(x, axis=axis, temperature=temperature, where=where)
