@@ -3,6 +3,7 @@ Jacobians, and SPEC.md's accuracy case for a probability near 1."""
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import numpy as np
@@ -112,3 +113,21 @@ def test_jacobian_near_probability_one(eager_variant: backends.Variant, dtype: s
         assert_within(got, exact, dtype, bound, scale, what=name)
     jac = v.to_numpy(call(v, "softmax_jacobian", xb, axis=-1))
     assert abs(float(jac[0, 0]) / 4.248354255291589e-18 - 1) < 1e-5
+
+
+@pytest.mark.parametrize(
+    "name", ["softmax_jvp", "softmax_vjp", "log_softmax_jvp", "log_softmax_vjp"]
+)
+def test_products_of_vectors_near_the_float_limit(name: str) -> None:
+    """A finite vector near the float maximum gives, silently, the product that the same vector
+    scaled down by a power of two gives scaled back up (the product is linear in it), +-inf
+    where that overflows."""
+    x = np.array([[0.0, 1.0, 2.0], [3.0, -1.0, 0.5]])
+    v = np.array([[1e308, -1e308, 0.0], [1.7e308, 1.7e308, -1.7e308]])
+    fn = getattr(xpsoftmax, name)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        got = fn(x, v)
+    with np.errstate(over="ignore"):  # the reference's own scaling back may overflow
+        expected = fn(x, v / 2.0**20) * 2.0**20
+    np.testing.assert_array_equal(got, expected)

@@ -8,7 +8,6 @@ The products never build the n x n matrix.
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 from ._compat import Array, all_below_now, array_device
@@ -54,6 +53,7 @@ class _Along:
         shape.insert(self.axis, shape.pop())
         self.shape = tuple(shape)
         self.poisoned: Array | None = None  # slices whose vector holds inf or NaN
+        self.shrink: Array | None = None  # per-slice power of two a huge vector was scaled by
 
     def vector(self, value: Any, name: str) -> Array:
         """A tangent or cotangent as an array like x's, axis last, 0 at excluded entries."""
@@ -65,14 +65,27 @@ class _Along:
         v = astype_saturating(xp, xp.broadcast_to(v, self.shape), self.p.x.dtype)
         v = xp.moveaxis(v, self.axis, -1)
         v = v if self.p.where is None else xp.where(self.p.where, v, 0.0)
+        # Entries below `huge` cannot overflow in v - <s, v> and its sums over a slice.
+        huge = float(xp.finfo(v.dtype).max) / (4.0 * (v.shape[-1] + 1)) if v.ndim else 0.0
         # (An empty v holds nothing to poison, and has no maximum to ask for.)
-        if self.p.lazy or (0 not in tuple(v.shape) and not all_below_now(xp, v, math.inf)):
+        if self.p.lazy or (0 not in tuple(v.shape) and not all_below_now(xp, v, huge)):
             # A slice whose vector holds inf or NaN has a NaN product (IEEE arithmetic would
             # give a mix of NaN and inf, with warnings): computed from a zeroed vector, and
             # set to NaN in `finish_vector`.
             self.poisoned = xp.any(~xp.isfinite(v), axis=-1, keepdims=True)
             v = xp.where(self.poisoned, 0.0, v)
+            if not self.p.lazy:
+                v = self._shrunk(v, huge)
         return v
+
+    def _shrunk(self, v: Array, huge: float) -> Array:
+        """A finite vector near the float limit, scaled per slice by a power of two (exact)
+        below `huge`; `finish_vector` scales the result back, to +-inf where it overflows."""
+        xp = self.xp
+        magnitude = xp.max(xp.abs(v), axis=-1, keepdims=True)
+        over = xp.where(magnitude > huge, magnitude / huge, xp.ones_like(magnitude))
+        self.shrink = 2.0 ** -xp.ceil(xp.log2(over))
+        return v * self.shrink
 
     def centred_difference(self, v: Array) -> Array:
         """``v - <s, v>``, computed as ``d - <s, d>`` with ``d = v - v_top``.
@@ -92,7 +105,10 @@ class _Along:
             out = xp.where(self.poisoned, xp.nan, out)
         if p.where is not None:
             out = xp.where(p.where, out, 0.0)
-        return p.finish(xp.moveaxis(scale(xp, out, p.temperature), -1, self.axis))
+        out = scale(xp, out, p.temperature)
+        if self.shrink is not None:
+            out = scale(xp, out, self.shrink)
+        return p.finish(xp.moveaxis(out, -1, self.axis))
 
     def finish_matrix(self, jac: Array) -> Array:
         """Scale an (..., n, n) matrix by the per-slice temperature."""
