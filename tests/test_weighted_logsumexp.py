@@ -274,3 +274,19 @@ def test_torch_compile_fullgraph_with_weights() -> None:
     ref_out, ref_sign = scipy.special.logsumexp(x.numpy(), b=b.numpy(), axis=-1, return_sign=True)
     np.testing.assert_allclose(out.numpy(), ref_out, rtol=1e-6)
     np.testing.assert_array_equal(sign.numpy(), ref_sign)
+
+
+@pytest.mark.parametrize("sign", [1.0, -1.0])
+def test_weights_near_the_float_limit(sign: float) -> None:
+    """Weights whose sum would overflow give the finite logarithm, silently (the exact value:
+    log(sum b e^x) = 700 + log(1.7e308 (1 + sign 0.9))), with the sign of the sum."""
+    import warnings
+
+    x = np.array([700.0, 700.0])
+    b = np.array([1.7e308, sign * 1.53e308])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        value, got_sign = xpsoftmax.logsumexp(x, b=b, return_sign=True)
+    expected = 700.0 + math.log(1.7) + 308 * math.log(10.0) + math.log1p(sign * 0.9)
+    assert float(got_sign) == 1.0
+    np.testing.assert_allclose(float(value), expected, rtol=1e-14)

@@ -219,6 +219,7 @@ def _real_parts(c: _Call) -> tuple[Array, Array, Array]:
         negative = infinite & (b < 0.0)
         undefined = xp.any(infinite_weight & (x == -xp.inf), axis=axes, keepdims=True)
         b = xp.where(infinite_weight, 0.0, b)
+        b, doublings = _scaled_weights(xp, b, axes)
     # The finite terms alone, so that no inf - inf or 0 * inf is ever formed (and no
     # gradient meets one): the slices they would reach are replaced below by constants.
     offset, shifted = _shift(xp, xp.where(infinite, -xp.inf, x), axes, c.temperature)
@@ -231,6 +232,8 @@ def _real_parts(c: _Call) -> tuple[Array, Array, Array]:
         top = xp.sum(xp.where(at_top, b, 0.0), axis=axes, keepdims=True)
         tail = xp.sum(xp.where(at_top, 0.0, b * exp_shifted), axis=axes, keepdims=True)
     log_magnitude, sign = _log_abs(xp, top, tail)
+    if b is not None:
+        log_magnitude = log_magnitude + doublings * math.log(2.0)
 
     positive_inf = xp.any(
         infinite if negative is None else infinite & ~negative, axis=axes, keepdims=True
@@ -245,6 +248,20 @@ def _real_parts(c: _Call) -> tuple[Array, Array, Array]:
     # inf - inf and 0 * inf: NaN, as IEEE arithmetic (and SciPy) has it.
     unknown = (positive_inf & negative_inf) | undefined
     return xp.where(unknown, xp.nan, log_magnitude), xp.where(unknown, xp.nan, sign), offset
+
+
+def _scaled_weights(xp: Namespace, b: Array, axes: tuple[int, ...]) -> tuple[Array, Array]:
+    """(b scaled per slice by 2**-k, k): weights near the float limit would overflow the sum
+    (and warn), so a slice whose largest weight passes a bound is scaled below it, exactly,
+    and k doublings are added back to the log of the sum."""
+    n = 1
+    for a in axes:  # (a loop, not a generator: torch.compile traces it)
+        n *= b.shape[a]
+    bound = float(xp.finfo(b.dtype).max) / (4.0 * (n + 1))
+    magnitude = _maximum(xp, xp.abs(b), axes)
+    over = xp.where(magnitude > bound, magnitude / bound, xp.ones_like(magnitude))
+    doublings = xp.ceil(xp.log2(over))
+    return b * 2.0**-doublings, doublings
 
 
 def _log_abs(xp: Namespace, top: Array, tail: Array) -> tuple[Array, Array]:
