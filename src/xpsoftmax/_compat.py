@@ -115,8 +115,7 @@ def can_update_in_place(a: Array) -> bool:
         return False
     if not hasattr(a, "requires_grad"):
         return True
-    is_compiling = _compiling_probe(type(a))
-    if a.requires_grad or (is_compiling is not None and is_compiling()):
+    if a.requires_grad or is_compiling(a):
         return False
     return _IN_PLACE.get() and not _has_forward_tangent(a)
 

@@ -288,7 +288,7 @@ def _is_plain(static: Static, inputs: Inputs, outputs: tuple[Array, ...], g: Arr
     return all_below_now(xp, outputs[1], overflow_free(xp, x.dtype))
 
 
-def divide_unless_one(xp: Namespace, a: Array, temperature: float | Array) -> Array:
+def _divide_unless_one(xp: Namespace, a: Array, temperature: float | Array) -> Array:
     """a / T into a's memory (our own temporary), skipping a division by a Python 1."""
     if isinstance(temperature, float) and temperature == 1.0:
         return a
@@ -321,9 +321,9 @@ def _class_index_gradient(
         positive = factor > 0
         log_factor = xp.where(positive, xp.log(xp.where(positive, factor, 1.0)), -xp.inf)
         buffer = x - (maximum + temperature * (logs_total - log_factor))
-        buffer = exponentiate(xp, divide_unless_one(xp, buffer, temperature))
+        buffer = exponentiate(xp, _divide_unless_one(xp, buffer, temperature))
     else:
-        buffer = divide_unless_one(xp, x - maximum, temperature)
+        buffer = _divide_unless_one(xp, x - maximum, temperature)
         buffer = multiply(xp, exponentiate(xp, subtract(xp, buffer, logs_total)), factor)
     if eps:
         w = 1.0 if weight is None else _along(xp, weight, axis, x.ndim)
