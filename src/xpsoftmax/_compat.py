@@ -44,17 +44,16 @@ Namespace = Any
 
 
 def array_namespace(*arrays: Array) -> Namespace:
-    """array-api-compat's ``array_namespace``, answered from a per-type table for one array of
-    a library with no compiler of its own (NumPy, JAX, Dask, ...).
+    """array-api-compat's ``array_namespace``, answered from a per-type table for one array.
 
-    Its checks cost about 3 us, on every call of every function; one array type always has
-    the same namespace. Types whose library compiles Python (a ``compiler.is_compiling``:
-    PyTorch) never read the table: torch.compile guards on the globals it reads, and a table
-    that grows later would make it compile again.
+    Its checks cost 1 to 3 us, on every call of every function; one array type always has
+    the same namespace. While a library compiles Python (``compiler.is_compiling``: PyTorch)
+    the table is not read: torch.compile guards on the globals it reads, and a table that
+    grows later would make it compile again.
     """
     if len(arrays) == 1:
         array_type = type(arrays[0])
-        if _compiling_probe(array_type) is None:
+        if not _compiling_now(array_type):
             namespace = _NAMESPACES.get(array_type)
             if namespace is None:
                 namespace = _array_namespace(*arrays)
@@ -153,8 +152,7 @@ def records_gradients(*arrays: Array | None) -> bool:
 
 def is_compiling(x: Array) -> bool:
     """Whether x's library is compiling the caller now (torch.compile tracing it)."""
-    probe = _compiling_probe(type(x))
-    return probe is not None and bool(probe())
+    return _compiling_now(type(x))
 
 
 def _library_of(array_type: type) -> Any:
@@ -192,10 +190,9 @@ def derivative_mechanism(x: Array) -> tuple[str, Any] | None:
     with no autodiff (NumPy, CuPy, Dask, array-api-strict), where the rules are not needed.
     """
     array_type = type(x)
-    if _compiling_probe(array_type) is not None:
+    if _compiling_now(array_type):
         return _find_mechanism(x)
-    # Asked on every call: libraries with no compiler of their own keep the answer per array
-    # type (see `array_namespace` for why the others do not).
+    # Asked on every call: kept per array type, except while compiling (see `array_namespace`).
     try:
         return _MECHANISMS[array_type]
     except KeyError:
@@ -273,6 +270,12 @@ def _compiling_probe(array_type: type) -> Any:
     return getattr(compiler, "is_compiling", None)
 
 
+def _compiling_now(array_type: type) -> bool:
+    """Whether the library of `array_type` is compiling the caller now."""
+    probe = _compiling_probe(array_type)
+    return probe is not None and bool(probe())
+
+
 def surely_false(condition: Array) -> bool:
     """True when the 0-d boolean `condition` can be read now and is False.
 
@@ -291,7 +294,7 @@ def surely_false(condition: Array) -> bool:
 def all_below_now(xp: Namespace, values: Array, limit: float) -> bool:
     """True when `values`, an eager array whose values are known, surely has ``|v| < limit``.
 
-    Two small elementwise operations, one reduction and one scalar read (a NaN anywhere makes
+    One elementwise operation, one reduction and one scalar read (a NaN anywhere makes
     the largest magnitude NaN, which is not below anything). A sum would be as short but warns
     on ``inf + -inf``, and ``all(isfinite(...))`` costs several times more on some libraries.
     A library that refuses the read inside a transform (``torch.func.vmap``) answers False:
@@ -299,8 +302,12 @@ def all_below_now(xp: Namespace, values: Array, limit: float) -> bool:
     checked `values_are_known`; this does not ask again.
     """
     try:
-        # (A comparison, not float(): reading a float from an array that records gradients warns.)
-        return bool(xp.max(xp.abs(values)) < limit)
+        largest = xp.max(xp.abs(values))
+        if getattr(largest, "requires_grad", False):
+            # Reading a float from an array that records gradients warns; a comparison does not.
+            return bool(largest < limit)
+        # (A Python comparison: an array comparison with a scalar costs a dispatch more.)
+        return float(largest) < limit
     except RuntimeError:
         return False
 

@@ -14,6 +14,7 @@ needs it; lazy arrays (traced, or task graphs) always take it, since asking woul
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -67,6 +68,10 @@ class Normalised:
         if self.ordinary:
             return self.total
         return p.xp.where(self.total == 0, 1.0, self.total)
+
+
+#: From this many entries on, `log_total` redoes its near-one slices alone, gathered.
+_GATHER_MIN_ENTRIES = 1 << 16
 
 
 def normalise(p: Prepared, keep_shifted: bool = True) -> Normalised:
@@ -180,13 +185,23 @@ def overflow_free(xp: Namespace, dtype: object) -> float:
     ``x - m`` overflows only when m - x exceeds the largest float by half its spacing; with
     x >= -max that needs m above ``max * eps / 4``, the spacing of the largest floats.
     """
-    info = xp.finfo(dtype)
-    return float(info.max) * float(info.eps) / 4.0
+    # (Asked on every eager call, of a handful of dtypes: kept per namespace and dtype, since
+    # dtypes of two libraries may hash alike and warn when compared. Lazy calls, traced by a
+    # compiler that guards on what it reads, never ask.)
+    key = (xp, dtype)
+    bound = _OVERFLOW_FREE.get(key)
+    if bound is None:
+        info = xp.finfo(dtype)
+        bound = _OVERFLOW_FREE[key] = float(info.max) * float(info.eps) / 4.0
+    return bound
+
+
+_OVERFLOW_FREE: dict[tuple[Namespace, Any], float] = {}
 
 
 def _maximum(xp: Namespace, x: Array, axes: tuple[int, ...]) -> Array:
     """Per-slice maximum; -inf for slices of length 0, where a max reduction has no identity."""
-    if any(x.shape[a] == 0 for a in axes):
+    if 0 in x.shape and any(x.shape[a] == 0 for a in axes):
         shape = tuple(1 if i in axes else n for i, n in enumerate(x.shape))
         return xp.full(shape, -xp.inf, dtype=x.dtype, device=array_device(x))
     return xp.max(x, axis=axes, keepdims=True)
@@ -236,9 +251,15 @@ def log_total(p: Prepared, n: Normalised) -> Array:
             return log_total
         x_ndim = n.exp_shifted.ndim
         batch = x_ndim - len(axes)
-        if batch > 0 and axes == tuple(range(batch, x_ndim)) and can_update_in_place(log_total):
+        if (
+            batch > 0
+            and axes == tuple(range(batch, x_ndim))
+            and math.prod(n.exp_shifted.shape) >= _GATHER_MIN_ENTRIES
+            and can_update_in_place(log_total)
+        ):
             # Typically few slices are that close to one: redo just those, picked out by a
             # boolean mask over the leading (batch) axes, rather than two more passes over all.
+            # (On small input the gather's own half-dozen operations cost more than the passes.)
             rows = xp.reshape(near_one, tuple(near_one.shape[:batch]))
             terms = n.exp_shifted[rows]  # a gathered copy, ours to overwrite
             terms[terms == 1.0] = 0.0
@@ -257,7 +278,8 @@ def log_total(p: Prepared, n: Normalised) -> Array:
         exp_shifted = xp.exp(-xp.abs(n.shifted))
     # In [0, 1], floor(e) is 1 exactly at the maximum (exp(0)), so e - floor(e) is the tail's
     # terms: arithmetic a compiler fuses into the reduction, where a select would be written out.
-    tail = xp.sum(exp_shifted - xp.floor(exp_shifted), axis=axes, keepdims=True)
+    # (Eagerly, floor(e) - e is formed in floor's memory and the small sum negated.)
+    tail = -xp.sum(subtract(xp, xp.floor(exp_shifted), exp_shifted), axis=axes, keepdims=True)
     return xp.where(near_one, xp.log1p(tail), log_total)
 
 
