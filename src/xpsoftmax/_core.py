@@ -25,6 +25,7 @@ from ._compat import (
     array_device,
     can_update_in_place,
     may_warn_on_overflow,
+    records_gradients,
     surely_false,
     surely_true,
     values_are_known,
@@ -72,13 +73,20 @@ class Normalised:
 
 #: From this many entries on, `log_total` redoes its near-one slices alone, gathered.
 _GATHER_MIN_ENTRIES = 1 << 16
+#: Rows are exponentiated this many bytes at a time, in a buffer that stays in cache, when
+#: only their sums are wanted ...
+_BLOCK_BYTES = 1 << 21
+#: ... on input of at least this many bytes (smaller input is cheaper in a few operations).
+_BLOCKED_MIN_BYTES = 1 << 22
 
 
-def normalise(p: Prepared, keep_shifted: bool = True) -> Normalised:
+def normalise(p: Prepared, keep_shifted: bool = True, totals_only: bool = False) -> Normalised:
     """Shift, scale and exponentiate x along the reduced axes.
 
     Without `keep_shifted` the exponentials may overwrite the shifted logits, and
-    ``shifted`` must not be read (softmax needs only the exponentials and their sum).
+    ``shifted`` must not be read (softmax needs only the exponentials and their sum). With
+    `totals_only` (logsumexp and the loss need only the sums) neither may be read: they may
+    be None.
     """
     xp, x, axes = p.xp, p.x, p.axes
     if p.where is not None:
@@ -91,6 +99,9 @@ def normalise(p: Prepared, keep_shifted: bool = True) -> Normalised:
     # Subtracting an infinite maximum would make NaN (and warn); NaN maxima stay, they poison
     # their slice as they should.
     offset = maximum if ordinary else xp.where(xp.isinf(maximum), 0.0, maximum)
+    if totals_only and ordinary and _in_blocks(p, offset):
+        total = _blocked_total(p, offset)
+        return Normalised(None, None, maximum, offset, total, ordinary)
     # A masked x is our own copy: on the ordinary path it becomes the shifted logits in place.
     shifted = shift(p, x, maximum, offset, ordinary, own=p.where is not None and ordinary)
     # Without keep_shifted, one buffer serves the shifted logits, their exponentials and (see
@@ -99,6 +110,47 @@ def normalise(p: Prepared, keep_shifted: bool = True) -> Normalised:
     exp_shifted = xp.exp(shifted) if keep_shifted else exponentiate(xp, shifted)
     total = xp.sum(exp_shifted, axis=axes, keepdims=True)
     return Normalised(shifted, exp_shifted, maximum, offset, total, ordinary)
+
+
+def _in_blocks(p: Prepared, offset: Array) -> bool:
+    """Whether `_blocked_total` serves this call: large eager input of a library whose arrays
+    we may update, along its last axis, unmasked, with a Python temperature, and nothing
+    recording gradients (the block buffer would cut their path)."""
+    x = p.x
+    if p.where is not None or not isinstance(p.temperature, float) or x.ndim < 2:
+        return False
+    if p.axes != (x.ndim - 1,) or records_gradients(x):
+        return False
+    size = math.prod(x.shape) * (p.xp.finfo(x.dtype).bits // 8)
+    # (The per-slice offset is a temporary of this call: as it may be updated, so may the buffer.)
+    return size >= _BLOCKED_MIN_BYTES and can_update_in_place(offset)
+
+
+def _blocked_total(p: Prepared, offset: Array) -> Array:
+    """The per-row sums of ``exp((x - offset) / T)`` (ordinary input), a block of rows at a
+    time in one small buffer.
+
+    The plain computation writes the shifted logits out to a fresh array the size of x and
+    reads them back twice; here each block is shifted, exponentiated and summed while it is
+    in cache, and x is read from memory once. Measured on 1024 x 32000 float32 logits, a
+    cross-entropy forward took 0.42 of PyTorch's where the plain computation took 1.3.
+    """
+    xp, x = p.xp, p.x
+    n = x.shape[-1]
+    rows = xp.reshape(x, (-1, n))  # a view, for contiguous x
+    offsets = xp.reshape(offset, (-1, 1))
+    count = rows.shape[0]
+    block = max(1, _BLOCK_BYTES // (n * (xp.finfo(x.dtype).bits // 8)))
+    device = array_device(x)
+    buffer = xp.empty((min(block, count), n), dtype=x.dtype, device=device)
+    totals = xp.empty((count, 1), dtype=x.dtype, device=device)
+    for start in range(0, count, block):
+        stop = min(start + block, count)
+        part = buffer[: stop - start, ...]
+        part[...] = rows[start:stop, ...]
+        part = _shift_and_scale(xp, part, offsets[start:stop, ...], p.temperature, True, own=True)
+        totals[start:stop, ...] = xp.sum(exponentiate(xp, part), axis=-1, keepdims=True)
+    return xp.reshape(totals, tuple(offset.shape))
 
 
 def shift(
@@ -251,24 +303,24 @@ def log_total(p: Prepared, n: Normalised) -> Array:
     if not p.lazy:
         if surely_false(xp.any(near_one)):
             return log_total
-        x_ndim = n.exp_shifted.ndim
+        x_ndim = p.x.ndim
         batch = x_ndim - len(axes)
         if (
             batch > 0
             and axes == tuple(range(batch, x_ndim))
-            and math.prod(n.exp_shifted.shape) >= _GATHER_MIN_ENTRIES
+            and math.prod(p.x.shape) >= _GATHER_MIN_ENTRIES
             and can_update_in_place(log_total)
         ):
             # Typically few slices are that close to one: redo just those, picked out by a
             # boolean mask over the leading (batch) axes, rather than two more passes over all.
             # (On small input the gather's own half-dozen operations cost more than the passes.)
             rows = xp.reshape(near_one, tuple(near_one.shape[:batch]))
-            terms = n.exp_shifted[rows]  # a gathered copy, ours to overwrite
+            terms = _exponentials_of(p, n, rows)  # a gathered copy, ours to overwrite
             terms[terms == 1.0] = 0.0
             tail = xp.sum(terms, axis=tuple(range(1, len(axes) + 1)), keepdims=True)
             log_total[rows] = xp.log1p(tail)
             return log_total
-    exp_shifted = n.exp_shifted
+    exp_shifted = n.exp_shifted if n.exp_shifted is not None else _exponentials_of(p, n, ...)
     if p.lazy and not may_warn_on_overflow(exp_shifted):
         # A compiler that materialises each reduction's input (XLA on CPU) would write the
         # exponentials out once for two reductions; computed again here, from ``-|shifted|``
@@ -285,6 +337,15 @@ def log_total(p: Prepared, n: Normalised) -> Array:
     return xp.where(near_one, xp.log1p(tail), log_total)
 
 
+def _exponentials_of(p: Prepared, n: Normalised, rows: Any) -> Array:
+    """``n.exp_shifted`` at the batch positions `rows` (a boolean mask, or ``...`` for all),
+    as a new array; computed again from x where they were not kept (`_blocked_total`)."""
+    if n.exp_shifted is not None:
+        return n.exp_shifted[rows]
+    shifted = _shift_and_scale(p.xp, p.x[rows], n.offset[rows], p.temperature, True, False)
+    return exponentiate(p.xp, shifted)
+
+
 def log_probabilities(p: Prepared) -> Array:
     """log_softmax in the compute dtype, for callers that round later."""
     n = normalise(p)
@@ -294,7 +355,7 @@ def log_probabilities(p: Prepared) -> Array:
 
 def log_sum_exp(p: Prepared) -> Array:
     """logsumexp in the compute dtype, with the reduced axes kept."""
-    n = normalise(p, keep_shifted=False)
+    n = normalise(p, keep_shifted=False, totals_only=True)
     xp = p.xp
     out = n.offset + p.temperature * log_total(p, n)
     # Constants, not the maximum itself, so that no gradient flows out of an empty slice.
