@@ -328,9 +328,13 @@ def _class_index_gradient(
     if eps:
         w = 1.0 if weight is None else _along(xp, weight, axis, x.ndim)
         buffer = subtract(xp, buffer, scale * (eps / n_classes) * w)
-    z_target = over_temperature(take_along(xp, x, index, axis) - maximum, temperature)
-    log_target = z_target - logs_total
-    q_target = w_target * (1.0 - eps + eps / n_classes)
-    at_target = q_target * xp.expm1(log_target) + (mass - q_target) * xp.exp(log_target)
-    at_target = at_target * scale
-    return put_at(xp, buffer, index, axis, at_target)
+    if weight is None and not eps:
+        # The loss is L - z_y itself, so the target's log-probability is minus it (exactly:
+        # IEEE subtraction is antisymmetric), and S = q' = 1 leaves expm1(l_y) alone.
+        at_target = xp.expm1(-outputs[0])
+    else:
+        z_target = over_temperature(take_along(xp, x, index, axis) - maximum, temperature)
+        log_target = z_target - logs_total
+        q_target = w_target * (1.0 - eps + eps / n_classes)
+        at_target = q_target * xp.expm1(log_target) + (mass - q_target) * xp.exp(log_target)
+    return put_at(xp, buffer, index, axis, at_target * scale)
