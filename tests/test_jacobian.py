@@ -74,6 +74,21 @@ def test_jacobian_matches_torch_jacrev(
     np.testing.assert_allclose(got.numpy(), expected.numpy(), rtol=1e-12, atol=1e-15)
 
 
+@pytest.mark.parametrize("name", [*JACOBIANS, *PRODUCTS])
+def test_torch_vmap_over_the_jacobian_family(name: str, rng: np.random.Generator) -> None:
+    """torch.func.vmap runs the Jacobians and products slice by slice: the same values as one
+    batched call, and for the Jacobians as torch's own vmap(jacrev)."""
+    x = torch.tensor(rng.normal(size=(4, 5)) * 2.0)
+    fn = getattr(xpsoftmax, name)
+    args = (x,) if name in JACOBIANS else (x, torch.tensor(rng.normal(size=(4, 5))))
+    got = torch.func.vmap(fn)(*args)
+    torch.testing.assert_close(got, fn(*args), rtol=1e-14, atol=1e-16)
+    if name in JACOBIANS:
+        reference = torch.softmax if name == "softmax_jacobian" else torch.log_softmax
+        expected = torch.func.vmap(torch.func.jacrev(lambda r: reference(r, -1)))(x)
+        torch.testing.assert_close(got, expected, rtol=1e-12, atol=1e-15)
+
+
 @pytest.mark.parametrize("axis", [-1, 0])
 def test_products_equal_jacobian_products(
     eager_variant: backends.Variant, axis: int, rng: np.random.Generator

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from ._compat import Array, all_below_now, array_device
+from ._compat import Array, all_below_now, array_device, can_update_in_place
 from ._core import complement, normalise, probabilities, scale, top_count_and_tail
-from ._validation import astype_saturating, check_shape, prepare, to_namespace
+from ._validation import astype_saturating, check_shape, move_axis, prepare, to_namespace
 
 __all__ = [
     "log_softmax_jacobian",
@@ -63,7 +63,7 @@ class _Along:
             raise TypeError(f"{name} must be real, got dtype {v.dtype}")
         check_shape(v, self.shape, name, "x's shape")
         v = astype_saturating(xp, xp.broadcast_to(v, self.shape), self.p.x.dtype)
-        v = xp.moveaxis(v, self.axis, -1)
+        v = move_axis(xp, v, self.axis, -1)
         v = v if self.p.where is None else xp.where(self.p.where, v, 0.0)
         # Entries below `huge` cannot overflow in v - <s, v> and its sums over a slice.
         huge = float(xp.finfo(v.dtype).max) / (4.0 * (v.shape[-1] + 1)) if v.ndim else 0.0
@@ -108,7 +108,7 @@ class _Along:
         out = scale(xp, out, p.temperature)
         if self.shrink is not None:
             out = scale(xp, out, self.shrink)
-        return p.finish(xp.moveaxis(out, -1, self.axis))
+        return p.finish(move_axis(xp, out, -1, self.axis))
 
     def finish_matrix(self, jac: Array) -> Array:
         """Scale an (..., n, n) matrix by the per-slice temperature."""
@@ -117,6 +117,20 @@ class _Along:
             # (n times the input's size: skip a division by 1 on every entry.)
             return self.p.finish(jac if t == 1.0 else scale(self.xp, jac, t))
         return self.p.finish(scale(self.xp, jac, self.xp.expand_dims(t, axis=-1)))
+
+    def with_diagonal(self, matrix: Array, diagonal: Array) -> Array:
+        """The (..., n, n) `matrix` with its diagonal replaced by the (..., n) `diagonal`.
+
+        Into the matrix's memory where it is our own mutable temporary: the diagonal of the
+        flattened matrix is every (n + 1)-th entry, a strided slice, so n entries per slice
+        are written where a select would rewrite all n * n.
+        """
+        xp, n = self.xp, matrix.shape[-1]
+        if not can_update_in_place(matrix):
+            return xp.where(self.eye(), xp.expand_dims(diagonal, axis=-1), matrix)
+        flat = xp.reshape(matrix, (*matrix.shape[:-2], n * n))
+        flat[..., :: n + 1] = diagonal
+        return xp.reshape(flat, tuple(matrix.shape))
 
     def eye(self) -> Array:
         return self.xp.eye(self.s.shape[-1], dtype=self.xp.bool, device=array_device(self.s))
@@ -145,8 +159,7 @@ def softmax_jacobian(
     xp, s = a.xp, a.s
     # Negate the small factor, not the n x n product: one pass over the matrix fewer.
     outer = xp.expand_dims(-s, axis=-1) * xp.expand_dims(s, axis=-2)
-    diagonal = xp.expand_dims(s * a.complement, axis=-1)
-    return a.finish_matrix(xp.where(a.eye(), diagonal, outer))
+    return a.finish_matrix(a.with_diagonal(outer, s * a.complement))
 
 
 def log_softmax_jacobian(

@@ -28,6 +28,7 @@ __all__ = [
     "astype_saturating",
     "broadcast_shape",
     "check_shape",
+    "move_axis",
     "prepare",
     "to_namespace",
 ]
@@ -98,6 +99,14 @@ def to_namespace(xp: Namespace, x: Array, value: object, name: str) -> Array:
         return xp.asarray(value, device=array_device(x))
     namespace_of(xp, value, name)
     return value
+
+
+def move_axis(xp: Namespace, a: Array, source: int, destination: int) -> Array:
+    """``moveaxis``, skipped where the axis is already in place (torch.func.vmap has no
+    batching rule for moveaxis, and the common case, the last axis, needs none)."""
+    if source % a.ndim == destination % a.ndim:
+        return a
+    return xp.moveaxis(a, source, destination)
 
 
 def _normalise_axes(axis: object, ndim: int, single: bool) -> tuple[int, ...]:
@@ -229,10 +238,10 @@ def prepare(
         reduced_shape = tuple(1 if i in axes else n for i, n in enumerate(shape))
         # The Jacobian family works along the last axis: move it there once.
         (a,) = axes
-        x = xp.moveaxis(x, a, -1)
+        x = move_axis(xp, x, a, -1)
         if mask is not None:
-            mask = xp.moveaxis(xp.broadcast_to(mask, shape), a, -1)
+            mask = move_axis(xp, xp.broadcast_to(mask, shape), a, -1)
         if not isinstance(t, float):
-            t = xp.moveaxis(xp.broadcast_to(t, reduced_shape), a, -1)
+            t = move_axis(xp, xp.broadcast_to(t, reduced_shape), a, -1)
         axes = (x.ndim - 1,)
     return Prepared(xp, x, axes, t, mask, result_dtype, lazy)
