@@ -14,6 +14,7 @@ softmax of their own (array-api-strict, Dask). JAX and PyTorch override it with 
 from __future__ import annotations
 
 import abc
+import contextlib
 import importlib.util
 import math
 from collections.abc import Callable, Sequence
@@ -177,6 +178,10 @@ class Backend(abc.ABC):
     def compile(self, fn: Callable[..., Any], *, static_argnames: Sequence[str] = ()) -> Any:
         """Compile `fn` for this framework; the identity where there is no compiler."""
         return fn
+
+    def timing(self, elements: int) -> contextlib.AbstractContextManager[None]:
+        """A context to time calls on inputs of `elements` entries under: nothing by default."""
+        return contextlib.nullcontext()
 
     # -- reference functions -----------------------------------------------------------------------
 

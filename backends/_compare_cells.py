@@ -287,7 +287,10 @@ def measure(
             cell.their_error = float(np.max(check.errors(theirs[:checked]), initial=0.0))
             scale = _pairwise_scale(result, theirs, dtype)
             cell.difference = _max_error(result, theirs, scale)
-        times = _best_times([f for f in (our_fn, their_fn) if f], args, variant, repeats, sample_s)
+        with variant.timing(math.prod(shape)):
+            times = _best_times(
+                [f for f in (our_fn, their_fn) if f], args, variant, repeats, sample_s
+            )
     except Exception as err:  # noqa: BLE001 -- a crash of ours is a failed cell, with its message
         cell.error, cell.within = None, None
         cell.note = f"xpsoftmax raised {type(err).__name__}: {_first_line(err)}"

@@ -7,6 +7,7 @@ skipped with its `unavailable_reason` rather than left out.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
@@ -87,6 +88,10 @@ class Variant:
     def synchronize(self, x: Any, /) -> Any:
         """`Backend.synchronize`."""
         return self.backend.synchronize(x)
+
+    def timing(self, elements: int) -> contextlib.AbstractContextManager[None]:
+        """`Backend.timing`."""
+        return self.backend.timing(elements)
 
     def dtypes(self) -> tuple[str, ...]:
         """Floating dtype names this variant's backend has on its device."""

@@ -23,13 +23,13 @@ pytest-benchmark suites.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import importlib.util
+import math
 import platform
 import sys
 import time
 import tracemalloc
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -240,25 +240,12 @@ def robust(
     return runs[len(runs) // 2]
 
 
-@contextlib.contextmanager
-def single_threaded(variant_id: str, size: str) -> Iterator[None]:
-    """PyTorch on one intra-op thread for the tiny size, where a call is per-call cost.
-
-    On a busy 2-core machine, an operation that hands 640 elements to a second thread waits
-    for that thread to be scheduled: torch.softmax then measured 1 ms where it takes 10 us.
-    Both sides and the floor run under the same setting.
-    """
-    if not (variant_id.startswith("torch") and size == "tiny"):
-        yield
-        return
-    import torch
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(threads)
+def timing(variant_id: str, size: str, function: str) -> Any:
+    """The variant's timing context (`Backend.timing`: PyTorch on one intra-op thread for
+    inputs below its parallel grain, where a call is per-call cost). Both sides and the
+    floor run under it."""
+    shape = (64, 256) if function == "softmax_jacobian" else common.SIZES[size]
+    return common.get_variant(variant_id).timing(math.prod(shape))
 
 
 def numpy_peak_extra() -> tuple[float, float]:
@@ -291,7 +278,7 @@ def measure_targets(rounds: int) -> list[Row]:
         peer = make_case(*peer_spec, "peer")
         floor = floor_case(*ours_spec)
         fns = [ours.run, peer.run] + ([floor.run] if floor is not None else [])
-        with single_threaded(ours_spec[0], ours_spec[2]):
+        with timing(*ours_spec):
             times = robust(fns, rounds, (0.4, 3.0 * target))
         t_floor = times[2] if floor is not None else None
         rows.append((label, times[0], times[1], t_floor, target))
@@ -317,7 +304,7 @@ def measure_matrix(rounds: int) -> dict[tuple[str, str], Cell]:
             floor = floor_case(variant, "softmax", size)
             copy = common.copy_case(variant, common.SIZES[size])
             fns = [ours.run, peer.run] + ([floor.run] if floor is not None else [])
-            with single_threaded(variant, size):
+            with timing(variant, size, "softmax"):
                 times = robust(fns, rounds, (0.4, 20.0))
                 (t_copy,) = interleaved([copy.run], max(2, rounds // 2))
             t_floor = times[2] if floor is not None else None
