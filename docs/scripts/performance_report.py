@@ -223,6 +223,9 @@ def interleaved(fns: list[Callable[[], Any]], rounds: int) -> list[float]:
     return best
 
 
+_SETTLE_S = 0.5
+
+
 def robust(
     fns: list[Callable[[], Any]], rounds: int, plausible: tuple[float, float]
 ) -> list[float]:
@@ -232,6 +235,10 @@ def robust(
     6 ms for a 6 us call). Calls under a millisecond are always measured three times (it
     costs little); longer ones only when their ratio falls outside `plausible`.
     """
+    # Worker threads of the library timed before (PyTorch's OpenMP pool) spin for a while
+    # after parallel work; on 2 cores they starved JAX's dispatch thread, and JAX's 64x10 call
+    # measured 2x slower right after the torch cases than anywhere else. Let them go idle.
+    time.sleep(_SETTLE_S)
     runs = [interleaved(fns, rounds)]
     low, high = plausible
     if runs[0][1] < 1e-3 or not low <= runs[0][0] / runs[0][1] <= high:
@@ -240,7 +247,7 @@ def robust(
     return runs[len(runs) // 2]
 
 
-def timing(variant_id: str, size: str, function: str) -> Any:
+def timing(variant_id: str, function: str, size: str) -> Any:
     """The variant's timing context (`Backend.timing`: PyTorch on one intra-op thread for
     inputs below its parallel grain, where a call is per-call cost). Both sides and the
     floor run under it."""
@@ -304,7 +311,7 @@ def measure_matrix(rounds: int) -> dict[tuple[str, str], Cell]:
             floor = floor_case(variant, "softmax", size)
             copy = common.copy_case(variant, common.SIZES[size])
             fns = [ours.run, peer.run] + ([floor.run] if floor is not None else [])
-            with timing(variant, size, "softmax"):
+            with timing(variant, "softmax", size):
                 times = robust(fns, rounds, (0.4, 20.0))
                 (t_copy,) = interleaved([copy.run], max(2, rounds // 2))
             t_floor = times[2] if floor is not None else None

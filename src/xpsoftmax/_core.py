@@ -109,7 +109,9 @@ def normalise(p: Prepared, keep_shifted: bool = True, totals_only: bool = False)
     # about as much as a pass over them.
     exp_shifted = xp.exp(shifted) if keep_shifted else exponentiate(xp, shifted)
     total = xp.sum(exp_shifted, axis=axes, keepdims=True)
-    return Normalised(shifted, exp_shifted, maximum, offset, total, ordinary)
+    return Normalised(
+        None if totals_only else shifted, exp_shifted, maximum, offset, total, ordinary
+    )
 
 
 def _in_blocks(p: Prepared, offset: Array) -> bool:
@@ -321,14 +323,16 @@ def log_total(p: Prepared, n: Normalised) -> Array:
             log_total[rows] = xp.log1p(tail)
             return log_total
     exp_shifted = n.exp_shifted if n.exp_shifted is not None else _exponentials_of(p, n, ...)
-    if p.lazy and not may_warn_on_overflow(exp_shifted):
+    if p.lazy and n.shifted is not None and not may_warn_on_overflow(exp_shifted):
         # A compiler that materialises each reduction's input (XLA on CPU) would write the
-        # exponentials out once for two reductions; computed again here, from ``-|shifted|``
-        # (equal to it, shifted is <= 0, but not merged with the first exp by the compiler),
-        # each reduction fuses its own and only the shifted logits are written. Only for
-        # libraries with a compiler (a task graph, Dask's, keeps every intermediate anyway and
-        # would only grow), and only lazy arrays: eager ones may have overwritten the shifted
-        # logits with their exponentials.
+        # exponentials out once for two reductions, beside the shifted logits the caller keeps;
+        # computed again here, from ``-|shifted|`` (equal to it, shifted is <= 0, but not merged
+        # with the first exp by the compiler), each reduction fuses its own and only the
+        # shifted logits are written. (Callers that keep only the sums, logsumexp and the loss,
+        # have no shifted logits: their exponentials are the one array written, and both
+        # reductions read it.) Only for libraries with a compiler (a task graph, Dask's, keeps
+        # every intermediate anyway and would only grow), and only lazy arrays: eager ones may
+        # have overwritten the shifted logits with their exponentials.
         exp_shifted = xp.exp(-xp.abs(n.shifted))
     # In [0, 1], floor(e) is 1 exactly at the maximum (exp(0)), so e - floor(e) is the tail's
     # terms: arithmetic a compiler fuses into the reduction, where a select would be written out.
