@@ -219,6 +219,39 @@ def test_gradient_at_a_dominant_entry_keeps_relative_accuracy() -> None:
     )
 
 
+@pytest.mark.parametrize("name", ["softmax", "log_softmax"])
+def test_compiled_and_eager_derivatives_agree_at_ties_and_dominant_entries(name: str) -> None:
+    """Compiled, the derivative finds each row's top entry by arithmetic (no argmax); eagerly,
+    PyTorch's backward takes its argmax. Both centre on a top entry, so they agree to rounding
+    on rows with ties, a dominant entry, excluded entries and nothing at all, and keep
+    d/dx_0 at the dominant row to relative accuracy."""
+    x = np.array(
+        [
+            [0.0, -40.0, -41.0, -45.0],  # dominant: s_0 = 1 - 4.6e-18
+            [2.0, 2.0, 1.0, 2.0],  # a three-way tie at the maximum
+            [1.0, 3.0, 3.0, 0.0],  # a tie, then masked below
+            [5.0, 1.0, 2.0, 3.0],  # nothing included
+        ]
+    )
+    where = np.ones_like(x, dtype=bool)
+    where[2, 1] = False
+    where[3] = False
+    g = np.array([[1.0, -2.0, 0.5, 3.0]] * 4) * np.arange(1, 5)[:, None]
+
+    def jax_vjp(a: Any, cot: Any) -> Any:
+        fn = partial(getattr(xpsoftmax, name), where=jnp.asarray(where))
+        return jax.vjp(fn, a)[1](cot)[0]
+
+    compiled = np.asarray(jax.jit(jax_vjp)(jnp.asarray(x), jnp.asarray(g)))
+    x_torch = torch.tensor(x, requires_grad=True)
+    out = getattr(xpsoftmax, name)(x_torch, where=torch.tensor(where))
+    (eager,) = torch.autograd.grad(out, x_torch, torch.tensor(g))
+    np.testing.assert_allclose(compiled, eager.numpy(), rtol=1e-13, atol=1e-15)
+    exact = oracle.to_float(getattr(oracle, f"{name}_vjp")(x[:1], g[:1], where=where[:1]))
+    np.testing.assert_allclose(compiled[:1], exact, rtol=1e-13)
+    assert np.all(compiled[3] == 0.0)
+
+
 def test_masked_rows_give_finite_zero_gradients(rng: np.random.Generator) -> None:
     """Excluded entries and fully excluded rows get exactly zero gradient in both frameworks,
     as the closed-form VJP says."""

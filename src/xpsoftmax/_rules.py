@@ -284,8 +284,33 @@ def top_index(xp: Namespace, probs: Array, axis: int) -> tuple[Array, Array]:
     Both keep the axis with length 1. Any entry of a tie serves: centring on one of several
     equal values is exact.
     """
-    index = xp.argmax(probs, axis=axis, keepdims=True)
+    if values_are_known(probs):
+        index = xp.argmax(probs, axis=axis, keepdims=True)
+    else:
+        index = _last_top_position(xp, probs, axis)
     return index, take_along(xp, probs, index, axis) > 0
+
+
+def _last_top_position(xp: Namespace, probs: Array, axis: int) -> Array:
+    """The position of the last of each slice's largest entries, by plain arithmetic and two max
+    reductions: compiled by XLA on CPU, an argmax (a reduction of value-position pairs) took
+    five times as long as this, and most of a masked softmax's derivative.
+
+    ``probs / largest`` is 1 exactly at the largest entries and below 1 elsewhere, so its
+    floor marks them; times the positions, its maximum is the last of them. Positions are
+    counted in probs' dtype: exact below 2**24 entries per slice in float32 (past that, a
+    neighbouring entry may serve, which keeps the result but not its digits at the top). An
+    empty slice (all 0) or a NaN one gives 0.
+    """
+    n = probs.shape[axis]
+    largest = xp.max(probs, axis=axis, keepdims=True)
+    is_top = xp.floor(probs / xp.where(largest > 0, largest, 1.0))
+    positions = xp.arange(n, device=array_device(probs))  # in the default index dtype
+    shape = (n,) + (1,) * (probs.ndim - 1 - axis)
+    last = xp.max(
+        is_top * xp.reshape(xp.astype(positions, probs.dtype), shape), axis=axis, keepdims=True
+    )
+    return xp.astype(xp.where(last >= 0, last, 0.0), positions.dtype)
 
 
 def centred(xp: Namespace, v: Array, probs: Array, axis: int, top: tuple[Array, Array]) -> Array:
