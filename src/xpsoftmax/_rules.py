@@ -296,15 +296,18 @@ def _last_top_position(xp: Namespace, probs: Array, axis: int) -> Array:
     reductions: compiled by XLA on CPU, an argmax (a reduction of value-position pairs) took
     five times as long as this, and most of a masked softmax's derivative.
 
-    ``probs / largest`` is 1 exactly at the largest entries and below 1 elsewhere, so its
-    floor marks them; times the positions, its maximum is the last of them. Positions are
-    counted in probs' dtype: exact below 2**24 entries per slice in float32 (past that, a
-    neighbouring entry may serve, which keeps the result but not its digits at the top). An
-    empty slice (all 0) or a NaN one gives 0.
+    ``1 + (probs - largest) / largest`` is 1 exactly at the largest entries (the difference
+    is an exact 0 there, whatever the compiler makes of the division) and below 1 elsewhere,
+    so its floor marks them; times the positions, its maximum is the last of them. (An entry
+    within rounding of the largest may be marked too: centring on a near-tie keeps every
+    digit, as no probability near 1 is involved.) Positions are counted in probs' dtype: exact
+    below 2**24 entries per slice in float32 (past that, a neighbouring entry may serve, which
+    keeps the result but not its digits at the top). An empty slice gives its last position,
+    a NaN one 0: neither has a top to centre on, which `top_index` tells from probs there.
     """
     n = probs.shape[axis]
     largest = xp.max(probs, axis=axis, keepdims=True)
-    is_top = xp.floor(probs / xp.where(largest > 0, largest, 1.0))
+    is_top = xp.floor(1.0 + (probs - largest) / xp.where(largest > 0, largest, 1.0))
     positions = xp.arange(n, device=array_device(probs))  # in the default index dtype
     shape = (n,) + (1,) * (probs.ndim - 1 - axis)
     last = xp.max(
