@@ -132,6 +132,8 @@ def _autograd_function(rule: Rule, function_type: Any, forward_mode: bool) -> Ca
             ctx.static, ctx.n_inputs = static, len(arrays)
             if len(output) > 1:
                 ctx.mark_non_differentiable(*output[1:])
+                # Their gradients are never read: autograd need not fill arrays with zeros.
+                ctx.set_materialize_grads(False)
             # Save what the rule's derivatives read, and no more: softmax and log_softmax need
             # their output alone (x too only for a temperature's derivative).
             if not (RULES[name].reads_input or arrays[1] is not None):
@@ -143,6 +145,8 @@ def _autograd_function(rule: Rule, function_type: Any, forward_mode: bool) -> Ca
         @staticmethod
         def backward(ctx: Any, g: Array, *_: Any) -> tuple[Any, ...]:
             saved, n = ctx.saved_tensors, ctx.n_inputs
+            if g is None:  # (grads are not materialised: nothing flowed into the output)
+                return (None,) * (n + 1)
             needs = ctx.needs_input_grad
             wanted = (needs[0], needs[1], n > 3 and needs[3])
             recording = records_gradients(g, *saved)

@@ -312,7 +312,7 @@ def _class_index_gradient(
         w_target = _along(xp, weight, axis, x.ndim, index)
         mass = (1.0 - eps) * w_target + (eps / n_classes) * xp.sum(weight)
     scale = over_temperature(g, temperature)
-    factor = scale * mass
+    factor = scale if isinstance(mass, float) else scale * mass  # (a Python mass is 1)
     # s = exp((x - m) / T - L), and on large input each row's factor g S / T folded into the
     # exponent where it is not negative: x - c then one exp, two passes over the buffer
     # instead of four. (A factor of 0, from an ignored sample, makes the exponent -inf and the
