@@ -146,7 +146,7 @@ def _autograd_function(rule: Rule, function_type: Any, forward_mode: bool) -> Ca
         def backward(ctx: Any, g: Array, *_: Any) -> tuple[Any, ...]:
             saved, n = ctx.saved_tensors, ctx.n_inputs
             if g is None:  # (grads are not materialised: nothing flowed into the output)
-                return (None,) * (n + 1)
+                return (None,) * (int(n) + 1)
             needs = ctx.needs_input_grad
             wanted = (needs[0], needs[1], n > 3 and needs[3])
             recording = records_gradients(g, *saved)
