@@ -32,6 +32,7 @@ __all__ = [
     "may_warn_on_overflow",
     "namespace_of",
     "no_updates_in_place",
+    "on_host",
     "records_gradients",
     "surely_false",
     "surely_true",
@@ -87,6 +88,13 @@ def array_device(x: Array) -> Any:
     """
     device = _device(x)
     return None if hasattr(device, "device_set") else device
+
+
+def on_host(x: Array) -> bool:
+    """Whether x lives on a CPU device (by the device's name: NumPy's and PyTorch's "cpu",
+    array-api-strict's CPU_DEVICE), where working in cache-sized blocks pays; a GPU runs each
+    operation as a kernel launch, and many small ones cost more than one large one."""
+    return "cpu" in str(array_device(x)).lower()
 
 
 def namespace_of(xp: Namespace, value: Array, name: str, x_name: str = "x") -> None:

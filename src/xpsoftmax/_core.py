@@ -25,6 +25,7 @@ from ._compat import (
     array_device,
     can_update_in_place,
     may_warn_on_overflow,
+    on_host,
     records_gradients,
     surely_false,
     surely_true,
@@ -115,9 +116,9 @@ def normalise(p: Prepared, keep_shifted: bool = True, totals_only: bool = False)
 
 
 def _in_blocks(p: Prepared, offset: Array) -> bool:
-    """Whether `_blocked_total` serves this call: large eager input of a library whose arrays
-    we may update, along its last axis, unmasked, with a Python temperature, and nothing
-    recording gradients (the block buffer would cut their path)."""
+    """Whether `_blocked_total` serves this call: large eager input on a CPU, of a library
+    whose arrays we may update, along its last axis, unmasked, with a Python temperature, and
+    nothing recording gradients (the block buffer would cut their path)."""
     x = p.x
     if p.where is not None or not isinstance(p.temperature, float) or x.ndim < 2:
         return False
@@ -125,7 +126,7 @@ def _in_blocks(p: Prepared, offset: Array) -> bool:
         return False
     size = math.prod(x.shape) * (p.xp.finfo(x.dtype).bits // 8)
     # (The per-slice offset is a temporary of this call: as it may be updated, so may the buffer.)
-    return size >= _BLOCKED_MIN_BYTES and can_update_in_place(offset)
+    return size >= _BLOCKED_MIN_BYTES and can_update_in_place(offset) and on_host(x)
 
 
 def _blocked_total(p: Prepared, offset: Array) -> Array:
