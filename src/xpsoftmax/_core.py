@@ -56,8 +56,8 @@ __all__ = [
 class Normalised:
     """Per-slice statistics of one input; every reduced array keeps the reduced axes."""
 
-    shifted: Array  # (x - offset) / T, -inf at excluded entries
-    exp_shifted: Array  # exp(shifted), in [0, 1]
+    shifted: Array  # (x - offset) / T, -inf at excluded entries; None with totals_only
+    exp_shifted: Array  # exp(shifted), in [0, 1]; None when summed in blocks
     maximum: Array  # the slice's maximum, which may be +-inf or NaN
     offset: Array  # the maximum actually subtracted: 0 where the maximum is infinite
     total: Array  # sum of exp_shifted: 0 for a slice with nothing in it
