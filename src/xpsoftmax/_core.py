@@ -87,7 +87,7 @@ def normalise(p: Prepared, keep_shifted: bool = True, totals_only: bool = False)
     Without `keep_shifted` the exponentials may overwrite the shifted logits, and
     ``shifted`` must not be read (softmax needs only the exponentials and their sum). With
     `totals_only` (logsumexp and the loss need only the sums) neither may be read: they may
-    be None.
+    be None, and `keep_shifted` does not matter.
     """
     xp, x, axes = p.xp, p.x, p.axes
     if p.where is not None:
@@ -108,7 +108,7 @@ def normalise(p: Prepared, keep_shifted: bool = True, totals_only: bool = False)
     # Without keep_shifted, one buffer serves the shifted logits, their exponentials and (see
     # `probabilities`) the result: fresh memory costs a page fault per page, on large arrays
     # about as much as a pass over them.
-    exp_shifted = xp.exp(shifted) if keep_shifted else exponentiate(xp, shifted)
+    exp_shifted = xp.exp(shifted) if keep_shifted and not totals_only else exponentiate(xp, shifted)
     total = xp.sum(exp_shifted, axis=axes, keepdims=True)
     return Normalised(
         None if totals_only else shifted, exp_shifted, maximum, offset, total, ordinary
@@ -120,13 +120,16 @@ def _in_blocks(p: Prepared, offset: Array) -> bool:
     whose arrays we may update, along its last axis, unmasked, with a Python temperature, and
     nothing recording gradients (the block buffer would cut their path)."""
     x = p.x
-    if p.where is not None or not isinstance(p.temperature, float) or x.ndim < 2:
+    # (Asked on every eager call of logsumexp and the loss: the cheap refusals come first.)
+    entries = math.prod(x.shape)
+    if entries < _BLOCKED_MIN_BYTES // 8 or p.where is not None or x.ndim < 2:
         return False
-    if p.axes != (x.ndim - 1,) or records_gradients(x):
+    if not isinstance(p.temperature, float) or p.axes != (x.ndim - 1,):
         return False
-    size = math.prod(x.shape) * (p.xp.finfo(x.dtype).bits // 8)
+    if entries * (p.xp.finfo(x.dtype).bits // 8) < _BLOCKED_MIN_BYTES or records_gradients(x):
+        return False
     # (The per-slice offset is a temporary of this call: as it may be updated, so may the buffer.)
-    return size >= _BLOCKED_MIN_BYTES and can_update_in_place(offset) and on_host(x)
+    return can_update_in_place(offset) and on_host(x)
 
 
 def _blocked_total(p: Prepared, offset: Array) -> Array:
@@ -360,7 +363,7 @@ def log_probabilities(p: Prepared) -> Array:
 
 def log_sum_exp(p: Prepared) -> Array:
     """logsumexp in the compute dtype, with the reduced axes kept."""
-    n = normalise(p, keep_shifted=False, totals_only=True)
+    n = normalise(p, totals_only=True)
     xp = p.xp
     out = n.offset + p.temperature * log_total(p, n)
     # Constants, not the maximum itself, so that no gradient flows out of an empty slice.

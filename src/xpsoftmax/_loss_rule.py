@@ -86,7 +86,7 @@ class _CrossEntropy(Rule):
             )
             return loss, n.maximum, logs_total
         eps = static.label_smoothing
-        n = normalise(p, keep_shifted=eps != 0.0, totals_only=eps == 0.0)
+        n = normalise(p, totals_only=eps == 0.0)
         logs_total = log_total(p, n)
         index = xp.expand_dims(target, axis=axis)
         loss = logs_total - _target_logit(p, n, index)
