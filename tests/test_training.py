@@ -219,6 +219,23 @@ def test_gradient_at_a_dominant_entry_keeps_relative_accuracy() -> None:
     )
 
 
+@pytest.mark.parametrize("rows", [16, 1024])  # 1024 x 64: the size where a faster path once began
+def test_cross_entropy_gradient_keeps_its_digits_under_a_large_shared_offset(rows: int) -> None:
+    """Logits near 1e4 in float32: the gradient is as close to the exact one (float64 PyTorch on
+    the same float32 values) as PyTorch's own float32 gradient, to a few ulps. A shift by
+    ``m + L`` rounded to the spacing of 1e4 (about 1e-3) would cost it four digits."""
+    generator = torch.Generator().manual_seed(3)
+    x = (3.0 * torch.randn(rows, 64, generator=generator) + 1e4).requires_grad_()
+    target = torch.randint(0, 64, (rows,), generator=generator)
+    (ours,) = torch.autograd.grad(xpsoftmax.cross_entropy(x, target), x)
+    x64 = x.detach().double().requires_grad_()
+    (exact,) = torch.autograd.grad(torch.nn.functional.cross_entropy(x64, target), x64)
+    (own,) = torch.autograd.grad(torch.nn.functional.cross_entropy(x, target), x)
+    own_error = float(((own.double() - exact).abs() / exact.abs()).max())
+    our_error = float(((ours.double() - exact).abs() / exact.abs()).max())
+    assert our_error <= max(own_error, 16 * torch.finfo(torch.float32).eps), (our_error, own_error)
+
+
 @pytest.mark.parametrize("name", ["softmax", "log_softmax"])
 def test_compiled_and_eager_derivatives_agree_at_ties_and_dominant_entries(name: str) -> None:
     """Compiled, the derivative finds each row's top entry by arithmetic (no argmax); eagerly,
