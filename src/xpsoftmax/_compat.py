@@ -34,6 +34,7 @@ __all__ = [
     "no_updates_in_place",
     "on_host",
     "records_gradients",
+    "sets_at_integer_indices",
     "surely_false",
     "surely_true",
     "values_are_known",
@@ -356,6 +357,29 @@ def writes_into_out(xp: Namespace, function: Callable[..., Array]) -> bool:
 # Filled only on eager calls with mutable arrays: a compiler never reaches it (see
 # `can_update_in_place`), so it cannot make a compiled function recompile.
 _WRITES_INTO_OUT: dict[Any, bool] = {}
+
+
+def sets_at_integer_indices(xp: Namespace) -> bool:
+    """Whether a namespace's arrays take ``a[indices] = values`` with an integer index array.
+
+    The standard leaves it out of ``__setitem__`` (array-api-strict refuses it); NumPy, PyTorch
+    and CuPy take it. The first call tries, on a two-element array, and the answer is kept per
+    namespace. Only callers that own a mutable temporary (`can_update_in_place`) ask.
+    """
+    known = _SETS_AT_INTEGER_INDICES.get(xp)
+    if known is None:
+        probe = xp.zeros((2,))
+        try:
+            probe[xp.asarray([1])] = 1.0
+            known = bool(probe[1] == 1.0)
+        except (IndexError, TypeError):
+            known = False
+        _SETS_AT_INTEGER_INDICES[xp] = known
+    return known
+
+
+# Filled only on eager calls with mutable arrays, as `_WRITES_INTO_OUT` is.
+_SETS_AT_INTEGER_INDICES: dict[Namespace, bool] = {}
 
 
 def surely_true(condition: Array) -> bool:

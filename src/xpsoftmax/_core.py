@@ -32,6 +32,7 @@ from ._compat import (
     values_are_known,
     writes_into_out,
 )
+from ._indexing import flat_positions, put_at, take_along
 from ._validation import Prepared
 
 __all__ = [
@@ -64,6 +65,8 @@ class Normalised:
     # Every maximum is known to be finite: no slice is empty, holds +inf or NaN, and each
     # total is at least 1 (the maximum's own exp(0)).
     ordinary: bool = False
+    # With `leave_out`: the shifted logits at the left-out entries, which `total` leaves out.
+    left_out: Array | None = None
 
     def safe_total(self, p: Prepared) -> Array:
         """`total`, with empty slices' 0 replaced by 1 so they divide to 0 and not NaN."""
@@ -81,13 +84,23 @@ _BLOCK_BYTES = 1 << 21
 _BLOCKED_MIN_BYTES = 1 << 22
 
 
-def normalise(p: Prepared, keep_shifted: bool = True, totals_only: bool = False) -> Normalised:
+def normalise(
+    p: Prepared,
+    keep_shifted: bool = True,
+    totals_only: bool = False,
+    leave_out: Array | None = None,
+) -> Normalised:
     """Shift, scale and exponentiate x along the reduced axes.
 
     Without `keep_shifted` the exponentials may overwrite the shifted logits, and
     ``shifted`` must not be read (softmax needs only the exponentials and their sum). With
     `totals_only` (logsumexp and the loss need only the sums) neither may be read: they may
     be None, and `keep_shifted` does not matter.
+
+    `leave_out` (one reduced axis only) is an index per slice, shaped like x with that axis of
+    length 1, of an entry that ``total`` leaves out: ``left_out`` holds its shifted logit, and
+    ``exp_shifted`` is 0 there. cross_entropy leaves out the target, whose log-probability
+    ``-log1p(rest)``, where it is the maximum, keeps the digits that ``log(1 + rest)`` loses.
     """
     xp, x, axes = p.xp, p.x, p.axes
     if p.where is not None:
@@ -101,17 +114,23 @@ def normalise(p: Prepared, keep_shifted: bool = True, totals_only: bool = False)
     # their slice as they should.
     offset = maximum if ordinary else xp.where(xp.isinf(maximum), 0.0, maximum)
     if totals_only and ordinary and _in_blocks(p, offset):
-        total = _blocked_total(p, offset)
-        return Normalised(None, None, maximum, offset, total, ordinary)
+        total, left_out = _blocked_total(p, offset, leave_out)
+        return Normalised(None, None, maximum, offset, total, ordinary, left_out)
     # A masked x is our own copy: on the ordinary path it becomes the shifted logits in place.
     shifted = shift(p, x, maximum, offset, ordinary, own=p.where is not None and ordinary)
+    left_out = positions = None
+    if leave_out is not None:
+        positions = flat_positions(xp, shifted, leave_out, axes[0])
+        left_out = take_along(xp, shifted, leave_out, axes[0], positions)
     # Without keep_shifted, one buffer serves the shifted logits, their exponentials and (see
     # `probabilities`) the result: fresh memory costs a page fault per page, on large arrays
     # about as much as a pass over them.
     exp_shifted = xp.exp(shifted) if keep_shifted and not totals_only else exponentiate(xp, shifted)
+    if leave_out is not None:
+        exp_shifted = put_at(xp, exp_shifted, leave_out, axes[0], 0.0, positions=positions)
     total = xp.sum(exp_shifted, axis=axes, keepdims=True)
     return Normalised(
-        None if totals_only else shifted, exp_shifted, maximum, offset, total, ordinary
+        None if totals_only else shifted, exp_shifted, maximum, offset, total, ordinary, left_out
     )
 
 
@@ -132,9 +151,12 @@ def _in_blocks(p: Prepared, offset: Array) -> bool:
     return can_update_in_place(offset) and on_host(x)
 
 
-def _blocked_total(p: Prepared, offset: Array) -> Array:
+def _blocked_total(
+    p: Prepared, offset: Array, leave_out: Array | None
+) -> tuple[Array, Array | None]:
     """The per-row sums of ``exp((x - offset) / T)`` (ordinary input), a block of rows at a
-    time in one small buffer.
+    time in one small buffer, and with `leave_out` the shifted logits it leaves out (see
+    `normalise`).
 
     The plain computation writes the shifted logits out to a fresh array the size of x and
     reads them back twice; here each block is shifted, exponentiated and summed while it is
@@ -150,13 +172,25 @@ def _blocked_total(p: Prepared, offset: Array) -> Array:
     device = array_device(x)
     buffer = xp.empty((min(block, count), n), dtype=x.dtype, device=device)
     totals = xp.empty((count, 1), dtype=x.dtype, device=device)
+    left_out = None
+    if leave_out is not None:
+        indices = xp.reshape(leave_out, (-1, 1))
+        left_out = xp.empty((count, 1), dtype=x.dtype, device=device)
     for start in range(0, count, block):
         stop = min(start + block, count)
         part = buffer[: stop - start, ...]
         part[...] = rows[start:stop, ...]
         part = _shift_and_scale(xp, part, offsets[start:stop, ...], p.temperature, True, own=True)
-        totals[start:stop, ...] = xp.sum(exponentiate(xp, part), axis=-1, keepdims=True)
-    return xp.reshape(totals, tuple(offset.shape))
+        if leave_out is not None:
+            index = indices[start:stop, ...]
+            positions = flat_positions(xp, part, index, 1)
+            left_out[start:stop, ...] = take_along(xp, part, index, 1, positions)
+            part = put_at(xp, exponentiate(xp, part), index, 1, 0.0, positions=positions)
+        else:
+            part = exponentiate(xp, part)
+        totals[start:stop, ...] = xp.sum(part, axis=-1, keepdims=True)
+    shape = tuple(offset.shape)
+    return xp.reshape(totals, shape), None if left_out is None else xp.reshape(left_out, shape)
 
 
 def shift(

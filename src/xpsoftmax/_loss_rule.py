@@ -40,18 +40,16 @@ from ._core import (
     shift,
     subtract,
 )
+from ._indexing import is_index, put_at, take_along
 from ._rules import (
     RULES,
     Inputs,
     Rule,
     Static,
     Tangents,
-    is_index,
     over_temperature,
     prepared,
-    put_at,
     scaled_tangent,
-    take_along,
     temperature_cotangent,
     temperature_of,
 )
@@ -80,10 +78,9 @@ class _CrossEntropy(Rule):
             )
             return loss, n.maximum, logs_total
         eps = static.label_smoothing
-        n = normalise(p, totals_only=eps == 0.0)
-        logs_total = log_total(p, n)
         index = xp.expand_dims(target, axis=axis)
-        loss = logs_total - _target_logit(p, n, index)
+        n = normalise(p, totals_only=eps == 0.0, leave_out=index)
+        logs_total, loss = _log_total_and_loss(xp, n)
         if weight is not None:
             # (A weight of 0 on an infinite loss adds nothing: select, then multiply.)
             w_target = _along(xp, weight, axis, p.x.ndim, index)
@@ -162,6 +159,22 @@ def _target_logit(p: Prepared, n: Normalised, index: Array) -> Array:
     if p.where is not None:
         x_target = xp.where(take_along(xp, p.where, index, axis), x_target, -xp.inf)
     return shift(p, x_target, n.maximum, n.offset, n.ordinary)
+
+
+def _log_total_and_loss(xp: Namespace, n: Normalised) -> tuple[Array, Array]:
+    """(L, L - z_y) from the sum of the exponentials but the target's, `rest`.
+
+    Where the target is the maximum (z_y = 0, its exponential exactly 1) L is ``log1p(rest)``,
+    which keeps its digits when the target dominates and the loss is tiny; elsewhere the
+    loss is at least log 2 (z_y < 0 with ``exp(z_y) <= rest``), and ``log(rest + exp(z_y))``
+    serves. No pass over the slices looks for near-one sums.
+    """
+    z_target, rest = n.left_out, n.total
+    total = rest + xp.exp(z_target)
+    if not n.ordinary:  # empty slices: log 1 = 0, so that they divide to 0 and not NaN
+        total = xp.where(total == 0, 1.0, total)
+    logs_total = xp.where(z_target == 0, xp.log1p(rest), xp.log(total))
+    return logs_total, logs_total - z_target
 
 
 def _smoothing_sums(

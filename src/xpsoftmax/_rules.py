@@ -33,7 +33,6 @@ from ._compat import (
     Namespace,
     array_device,
     array_namespace,
-    can_update_in_place,
     values_are_known,
 )
 from ._core import (
@@ -44,6 +43,7 @@ from ._core import (
     probabilities,
     subtract,
 )
+from ._indexing import put_at, take_along
 from ._validation import Prepared
 
 __all__ = [
@@ -56,12 +56,9 @@ __all__ = [
     "centred",
     "centred_cotangent",
     "finite_log",
-    "is_index",
     "over_temperature",
     "prepared",
-    "put_at",
     "scaled_tangent",
-    "take_along",
     "temperature_cotangent",
     "top_index",
 ]
@@ -336,57 +333,6 @@ def centred_cotangent(
     a = g - probs * xp.sum(g, axis=axis, keepdims=True)
     at_top = xp.where(nonempty, -xp.sum(a, axis=axis, keepdims=True), 0.0)
     return put_at(xp, a, index, axis, at_top, add=True)
-
-
-def put_at(
-    xp: Namespace, a: Array, index: Array, axis: int, values: Array, add: bool = False
-) -> Array:
-    """a with one entry per slice, at `index` along `axis`, set to (or, with `add`,
-    increased by) the per-slice `values`.
-
-    Into a's memory where a is our own mutable temporary along its last axis: one write per
-    slice through a flat view. Elsewhere by comparing positions, a pass over a.
-    """
-    n = a.shape[axis]
-    if can_update_in_place(a) and axis == a.ndim - 1 and n > 0:
-        flat = xp.reshape(a, (-1,))
-        starts = xp.arange(0, flat.shape[0], n, device=array_device(a))
-        positions = xp.reshape(xp.reshape(starts, index.shape) + index, (-1,))
-        values = xp.reshape(xp.broadcast_to(values, index.shape), (-1,))
-        flat[positions] = flat[positions] + values if add else values
-        return a
-    at_index = is_index(xp, a, index, axis)
-    if add:
-        return a + xp.where(at_index, values, 0.0)
-    return xp.where(at_index, values, a)
-
-
-def take_along(xp: Namespace, a: Array, index: Array, axis: int) -> Array:
-    """``take_along_axis(a, index, axis)`` for an index with the axis of length 1.
-
-    A namespace without it (Dask's), or an axis sharded over devices, selects by comparing
-    positions instead: a pass over a, but nothing that outlives the reduction.
-    """
-    if hasattr(xp, "take_along_axis"):
-        try:
-            return xp.take_along_axis(a, index, axis=axis)
-        except Exception as error:
-            # A gather along an axis split over devices has no single sharding for its result
-            # (JAX's explicit mesh axes refuse it while tracing); the reduction below has.
-            if type(error).__name__ != "ShardingTypeError":
-                raise
-    at_index = is_index(xp, a, index, axis)
-    if a.dtype == xp.bool:
-        return xp.any(at_index & a, axis=axis, keepdims=True)
-    return xp.sum(xp.where(at_index, a, 0.0), axis=axis, keepdims=True)
-
-
-def is_index(xp: Namespace, like: Array, index: Array, axis: int) -> Array:
-    """A boolean array shaped like `like`: True where the position along `axis` is `index`."""
-    n = like.shape[axis]
-    positions = xp.arange(n, device=array_device(like))
-    positions = xp.reshape(positions, (n,) + (1,) * (like.ndim - 1 - axis))
-    return positions == index
 
 
 def finite_log(xp: Namespace, logs: Array) -> Array:
