@@ -172,7 +172,6 @@ def _blocked_total(
     device = array_device(x)
     buffer = xp.empty((min(block, count), n), dtype=x.dtype, device=device)
     totals = xp.empty((count, 1), dtype=x.dtype, device=device)
-    left_out = None
     if leave_out is not None:
         indices = xp.reshape(leave_out, (-1, 1))
         left_out = xp.empty((count, 1), dtype=x.dtype, device=device)
@@ -190,7 +189,9 @@ def _blocked_total(
             part = exponentiate(xp, part)
         totals[start:stop, ...] = xp.sum(part, axis=-1, keepdims=True)
     shape = tuple(offset.shape)
-    return xp.reshape(totals, shape), None if left_out is None else xp.reshape(left_out, shape)
+    if leave_out is None:
+        return xp.reshape(totals, shape), None
+    return xp.reshape(totals, shape), xp.reshape(left_out, shape)
 
 
 def shift(

@@ -324,7 +324,7 @@ def _class_index_gradient(
     # into the exponent, x - (m + T (L - log factor)), saves a pass but rounds m + ... to the
     # spacing of m: with logits near 1e4 in float32 that cost the gradient four digits.)
     factor = scale * xp.exp(-logs_total)
-    if not isinstance(mass, float):  # (a Python mass is 1)
+    if weight is not None:  # (else the mass is 1)
         factor = factor * mass
     buffer = exponentiate(xp, _divide_unless_one(xp, x - maximum, temperature))
     buffer = multiply(xp, buffer, factor)
