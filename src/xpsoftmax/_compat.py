@@ -151,10 +151,15 @@ def records_gradients(*arrays: Array | None) -> bool:
     gradient mode is on, or a forward-mode tangent): PyTorch. Their derivative rules are then
     attached (see `_attach`); an unwatched call pays nothing for them.
     """
+    unpack = None
     for a in arrays:
         if a is None or not hasattr(a, "requires_grad"):
             continue
-        if (a.requires_grad and _grad_mode(type(a))) or _has_forward_tangent(a):
+        if a.requires_grad and _grad_mode(type(a)):
+            return True
+        if unpack is None:  # (looked up once per call: backward asks of eight arrays)
+            unpack = _tangent_reader(type(a))
+        if _has_tangent(unpack, a):
             return True
     return False
 
@@ -178,8 +183,16 @@ def _has_forward_tangent(a: Array) -> bool:
     """Whether `a` carries a forward-mode tangent (a dual tensor, or one inside ``jvp``)."""
     if not hasattr(a, "requires_grad"):
         return False
-    forward_ad = sys.modules.get(type(a).__module__.partition(".")[0] + ".autograd.forward_ad")
-    unpack = getattr(forward_ad, "unpack_dual", None)
+    return _has_tangent(_tangent_reader(type(a)), a)
+
+
+def _tangent_reader(array_type: type) -> Callable[[Array], Any] | None:
+    """The ``autograd.forward_ad.unpack_dual`` of the library of `array_type`, if it has one."""
+    forward_ad = sys.modules.get(array_type.__module__.partition(".")[0] + ".autograd.forward_ad")
+    return getattr(forward_ad, "unpack_dual", None)
+
+
+def _has_tangent(unpack: Callable[[Array], Any] | None, a: Array) -> bool:
     if unpack is None:
         return False
     try:

@@ -4,8 +4,8 @@ The entries are given by an index array shaped like the input with the slice axi
 (cross_entropy's targets, a slice's top entry). Where the array is our own mutable temporary
 and the axis is its last, both go through a flat view of it at precomputed positions
 (`flat_positions`): one read or one write per slice. array-api-compat's ``take_along_axis``
-costs half a dozen operations more on some libraries, which it spends on negative indices ours
-never are.
+and ``take`` cost half a dozen operations more on some libraries, which they spend on negative
+indices ours never are.
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ def flat_positions(xp: Namespace, a: Array, index: Array, axis: int) -> Array | 
     if not sets_at_integer_indices(xp):
         return None
     starts = xp.arange(0, math.prod(a.shape), n, device=array_device(a))
-    return xp.reshape(xp.reshape(starts, index.shape) + index, (-1,))
+    return xp.reshape(index, (-1,)) + starts
 
 
 def put_at(
@@ -59,7 +59,9 @@ def put_at(
     if positions is not None:
         flat = xp.reshape(a, (-1,))
         if not isinstance(values, float):
-            values = xp.reshape(xp.broadcast_to(values, index.shape), (-1,))
+            if tuple(values.shape) != tuple(index.shape):
+                values = xp.broadcast_to(values, tuple(index.shape))
+            values = xp.reshape(values, (-1,))
         flat[positions] = flat[positions] + values if add else values
         return a
     at_index = is_index(xp, a, index, axis)
@@ -78,7 +80,7 @@ def take_along(
     positions instead: a pass over a, but nothing that outlives the reduction.
     """
     if positions is not None:
-        return xp.reshape(xp.take(xp.reshape(a, (-1,)), positions, axis=0), tuple(index.shape))
+        return xp.reshape(xp.reshape(a, (-1,))[positions], tuple(index.shape))
     if hasattr(xp, "take_along_axis"):
         try:
             return xp.take_along_axis(a, index, axis=axis)

@@ -6,7 +6,7 @@ import math
 import operator
 
 from ._attach import apply
-from ._compat import Array, Namespace, surely_false
+from ._compat import Array, Namespace, surely_false, values_are_known
 from ._loss_rule import CROSS_ENTROPY
 from ._validation import Prepared, prepare, to_namespace
 
@@ -102,11 +102,11 @@ def cross_entropy(
         label_smoothing=float(label_smoothing),
         class_indices=class_indices,
     )
-    loss = xp.squeeze(loss, axis=axis)
+    # (The loss keeps the class axis, of length 1: the sum and mean need not drop it.)
     if ignored is not None:
-        loss = xp.where(ignored, 0.0, loss)
+        loss = xp.where(xp.expand_dims(ignored, axis=axis), 0.0, loss)
     if reduction == "none":
-        return p.finish(loss)
+        return p.finish(xp.squeeze(loss, axis=axis))
     total = xp.sum(loss)
     if reduction == "mean":
         total = total / _mean_denominator(xp, loss, target, weights, ignored, class_indices)
@@ -142,15 +142,31 @@ def _class_indices(
             f"axis {axis}, {batch}; got {tuple(target.shape)}"
         )
     ignored = None
-    valid = (target >= 0) & (target < shape[axis])
     if ignore_index is not None:
         ignored = target == _int_argument(ignore_index, "ignore_index")
-        valid = valid | ignored
         # Any real class serves for the gather; the ignored samples' losses are dropped.
         target = xp.where(ignored, xp.zeros_like(target), target)
-    if surely_false(xp.all(valid)):
+    if _surely_outside(xp, target, shape[axis]):
         raise ValueError(f"target holds class indices outside [0, {shape[axis]})")
     return target, ignored
+
+
+def _surely_outside(xp: Namespace, target: Array, n_classes: int) -> bool:
+    """Whether some class index is known now to lie outside [0, n_classes).
+
+    Two reductions and two reads (the least and the greatest index): comparing every index
+    against both bounds costs more. Lazy or traced indices cannot be read and pass.
+    """
+    if 0 in tuple(target.shape):
+        return False
+    lowest, highest = xp.min(target), xp.max(target)
+    # (Asked of the results: concrete indices closed over by a traced function give tracers.)
+    if not values_are_known(lowest):
+        return False
+    try:
+        return int(lowest) < 0 or int(highest) >= n_classes
+    except RuntimeError:  # a transform that refuses the read (torch.func.vmap)
+        return False
 
 
 def _int_argument(value: object, name: str) -> int:
@@ -191,7 +207,7 @@ def _mean_denominator(
     if not class_indices or (weights is None and ignored is None):
         return max(math.prod(loss.shape), 1)
     if weights is None:
-        counted = xp.where(ignored, 0.0, xp.ones_like(loss))
+        counted = xp.where(ignored, 0.0, xp.ones_like(ignored, dtype=loss.dtype))
     else:
         counted = xp.reshape(xp.take(weights, xp.reshape(target, (-1,)), axis=0), target.shape)
         if ignored is not None:
