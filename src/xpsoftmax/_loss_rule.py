@@ -79,8 +79,7 @@ class _CrossEntropy(Rule):
             return loss, n.maximum, logs_total
         eps = static.label_smoothing
         index = xp.expand_dims(target, axis=axis)
-        n = normalise(p, totals_only=eps == 0.0, leave_out=index)
-        logs_total, loss = _log_total_and_loss(xp, n)
+        n, logs_total, loss = _normalised_and_loss(p, index, totals_only=eps == 0.0)
         if weight is not None:
             # (A weight of 0 on an infinite loss adds nothing: select, then multiply.)
             w_target = _along(xp, weight, axis, p.x.ndim, index)
@@ -159,6 +158,25 @@ def _target_logit(p: Prepared, n: Normalised, index: Array) -> Array:
     if p.where is not None:
         x_target = xp.where(take_along(xp, p.where, index, axis), x_target, -xp.inf)
     return shift(p, x_target, n.maximum, n.offset, n.ordinary)
+
+
+def _normalised_and_loss(
+    p: Prepared, index: Array, totals_only: bool
+) -> tuple[Normalised, Array, Array]:
+    """`normalise`, L and the per-sample loss ``L - z_y`` at the class `index`.
+
+    Eager arrays leave the target out of the sum (`_log_total_and_loss`): a dozen fewer
+    operations than `log_total`'s look for near-one slices and its tail sum, which is what
+    small batches pay for. Compiled arrays take `log_total`'s tail, which XLA fuses into the
+    reductions the gradient shares; leaving the target out took ``jit(grad)`` of the mean
+    loss from 1.15 to 1.54 of optax's (1024 x 32000 float32, on CPU).
+    """
+    if p.lazy:
+        n = normalise(p, totals_only=totals_only)
+        logs_total = log_total(p, n)
+        return n, logs_total, logs_total - _target_logit(p, n, index)
+    n = normalise(p, totals_only=totals_only, leave_out=index)
+    return n, *_log_total_and_loss(p.xp, n)
 
 
 def _log_total_and_loss(xp: Namespace, n: Normalised) -> tuple[Array, Array]:
