@@ -180,18 +180,19 @@ def _normalised_and_loss(
 
 
 def _log_total_and_loss(xp: Namespace, n: Normalised) -> tuple[Array, Array]:
-    """(L, L - z_y) from the sum of the exponentials but the target's, `rest`.
+    """(L, L - z_y) from the sum of the exponentials but the target's, `rest`:
+    ``L = log1p(rest + expm1(z_y))``.
 
-    Where the target is the maximum (z_y = 0, its exponential exactly 1) L is ``log1p(rest)``,
-    which keeps its digits when the target dominates and the loss is tiny; elsewhere the
-    loss is at least log 2 (z_y < 0 with ``exp(z_y) <= rest``), and ``log(rest + exp(z_y))``
-    serves. No pass over the slices looks for near-one sums.
+    Where the target is the maximum, z_y = 0 and L is ``log1p(rest)``: it keeps its digits
+    when the target dominates and the loss is tiny. Elsewhere the loss is at least log 2
+    (z_y < 0 with ``exp(z_y) <= rest``), and L's absolute accuracy is all it needs. No pass
+    over the slices looks for near-one sums.
     """
     z_target, rest = n.left_out, n.total
-    total = rest + xp.exp(z_target)
-    if not n.ordinary:  # empty slices: log 1 = 0, so that they divide to 0 and not NaN
-        total = xp.where(total == 0, 1.0, total)
-    logs_total = xp.where(z_target == 0, xp.log1p(rest), xp.log(total))
+    total_less_one = rest + xp.expm1(z_target)
+    if not n.ordinary:  # empty slices (rest 0, z_y -inf): L = 0, so that they divide to 0
+        total_less_one = xp.where(total_less_one == -1.0, 0.0, total_less_one)
+    logs_total = xp.log1p(total_less_one)
     return logs_total, logs_total - z_target
 
 
