@@ -80,6 +80,41 @@ def test_agrees_with_torch_on_random_combinations(seed: int) -> None:
     np.testing.assert_allclose(numpy_result, expected.detach().numpy(), rtol=1e-10, atol=1e-12)
 
 
+@pytest.mark.parametrize("library", ["torch", "numpy"])
+@pytest.mark.parametrize("layout", ["transposed", "class axis first"])
+def test_any_memory_layout_gives_torch_values_and_gradients(library: str, layout: str) -> None:
+    """Logits whose rows are not contiguous in memory (a transposed view), and the class axis
+    first: the target's entry is read and written in place in each slice of our temporaries,
+    which keep the input's layout. Sample 0's target dominates (a loss near 1e-20)."""
+    rng = np.random.default_rng(4)
+    classes_first = rng.normal(size=(7, 300)) * 3.0  # (classes, samples), C order
+    classes_first[:, 0] = -40.0
+    classes_first[2, 0] = 10.0
+    target = rng.integers(0, 7, 300)
+    target[0] = 2
+    # "transposed": a (samples, classes) view of the same memory, rows strided.
+    x_np, axis = (classes_first.T, -1) if layout == "transposed" else (classes_first, 0)
+    x_ref = torch.tensor(classes_first.T.copy(), requires_grad=True)
+    expected = F.cross_entropy(x_ref, torch.tensor(target), reduction="none")
+    (expected_grad,) = torch.autograd.grad(expected.sum(), x_ref)
+    if library == "torch":
+        x = torch.from_numpy(x_np).requires_grad_()
+        loss = xpsoftmax.cross_entropy(x, torch.tensor(target), axis=axis, reduction="none")
+        (grad,) = torch.autograd.grad(loss.sum(), x)
+        grad = np.moveaxis(grad.numpy(), axis, -1)
+        # Sample 0: s_y - 1 = -t / (1 + t), where torch's 1 + t rounds to 1 and gives 0.
+        tail = np.exp(classes_first[[0, 1, 3, 4, 5, 6], 0] - 10.0).sum()
+        assert grad[0, 2] == pytest.approx(-tail / (1 + tail), rel=1e-13)
+        np.testing.assert_allclose(grad[1:], expected_grad.numpy()[1:], rtol=1e-10, atol=1e-300)
+        loss = loss.detach().numpy()
+    else:
+        loss = xpsoftmax.cross_entropy(x_np, target, axis=axis, reduction="none")
+    np.testing.assert_allclose(loss[1:], expected.detach().numpy()[1:], rtol=1e-12)
+    # Sample 0: log1p of the others' sum (torch rounds 1 + 1e-20 to 1 and gives 0).
+    tail = np.exp(classes_first[[0, 1, 3, 4, 5, 6], 0] - 10.0).sum()
+    assert float(loss[0]) == pytest.approx(np.log1p(tail), rel=1e-14)
+
+
 def test_every_sample_ignored_gives_zero_mean_and_zero_gradient() -> None:
     """The one deliberate difference from torch, which gives NaN here."""
     logits = np.array([[1.0, 2.0, 0.5], [0.0, -1.0, 3.0]])

@@ -160,6 +160,21 @@ _TORCH_OWN: dict[str, Callable[[Any], Any]] = {
 }
 
 
+@pytest.mark.parametrize("name", REDUCING)
+def test_gradients_of_a_transposed_view_match_torch(name: str) -> None:
+    """Rows not contiguous in memory: the derivative's one write per slice lands in each row of
+    our temporaries, which keep the input's layout (a flat view of them would be a copy)."""
+    base = np.random.default_rng(5).normal(size=(6, 40)) * 3.0
+    weights = torch.tensor(
+        np.random.default_rng(6).normal(size=(40, 6) if name != "logsumexp" else 40)
+    )
+    x = torch.from_numpy(base).T.requires_grad_()  # (40, 6), strided rows
+    (ours,) = torch.autograd.grad((getattr(xpsoftmax, name)(x) * weights).sum(), x)
+    x_own = torch.tensor(base.T.copy(), requires_grad=True)
+    (own,) = torch.autograd.grad((_TORCH_OWN[name](x_own) * weights).sum(), x_own)
+    np.testing.assert_allclose(ours.numpy(), own.numpy(), rtol=1e-10, atol=1e-14)
+
+
 @pytest.mark.parametrize("name", [*REDUCING, "cross_entropy"])
 def test_double_backward_matches_torch(name: str, logits: np.ndarray) -> None:
     """Hessian-vector products by double backward, against the same through torch's own op."""

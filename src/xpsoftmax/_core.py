@@ -32,7 +32,7 @@ from ._compat import (
     values_are_known,
     writes_into_out,
 )
-from ._indexing import flat_positions, put_at, take_along
+from ._indexing import put_at, slice_key, take_along
 from ._validation import Prepared
 
 __all__ = [
@@ -118,16 +118,16 @@ def normalise(
         return Normalised(None, None, maximum, offset, total, ordinary, left_out)
     # A masked x is our own copy: on the ordinary path it becomes the shifted logits in place.
     shifted = shift(p, x, maximum, offset, ordinary, own=p.where is not None and ordinary)
-    left_out = positions = None
+    left_out = key = None
     if leave_out is not None:
-        positions = flat_positions(xp, shifted, leave_out, axes[0])
-        left_out = take_along(xp, shifted, leave_out, axes[0], positions)
+        key = slice_key(xp, shifted, leave_out, axes[0])
+        left_out = take_along(xp, shifted, leave_out, axes[0], key)
     # Without keep_shifted, one buffer serves the shifted logits, their exponentials and (see
     # `probabilities`) the result: fresh memory costs a page fault per page, on large arrays
     # about as much as a pass over them.
     exp_shifted = xp.exp(shifted) if keep_shifted and not totals_only else exponentiate(xp, shifted)
     if leave_out is not None:
-        exp_shifted = put_at(xp, exp_shifted, leave_out, axes[0], 0.0, positions=positions)
+        exp_shifted = put_at(xp, exp_shifted, leave_out, axes[0], 0.0, key=key)
     total = xp.sum(exp_shifted, axis=axes, keepdims=True)
     return Normalised(
         None if totals_only else shifted, exp_shifted, maximum, offset, total, ordinary, left_out
@@ -182,9 +182,9 @@ def _blocked_total(
         part = _shift_and_scale(xp, part, offsets[start:stop, ...], p.temperature, True, own=True)
         if leave_out is not None:
             index = indices[start:stop, ...]
-            positions = flat_positions(xp, part, index, 1)
-            left_out[start:stop, ...] = take_along(xp, part, index, 1, positions)
-            part = put_at(xp, exponentiate(xp, part), index, 1, 0.0, positions=positions)
+            key = slice_key(xp, part, index, 1)
+            left_out[start:stop, ...] = take_along(xp, part, index, 1, key)
+            part = put_at(xp, exponentiate(xp, part), index, 1, 0.0, key=key)
         else:
             part = exponentiate(xp, part)
         totals[start:stop, ...] = xp.sum(part, axis=-1, keepdims=True)

@@ -1,16 +1,13 @@
 """One entry per slice: reading it (`take_along`) and writing it (`put_at`).
 
 The entries are given by an index array shaped like the input with the slice axis of length 1
-(cross_entropy's targets, a slice's top entry). Where the array is our own mutable temporary
-and the axis is its last, both go through a flat view of it at precomputed positions
-(`flat_positions`): one read or one write per slice. array-api-compat's ``take_along_axis``
-and ``take`` cost half a dozen operations more on some libraries, which they spend on negative
-indices ours never are.
+(cross_entropy's targets, a slice's top entry). Where the array is our own mutable temporary,
+both go through an integer-array key (`slice_key`): one read or one write per slice, whatever
+the array's memory layout. array-api-compat's ``take_along_axis`` and ``take`` cost half a
+dozen operations more on some libraries, which they spend on negative indices ours never are.
 """
 
 from __future__ import annotations
-
-import math
 
 from ._compat import (
     Array,
@@ -20,23 +17,28 @@ from ._compat import (
     sets_at_integer_indices,
 )
 
-__all__ = ["flat_positions", "is_index", "put_at", "take_along"]
+__all__ = ["is_index", "put_at", "slice_key", "take_along"]
 
 
-def flat_positions(xp: Namespace, a: Array, index: Array, axis: int) -> Array | None:
-    """The positions of a's entries at `index` along `axis` in a flat view of a, or None.
+def slice_key(xp: Namespace, a: Array, index: Array, axis: int) -> tuple[Array, ...] | None:
+    """An integer-array key that picks each slice's entry at `index` along `axis`: ``a[key]``
+    reads them, shaped like `index`, and ``a[key] = values`` writes them. None where the
+    general paths of `take_along` and `put_at` serve instead.
 
-    Only for a temporary of ours that we may update (fresh, so laid out row by row) along its
-    last axis, of a library that writes at integer indices; None elsewhere, where
-    `take_along` and `put_at` take their general paths.
+    Only for a temporary of ours that we may update, of a library that writes at integer
+    indices. (A flat view would need a's memory in row order, which the standard cannot ask
+    for: an operation on a transposed input keeps its layout, and reshaping copies it.)
     """
-    n = a.shape[axis]
-    if n == 0 or axis != a.ndim - 1 or not can_update_in_place(a):
+    if a.shape[axis] == 0 or not can_update_in_place(a) or not sets_at_integer_indices(xp):
         return None
-    if not sets_at_integer_indices(xp):
-        return None
-    starts = xp.arange(0, math.prod(a.shape), n, device=array_device(a))
-    return xp.reshape(index, (-1,)) + starts
+    key = []
+    for i, n in enumerate(a.shape):
+        if i == axis:
+            key.append(index)
+        else:  # this axis's positions, to broadcast against the index
+            shape = tuple(n if j == i else 1 for j in range(a.ndim))
+            key.append(xp.reshape(xp.arange(n, device=array_device(a)), shape))
+    return tuple(key)
 
 
 def put_at(
@@ -46,23 +48,18 @@ def put_at(
     axis: int,
     values: Array | float,
     add: bool = False,
-    positions: Array | None = None,
+    key: tuple[Array, ...] | None = None,
 ) -> Array:
     """a with one entry per slice, at `index` along `axis`, set to (or, with `add`,
     increased by) the per-slice `values`.
 
-    Into a's memory through `flat_positions` where they exist (pass them if you have them);
+    Into a's memory through `slice_key` where there is one (pass it if you have it);
     elsewhere by comparing positions, a pass over a.
     """
-    if positions is None:
-        positions = flat_positions(xp, a, index, axis)
-    if positions is not None:
-        flat = xp.reshape(a, (-1,))
-        if not isinstance(values, float):
-            if tuple(values.shape) != tuple(index.shape):
-                values = xp.broadcast_to(values, tuple(index.shape))
-            values = xp.reshape(values, (-1,))
-        flat[positions] = flat[positions] + values if add else values
+    if key is None:
+        key = slice_key(xp, a, index, axis)
+    if key is not None:
+        a[key] = a[key] + values if add else values
         return a
     at_index = is_index(xp, a, index, axis)
     if add:
@@ -71,16 +68,16 @@ def put_at(
 
 
 def take_along(
-    xp: Namespace, a: Array, index: Array, axis: int, positions: Array | None = None
+    xp: Namespace, a: Array, index: Array, axis: int, key: tuple[Array, ...] | None = None
 ) -> Array:
     """``take_along_axis(a, index, axis)`` for an index with the axis of length 1.
 
-    Through a flat view where a's `flat_positions` are given. A namespace without
-    ``take_along_axis`` (Dask's), or an axis sharded over devices, selects by comparing
-    positions instead: a pass over a, but nothing that outlives the reduction.
+    Through a's `slice_key` where it is given. A namespace without ``take_along_axis``
+    (Dask's), or an axis sharded over devices, selects by comparing positions instead: a pass
+    over a, but nothing that outlives the reduction.
     """
-    if positions is not None:
-        return xp.reshape(xp.reshape(a, (-1,))[positions], tuple(index.shape))
+    if key is not None:
+        return a[key]
     if hasattr(xp, "take_along_axis"):
         try:
             return xp.take_along_axis(a, index, axis=axis)
