@@ -63,9 +63,10 @@ class Normalised:
     offset: Array  # the maximum actually subtracted: 0 where the maximum is infinite
     total: Array  # sum of exp_shifted: 0 for a slice with nothing in it
     # Every maximum is known to be finite: no slice is empty, holds +inf or NaN, and each
-    # total is at least 1 (the maximum's own exp(0)).
+    # total is at least 1 (the maximum's own exp(0)), unless the maximum was left out.
     ordinary: bool = False
-    # With `leave_out`: the shifted logits at the left-out entries, which `total` leaves out.
+    # With `leave_out`: the shifted logits at the left-out entries, which `total` (and so
+    # `safe_total` and `probabilities`) leaves out.
     left_out: Array | None = None
 
     def safe_total(self, p: Prepared) -> Array:
