@@ -39,6 +39,7 @@ __all__ = [
     "Normalised",
     "complement",
     "divide",
+    "halvings",
     "log_probabilities",
     "log_sum_exp",
     "log_total",
@@ -48,7 +49,9 @@ __all__ = [
     "probabilities",
     "scale",
     "shift",
+    "slice_maximum",
     "subtract",
+    "sum_safe_bound",
     "top_count_and_tail",
 ]
 
@@ -106,7 +109,7 @@ def normalise(
     xp, x, axes = p.xp, p.x, p.axes
     if p.where is not None:
         x = xp.where(p.where, x, -xp.inf)
-    maximum = _maximum(xp, x, axes)
+    maximum = slice_maximum(xp, x, axes)
     # Ordinary input, every maximum finite and below `overflow_free`, needs none of the
     # special-value passes below; one look at the small per-slice maximum tells (eager arrays
     # only: asking a lazy one would run it). This keeps softmax to SciPy's five passes.
@@ -295,12 +298,28 @@ def overflow_free(xp: Namespace, dtype: object) -> float:
 _OVERFLOW_FREE: dict[tuple[Namespace, Any], float] = {}
 
 
-def _maximum(xp: Namespace, x: Array, axes: tuple[int, ...]) -> Array:
+def slice_maximum(xp: Namespace, x: Array, axes: tuple[int, ...]) -> Array:
     """Per-slice maximum; -inf for slices of length 0, where a max reduction has no identity."""
     if 0 in x.shape and any(x.shape[a] == 0 for a in axes):
         shape = tuple(1 if i in axes else n for i, n in enumerate(x.shape))
         return xp.full(shape, -xp.inf, dtype=x.dtype, device=array_device(x))
     return xp.max(x, axis=axes, keepdims=True)
+
+
+def sum_safe_bound(xp: Namespace, dtype: Any, n: int) -> float:
+    """A magnitude below which n values of `dtype`, their sum, and its differences with any of
+    them cannot overflow."""
+    return float(xp.finfo(dtype).max) / (4.0 * (n + 1))
+
+
+def halvings(xp: Namespace, magnitude: Array, bound: float) -> Array:
+    """Per slice, the fewest k >= 0 with ``magnitude * 2**-k <= bound``.
+
+    Values near the float limit are scaled by ``2**-k`` before they are summed (exact: a power
+    of two), and the k put back afterwards, as a factor or as ``k log 2``.
+    """
+    over = xp.where(magnitude > bound, magnitude / bound, xp.ones_like(magnitude))
+    return xp.ceil(xp.log2(over))
 
 
 def top_count_and_tail(p: Prepared, n: Normalised) -> tuple[Array, Array, Array]:

@@ -11,7 +11,15 @@ from __future__ import annotations
 from typing import Any
 
 from ._compat import Array, all_below_now, array_device, can_update_in_place
-from ._core import complement, normalise, probabilities, scale, top_count_and_tail
+from ._core import (
+    complement,
+    halvings,
+    normalise,
+    probabilities,
+    scale,
+    sum_safe_bound,
+    top_count_and_tail,
+)
 from ._validation import astype_saturating, check_shape, move_axis, prepare, to_namespace
 
 __all__ = [
@@ -66,7 +74,7 @@ class _Along:
         v = move_axis(xp, v, self.axis, -1)
         v = v if self.p.where is None else xp.where(self.p.where, v, 0.0)
         # Entries below `huge` cannot overflow in v - <s, v> and its sums over a slice.
-        huge = float(xp.finfo(v.dtype).max) / (4.0 * (v.shape[-1] + 1)) if v.ndim else 0.0
+        huge = sum_safe_bound(xp, v.dtype, v.shape[-1]) if v.ndim else 0.0
         # (An empty v holds nothing to poison, and has no maximum to ask for.)
         if self.p.lazy or (0 not in tuple(v.shape) and not all_below_now(xp, v, huge)):
             # A slice whose vector holds inf or NaN has a NaN product (IEEE arithmetic would
@@ -83,8 +91,7 @@ class _Along:
         below `huge`; `finish_vector` scales the result back, to +-inf where it overflows."""
         xp = self.xp
         magnitude = xp.max(xp.abs(v), axis=-1, keepdims=True)
-        over = xp.where(magnitude > huge, magnitude / huge, xp.ones_like(magnitude))
-        self.shrink = 2.0 ** -xp.ceil(xp.log2(over))
+        self.shrink = 2.0 ** -halvings(xp, magnitude, huge)
         return v * self.shrink
 
     def centred_difference(self, v: Array) -> Array:

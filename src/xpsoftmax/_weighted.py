@@ -28,7 +28,7 @@ from ._compat import (
     may_warn_on_overflow,
     values_are_known,
 )
-from ._core import scale
+from ._core import halvings, scale, slice_maximum, sum_safe_bound
 from ._validation import (
     _check_temperature,
     _normalise_axes,
@@ -177,20 +177,12 @@ def _finish(c: _Call, result: Array, keepdims: bool) -> Array:
     return result if result.dtype == wanted else xp.astype(result, wanted)
 
 
-def _maximum(xp: Namespace, values: Array, axes: tuple[int, ...]) -> Array:
-    """Per-slice maximum of real `values`: -inf for a slice of length 0."""
-    if any(values.shape[a] == 0 for a in axes):
-        shape = tuple(1 if i in axes else n for i, n in enumerate(values.shape))
-        return xp.full(shape, -xp.inf, dtype=values.dtype, device=array_device(values))
-    return xp.max(values, axis=axes, keepdims=True)
-
-
 def _shift(
     xp: Namespace, real: Array, axes: tuple[int, ...], temperature: Any
 ) -> tuple[Array, Array]:
     """(offset, (real - offset) / T): offset is the largest finite value, or 0 if none is."""
     finite = xp.isfinite(real)
-    maximum = _maximum(xp, xp.where(finite, real, -xp.inf), axes)
+    maximum = slice_maximum(xp, xp.where(finite, real, -xp.inf), axes)
     offset = xp.where(maximum == -xp.inf, 0.0, maximum)
     if may_warn_on_overflow(real):
         # Logits spanning the float range: x - offset overflows to the -inf it should be,
@@ -257,10 +249,7 @@ def _scaled_weights(xp: Namespace, b: Array, axes: tuple[int, ...]) -> tuple[Arr
     n = 1
     for a in axes:  # (a loop, not a generator: torch.compile traces it)
         n *= b.shape[a]
-    bound = float(xp.finfo(b.dtype).max) / (4.0 * (n + 1))
-    magnitude = _maximum(xp, xp.abs(b), axes)
-    over = xp.where(magnitude > bound, magnitude / bound, xp.ones_like(magnitude))
-    doublings = xp.ceil(xp.log2(over))
+    doublings = halvings(xp, slice_maximum(xp, xp.abs(b), axes), sum_safe_bound(xp, b.dtype, n))
     return b * 2.0**-doublings, doublings
 
 
