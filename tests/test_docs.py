@@ -30,7 +30,7 @@ def test_the_pages_exist() -> None:
     assert {
         "index",
         "getting_started",
-        "semantics",
+        "spec",
         "frameworks",
         "calibration",
         "library_authors",
@@ -69,7 +69,7 @@ def test_examples_run(page: Path) -> None:
     with np.printoptions():  # pages set the print precision they show; keep it to the page
         runner.run(test, out=failures.append)
     assert not failures, "".join(failures)
-    if page.stem in ("semantics", "frameworks", "library_authors", "getting_started"):
+    if page.stem in ("spec", "frameworks", "library_authors", "getting_started"):
         assert test.examples, f"{page.name} should show runnable examples"
 
 
