@@ -1,8 +1,10 @@
 """Sphinx configuration of the xpsoftmax documentation.
 
 Built with warnings as errors (``sphinx-build -W --keep-going -b html docs docs/_build/html``), as CI and
-``tests/test_docs.py`` do. The API reference is written out in ``api.rst`` with ``autofunction``
-directives rather than generated stub files, so a build never writes into the source tree.
+``tests/test_docs.py`` do. The API reference is hand-written: ``api.rst`` indexes one small page
+per public function under ``api/``, each an ``autofunction`` directive and its links into the
+specification (``spec.rst``), rather than stub files generated at build time, so a build never
+writes into the source tree.
 """
 
 from __future__ import annotations
@@ -35,6 +37,16 @@ default_role = "code"
 autosummary_generate = False
 autodoc_typehints = "none"  # numpydoc's Parameters sections already give the types
 
-html_theme = "alabaster"
+# pydata-sphinx-theme, as NumPy, SciPy and pandas use; its navigation bar carries the search box.
+html_theme = "pydata_sphinx_theme"
 html_title = f"xpsoftmax {release}"
 html_static_path: list[str] = []
+html_theme_options = {
+    "navbar_persistent": ["search-field"],
+    "navbar_end": ["theme-switcher", "navbar-icon-links"],
+    "header_links_before_dropdown": 5,
+    "show_toc_level": 2,
+    "navigation_with_keys": False,
+}
+# The per-page source link points at files users do not need; the search page is built.
+html_show_sourcelink = False

@@ -22,6 +22,8 @@ import xpsoftmax
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
 PAGES = sorted(DOCS.glob("*.rst"))
+#: One hand-written page per public function (and one for ``xpsoftmax.backends``), indexed by api.rst.
+API_PAGES = sorted((DOCS / "api").glob("*.rst"))
 OPTIONS = doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE
 
 
@@ -60,7 +62,11 @@ def test_docs_build_without_warnings(tmp_path: Path) -> None:
     assert (tmp_path / "html" / "api.html").exists()
 
 
-@pytest.mark.parametrize("page", PAGES, ids=[page.stem for page in PAGES])
+@pytest.mark.parametrize(
+    "page",
+    PAGES + API_PAGES,
+    ids=[page.stem for page in PAGES] + [f"api/{page.stem}" for page in API_PAGES],
+)
 def test_examples_run(page: Path) -> None:
     parser = doctest.DocTestParser()
     test = parser.get_doctest(page.read_text(encoding="utf-8"), {}, page.stem, str(page), 0)
@@ -74,7 +80,7 @@ def test_examples_run(page: Path) -> None:
 
 
 def _documented_objects() -> dict[str, object]:
-    """What api.rst renders with its docstring examples: the public functions and the backends."""
+    """What the API pages render with their docstring examples: the public functions and backends."""
     from xpsoftmax.backends import bounds, compare, oracle
 
     from xpsoftmax import backends
@@ -105,12 +111,23 @@ def test_docstring_examples_run(name: str) -> None:
     assert not failures, "".join(failures)
 
 
-def test_every_public_function_is_in_the_api_reference() -> None:
+def test_every_public_function_has_an_api_page_linked_to_the_spec() -> None:
+    spec = (DOCS / "spec.rst").read_text(encoding="utf-8")
+    labels = set(re.findall(r"^\.\. _(spec[\w-]*):$", spec, flags=re.MULTILINE))
+    for name in xpsoftmax.__all__:
+        page = (DOCS / "api" / f"{name}.rst").read_text(encoding="utf-8")
+        assert re.search(rf"^\.\. autofunction:: {name}$", page, flags=re.MULTILINE), name
+        cited = set(re.findall(r":ref:`(spec[\w-]*)`", page))
+        assert cited, f"api/{name}.rst cites no section of the specification"
+        assert cited <= labels, f"api/{name}.rst cites unknown sections {cited - labels}"
+
+
+def test_the_api_index_lists_every_public_function_and_page() -> None:
     api = (DOCS / "api.rst").read_text(encoding="utf-8")
-    documented = set(re.findall(r"^\.\. autofunction:: (\w+)$", api, flags=re.MULTILINE))
-    assert set(xpsoftmax.__all__) <= documented
     listed = set(re.findall(r"^   (\w+)$", api, flags=re.MULTILINE))
     assert set(xpsoftmax.__all__) <= listed
+    in_toctree = set(re.findall(r"^   api/(\w+)$", api, flags=re.MULTILINE))
+    assert in_toctree == {page.stem for page in API_PAGES}
 
 
 def test_the_index_lists_every_page() -> None:
