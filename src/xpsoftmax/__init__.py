@@ -7,8 +7,8 @@ PyTorch, CuPy, Dask, array-api-strict and any other library that array-api-compa
 Results keep the input's library, device and dtype.
 """
 
-from . import _attach
 from ._calibration import calibration_curve, calibration_error
+from ._derivatives import attach as _attach
 from ._jacobian import (
     log_softmax_jacobian,
     log_softmax_jvp,
@@ -23,7 +23,7 @@ from ._temperature import fit_temperature
 
 __version__ = "0.1.0"
 
-# Ready the derivative rules for libraries imported before us (see _attach).
+# Ready the derivative rules for libraries imported before us (see `_derivatives.attach`).
 _attach.define_for_imported_libraries()
 
 __all__ = [

@@ -7,9 +7,10 @@ least one batch axis, and labels that are integer class indices, one per sample.
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
-from ._compat import Array, array_device, surely_false
-from ._core import normalise, probabilities
+from ._kernels.normalise import normalise, probabilities
+from ._platform import Array, array_device, surely_false
 from ._validation import Prepared, prepare, to_namespace
 
 __all__ = ["calibration_curve", "calibration_error", "prepare_classified"]
@@ -49,8 +50,9 @@ def prepare_classified(
         name="logits",
     )
     if p.x.ndim == 1:  # one sample: give it a batch axis, so batch reductions never see ()
-        p.x, p.axes = p.x[None, ...], (1,)
-        p.where = None if p.where is None else p.xp.broadcast_to(p.where, p.x.shape)
+        x = p.x[None, ...]
+        where = None if p.where is None else p.xp.broadcast_to(p.where, x.shape)
+        p = replace(p, x=x, axes=(1,), where=where)
     labels = to_namespace(p.xp, p.x, labels, "labels")
     if getattr(labels, "ndim", None) == 0 and p.x.shape[0] == 1:
         labels = p.xp.reshape(labels, (1,))

@@ -8,18 +8,12 @@ The products never build the n x n matrix.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 
-from ._compat import Array, all_below_now, array_device, can_update_in_place
-from ._core import (
-    complement,
-    halvings,
-    normalise,
-    probabilities,
-    scale,
-    sum_safe_bound,
-    top_count_and_tail,
-)
+from ._kernels.arithmetic import halvings, scale, sum_safe_bound
+from ._kernels.centring import centred, top_index
+from ._kernels.normalise import complement, normalise, probabilities, top_count_and_tail
+from ._platform import Array, all_below_now, array_device, can_update_in_place
 from ._validation import astype_saturating, check_shape, move_axis, prepare, to_namespace
 
 __all__ = [
@@ -44,6 +38,14 @@ _COMMON_PARAMETERS = """
         Entries to include; excluded entries' rows and columns are 0."""
 
 
+class _Vector(NamedTuple):
+    """A checked tangent or cotangent, axis last, and what its product's finish needs."""
+
+    values: Array
+    poisoned: Array | None  # slices whose vector holds inf or NaN
+    shrink: Array | None  # per-slice power of two a huge vector was scaled by
+
+
 class _Along:
     """Everything one call along an axis needs: inputs, probabilities and their complements."""
 
@@ -60,10 +62,8 @@ class _Along:
         shape = list(p.x.shape)
         shape.insert(self.axis, shape.pop())
         self.shape = tuple(shape)
-        self.poisoned: Array | None = None  # slices whose vector holds inf or NaN
-        self.shrink: Array | None = None  # per-slice power of two a huge vector was scaled by
 
-    def vector(self, value: Any, name: str) -> Array:
+    def vector(self, value: Any, name: str) -> _Vector:
         """A tangent or cotangent as an array like x's, axis last, 0 at excluded entries."""
         xp = self.xp
         v = to_namespace(xp, self.p.x, value, name)
@@ -76,45 +76,37 @@ class _Along:
         # Entries below `huge` cannot overflow in v - <s, v> and its sums over a slice.
         huge = sum_safe_bound(xp, v.dtype, v.shape[-1]) if v.ndim else 0.0
         # (An empty v holds nothing to poison, and has no maximum to ask for.)
-        if self.p.lazy or (0 not in tuple(v.shape) and not all_below_now(xp, v, huge)):
-            # A slice whose vector holds inf or NaN has a NaN product (IEEE arithmetic would
-            # give a mix of NaN and inf, with warnings): computed from a zeroed vector, and
-            # set to NaN in `finish_vector`.
-            self.poisoned = xp.any(~xp.isfinite(v), axis=-1, keepdims=True)
-            v = xp.where(self.poisoned, 0.0, v)
-            if not self.p.lazy:
-                v = self._shrunk(v, huge)
-        return v
+        if not self.p.lazy and (0 in tuple(v.shape) or all_below_now(xp, v, huge)):
+            return _Vector(v, None, None)
+        # A slice whose vector holds inf or NaN has a NaN product (IEEE arithmetic would give
+        # a mix of NaN and inf, with warnings): computed from a zeroed vector, and set to NaN
+        # in `finish_vector`.
+        poisoned = xp.any(~xp.isfinite(v), axis=-1, keepdims=True)
+        v = xp.where(poisoned, 0.0, v)
+        if self.p.lazy:
+            return _Vector(v, poisoned, None)
+        # A finite vector near the float limit is scaled per slice by a power of two (exact)
+        # below `huge`; `finish_vector` scales the result back, to +-inf where it overflows.
+        shrink = 2.0 ** -halvings(xp, xp.max(xp.abs(v), axis=-1, keepdims=True), huge)
+        return _Vector(v * shrink, poisoned, shrink)
 
-    def _shrunk(self, v: Array, huge: float) -> Array:
-        """A finite vector near the float limit, scaled per slice by a power of two (exact)
-        below `huge`; `finish_vector` scales the result back, to +-inf where it overflows."""
-        xp = self.xp
-        magnitude = xp.max(xp.abs(v), axis=-1, keepdims=True)
-        self.shrink = 2.0 ** -halvings(xp, magnitude, huge)
-        return v * self.shrink
+    def centred(self, v: _Vector) -> Array:
+        """``v - <s, v>``, exact at a dominant entry (see `xpsoftmax._kernels.centring`)."""
+        xp, s, last = self.xp, self.s, self.s.ndim - 1
+        if s.shape[last] == 0:  # empty slices: nothing to centre
+            return v.values
+        return centred(xp, v.values, s, last, top_index(xp, s, last))
 
-    def centred_difference(self, v: Array) -> Array:
-        """``v - <s, v>``, computed as ``d - <s, d>`` with ``d = v - v_top``.
-
-        Both are equal since s sums to 1, but at a dominant entry d is exactly 0 and
-        ``<s, d>`` sums only small terms, where ``v - <s, v>`` subtracts close numbers.
-        """
-        xp = self.xp
-        centre = xp.sum(xp.where(self.is_top, v, 0.0), axis=-1, keepdims=True) / self.count
-        d = v - centre
-        return d - xp.sum(self.s * d, axis=-1, keepdims=True)
-
-    def finish_vector(self, out: Array) -> Array:
+    def finish_vector(self, out: Array, v: _Vector) -> Array:
         """Scale by the temperature, zero the excluded entries and put the axis back."""
         xp, p = self.xp, self.p
-        if self.poisoned is not None:
-            out = xp.where(self.poisoned, xp.nan, out)
+        if v.poisoned is not None:
+            out = xp.where(v.poisoned, xp.nan, out)
         if p.where is not None:
             out = xp.where(p.where, out, 0.0)
         out = scale(xp, out, p.temperature)
-        if self.shrink is not None:
-            out = scale(xp, out, self.shrink)
+        if v.shrink is not None:
+            out = scale(xp, out, v.shrink)
         return p.finish(move_axis(xp, out, -1, self.axis))
 
     def finish_matrix(self, jac: Array) -> Array:
@@ -203,7 +195,8 @@ def _softmax_product(
 ) -> Array:
     """``s * (u - <s, u>) / T``: softmax's Jacobian times `u` (named `name` in errors)."""
     a = _Along(x, axis, temperature, where)
-    return a.finish_vector(a.s * a.centred_difference(a.vector(u, name)))
+    v = a.vector(u, name)
+    return a.finish_vector(a.s * a.centred(v), v)
 
 
 def softmax_jvp(
@@ -292,7 +285,8 @@ def log_softmax_jvp(
     array([ 0.5, -0.5])
     """
     a = _Along(x, axis, temperature, where)
-    return a.finish_vector(a.centred_difference(a.vector(v, "v")))
+    vector = a.vector(v, "v")
+    return a.finish_vector(a.centred(vector), vector)
 
 
 def log_softmax_vjp(
@@ -323,11 +317,12 @@ def log_softmax_vjp(
     4.248354255291589e-18
     """
     a = _Along(x, axis, temperature, where)
-    xp, s, g = a.xp, a.s, a.vector(g, "g")
+    cotangent = a.vector(g, "g")
+    xp, s, g = a.xp, a.s, cotangent.values
     direct = g - s * xp.sum(g, axis=-1, keepdims=True)
     rest_of_g = xp.sum(xp.where(a.is_top, 0.0, g), axis=-1, keepdims=True)
     at_lone_top = g * a.complement - s * rest_of_g
-    return a.finish_vector(xp.where(a.is_top & (a.count == 1.0), at_lone_top, direct))
+    return a.finish_vector(xp.where(a.is_top & (a.count == 1.0), at_lone_top, direct), cotangent)
 
 
 for _public in (

@@ -1,13 +1,14 @@
-"""cross_entropy: argument checks, ignored samples and the reduction around `_loss_rule`."""
+"""cross_entropy: argument checks, ignored samples and the reduction around its rule
+(`xpsoftmax._derivatives.cross_entropy`)."""
 
 from __future__ import annotations
 
 import math
 import operator
 
-from ._attach import apply
-from ._compat import Array, Namespace, surely_false, values_are_known
-from ._loss_rule import CROSS_ENTROPY
+from ._derivatives.attach import apply
+from ._derivatives.cross_entropy import CROSS_ENTROPY
+from ._platform import Array, Namespace, surely_false, values_are_known
 from ._validation import Prepared, prepare, to_namespace
 
 __all__ = ["cross_entropy"]
@@ -79,11 +80,15 @@ def cross_entropy(
     if isinstance(label_smoothing, bool) or not (0.0 <= label_smoothing <= 1.0):
         raise ValueError(f"label_smoothing must lie in [0, 1], got {label_smoothing!r}")
     p = prepare(
-        logits, axis=axis, temperature=temperature, where=where, single_axis=True, name="logits"
+        logits,
+        axis=axis,
+        temperature=temperature,
+        where=where,
+        single_axis=True,
+        full_where=True,  # gathered at the targets, so shaped like the logits
+        name="logits",
     )
     xp, (axis,) = p.xp, p.axes
-    if p.where is not None:  # gathered at the targets, so shaped like the logits
-        p.where = xp.broadcast_to(p.where, tuple(p.x.shape))
     target = to_namespace(xp, p.x, target, "target")
     weights = _class_weights(xp, p, weight)
     ignored = None
@@ -97,8 +102,8 @@ def cross_entropy(
     loss = apply(
         CROSS_ENTROPY,
         p,
-        target,
-        weights,
+        target=target,
+        weight=weights,
         label_smoothing=float(label_smoothing),
         class_indices=class_indices,
     )

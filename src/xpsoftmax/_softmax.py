@@ -5,11 +5,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from ._attach import apply
-from ._compat import Array, eager_kernel
-from ._rules import LOG_SOFTMAX, LOGSUMEXP, SOFTMAX
+from ._derivatives.attach import apply
+from ._derivatives.softmax import LOG_SOFTMAX, LOGSUMEXP, SOFTMAX
+from ._kernels.weighted import needs_weighted_logsumexp, weighted_logsumexp
+from ._platform import Array, eager_kernel
 from ._validation import prepare
-from ._weighted import needs_weighted_logsumexp, weighted_logsumexp
 
 __all__ = ["log_softmax", "logsumexp", "softmax"]
 

@@ -13,16 +13,16 @@ import math
 from dataclasses import dataclass
 
 from ._calibration import prepare_classified
-from ._compat import Array, Namespace, array_device, surely_false, surely_true
-from ._core import exponentiate, multiply
+from ._kernels.arithmetic import exponentiate, multiply
+from ._platform import Array, Namespace, array_device, surely_false, surely_true
 from ._validation import Prepared
 
 __all__ = ["fit_temperature"]
 
 #: The largest change of log T in a first step: Newton's step is trusted only this far.
 _FIRST_REACH = 2.0
-#: Steps where values cannot be read (jit, Dask). Eager fits from T = 1 take 4 to 10 steps on
-#: the test sets; with the reach doubling, 30 reach any T in the search interval.
+#: Steps where values cannot be read (jit, Dask): with the reach doubling, 30 reach any T in
+#: the search interval.
 _LAZY_STEPS = 30
 _MAX_STEPS = 100
 

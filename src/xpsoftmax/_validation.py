@@ -1,8 +1,10 @@
-"""Input checking and normalisation, done once for every public function.
+"""Input checking and normalisation, done once for every public function: the one validator.
 
 `prepare` turns the public arguments into a `Prepared` record: the namespace, the input in
 the dtype we compute in, the reduced axes as a sorted tuple, the temperature and the mask,
-each checked with an error message that names the argument.
+each checked with an error message that names the argument. `prepare_weighted` does the same
+for logsumexp's weighted, signed and complex cases, with the same checks. Records are frozen:
+what was checked is never changed afterwards.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import operator
 from dataclasses import dataclass
 from typing import Any
 
-from ._compat import (
+from ._platform import (
     Array,
     Namespace,
     array_device,
@@ -25,16 +27,18 @@ from ._compat import (
 
 __all__ = [
     "Prepared",
+    "WeightedCall",
     "astype_saturating",
     "broadcast_shape",
     "check_shape",
     "move_axis",
     "prepare",
+    "prepare_weighted",
     "to_namespace",
 ]
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
 class Prepared:
     """Checked arguments of one call.
 
@@ -161,15 +165,26 @@ def _compute_dtypes(xp: Namespace, x: Array, name: str) -> tuple[Any, Any]:
         # float16 and bfloat16 are computed in float32 and rounded once at the end.
         return (xp.float32 if xp.finfo(dtype).bits < 32 else dtype), dtype
     if xp.isdtype(dtype, ("bool", "integral")):
-        info = xp.__array_namespace_info__()
-        default = info.default_dtypes(device=array_device(x))["real floating"]
+        default = _default_float(xp, x)
         return default, default
     raise TypeError(f"{name} must have a real numeric dtype, got {dtype}")
 
 
+def _default_float(xp: Namespace, x: Array) -> Any:
+    """The namespace's default real floating dtype on x's device (for bool and integer input)."""
+    info = xp.__array_namespace_info__()
+    return info.default_dtypes(device=array_device(x))["real floating"]
+
+
 def _check_temperature(
-    xp: Namespace, x: Array, temperature: object, reduced_shape: tuple[Any, ...], lazy: bool
+    xp: Namespace,
+    x: Array,
+    dtype: Any,
+    temperature: object,
+    reduced_shape: tuple[Any, ...],
+    lazy: bool,
 ) -> float | Array:
+    """The temperature as a Python float or an array of `dtype` (x's compute dtype) on x's device."""
     if isinstance(temperature, bool):
         raise TypeError("temperature must be a real number or array, got a bool")
     if isinstance(temperature, (int, float)):
@@ -177,19 +192,19 @@ def _check_temperature(
         # float, which math.isfinite cannot take (a graph break). NaN fails both comparisons.
         if not (0 < temperature < math.inf):
             raise ValueError(f"temperature must be positive and finite, got {temperature!r}")
-        if temperature > float(xp.finfo(x.dtype).max):
-            raise ValueError(f"temperature {temperature!r} overflows x's compute dtype {x.dtype}")
+        if temperature > float(xp.finfo(dtype).max):
+            raise ValueError(f"temperature {temperature!r} overflows x's compute dtype {dtype}")
         return float(temperature)
     t = to_namespace(xp, x, temperature, "temperature")
     if not xp.isdtype(t.dtype, ("integral", "real floating")):
         raise TypeError(f"temperature must have a real dtype, got {t.dtype}")
     check_shape(t, reduced_shape, "temperature", "the reduced shape (one value per slice)")
     # (Values past x's largest float become inf, and fail the check below.)
-    t = astype_saturating(xp, t, x.dtype)
+    t = astype_saturating(xp, t, dtype)
     # A traced or lazy temperature cannot be checked without running it.
     if not lazy and surely_false(xp.all((t > 0) & xp.isfinite(t))):
         raise ValueError(
-            f"temperature must be positive and finite everywhere in x's compute dtype {x.dtype}"
+            f"temperature must be positive and finite everywhere in x's compute dtype {dtype}"
         )
     return t
 
@@ -205,11 +220,13 @@ def prepare(
     where: object,
     single_axis: bool = False,
     move_axis_last: bool = False,
+    full_where: bool = False,
     name: str = "x",
 ) -> Prepared:
     """Check and normalise the arguments shared by every public function.
 
-    `single_axis` demands one int axis; `move_axis_last` also moves it to the end.
+    `single_axis` demands one int axis; `move_axis_last` also moves it to the end;
+    `full_where` broadcasts the mask to x's shape (for callers that gather from it).
     """
     x = as_array(x, name)
     xp = array_namespace(x)
@@ -220,19 +237,16 @@ def prepare(
         x = xp.astype(x, compute_dtype)
     shape = tuple(x.shape)
 
-    mask = None
-    if where is not None:
-        mask = to_namespace(xp, x, where, "where")
-        if mask.dtype != xp.bool:
-            raise TypeError(f"where must be a boolean array, got dtype {mask.dtype}")
-        check_shape(mask, shape, "where", "x's shape")
+    mask = None if where is None else _mask(xp, x, where, shape, "x's shape")
+    if mask is not None and full_where:
+        mask = xp.broadcast_to(mask, shape)
     # The common case, on every call; a temperature up to float32's largest fits every
     # compute dtype (larger ones are checked against x's in `_check_temperature`).
     if type(temperature) is float and 0 < temperature <= _FLOAT32_MAX:
         t: float | Array = temperature
     else:
         reduced_shape = tuple(1 if i in axes else n for i, n in enumerate(shape))
-        t = _check_temperature(xp, x, temperature, reduced_shape, lazy)
+        t = _check_temperature(xp, x, x.dtype, temperature, reduced_shape, lazy)
 
     if move_axis_last:
         reduced_shape = tuple(1 if i in axes else n for i, n in enumerate(shape))
@@ -245,3 +259,82 @@ def prepare(
             t = move_axis(xp, xp.broadcast_to(t, reduced_shape), a, -1)
         axes = (x.ndim - 1,)
     return Prepared(xp, x, axes, t, mask, result_dtype, lazy)
+
+
+def _mask(xp: Namespace, x: Array, where: object, shape: tuple[Any, ...], what: str) -> Array:
+    """`where` checked: a boolean array of x's namespace that broadcasts to `shape`."""
+    mask = to_namespace(xp, x, where, "where")
+    if mask.dtype != xp.bool:
+        raise TypeError(f"where must be a boolean array, got dtype {mask.dtype}")
+    check_shape(mask, shape, "where", what)
+    return mask
+
+
+@dataclass(frozen=True, slots=True)
+class WeightedCall:
+    """Checked arguments of a weighted, signed or complex logsumexp: x and b broadcast
+    together, in the compute dtype."""
+
+    xp: Namespace
+    x: Array
+    b: Array | None  # None: every weight is 1
+    included: Array | None  # entries that take part (where, and a nonzero weight)
+    axes: tuple[int, ...]
+    temperature: float | Array
+    result_dtype: Any
+    real_dtype: Any  # the compute dtype, or its real counterpart for complex x
+
+
+def prepare_weighted(x: Any, axis: Any, temperature: Any, where: Any, b: Any) -> WeightedCall:
+    """`prepare` for logsumexp with weights `b`, a sign, or complex x."""
+    x = as_array(x, "x")
+    xp = array_namespace(x)
+    if b is not None:
+        b = to_namespace(xp, x, b, "b")
+        if not xp.isdtype(b.dtype, ("bool", "integral", "real floating", "complex floating")):
+            raise TypeError(f"b must have a numeric dtype, got {b.dtype}")
+    result_dtype = _weighted_result_dtype(xp, x, b)
+    is_complex = xp.isdtype(result_dtype, "complex floating")
+    compute_dtype = result_dtype
+    if not is_complex and xp.finfo(result_dtype).bits < 32:
+        compute_dtype = xp.float32  # float16 and bfloat16 are computed in float32
+    shape = tuple(x.shape)
+    if b is not None:
+        both = broadcast_shape(shape, tuple(b.shape))
+        if both is None:
+            raise ValueError(f"b with shape {tuple(b.shape)} does not broadcast to x's {shape}")
+        shape = both
+        b = xp.broadcast_to(xp.astype(b, compute_dtype), shape)
+    lazy = not values_are_known(x)
+    x = xp.broadcast_to(xp.astype(x, compute_dtype), shape)
+    axes = _normalise_axes(axis, len(shape), False)
+    real_dtype = compute_dtype
+    if is_complex:
+        real_dtype = xp.float32 if compute_dtype == xp.complex64 else xp.float64
+    included = None if b is None else b != 0
+    if where is not None:
+        mask = _mask(xp, x, where, shape, "the shape of x (broadcast with b)")
+        included = mask if included is None else included & mask
+    reduced = tuple(1 if i in axes else n for i, n in enumerate(shape))
+    t = _check_temperature(xp, x, real_dtype, temperature, reduced, lazy)
+    return WeightedCall(xp, x, b, included, axes, t, result_dtype, real_dtype)
+
+
+def _weighted_result_dtype(xp: Namespace, x: Array, b: Array | None) -> Any:
+    """The dtype the library promotes x and b to (SciPy's rule), integers becoming floats."""
+    dtype = x.dtype
+    if b is not None:
+        try:
+            dtype = xp.result_type(x.dtype, b.dtype)
+        except TypeError:
+            # array-api-strict promotes no integer with a float: make the integers floats first.
+            dtype = xp.result_type(_floating(xp, x.dtype, x), _floating(xp, b.dtype, x))
+    dtype = _floating(xp, dtype, x)
+    if not xp.isdtype(dtype, ("real floating", "complex floating")):
+        raise TypeError(f"x must have a numeric dtype, got {x.dtype}")
+    return dtype
+
+
+def _floating(xp: Namespace, dtype: Any, x: Array) -> Any:
+    """`dtype`, or the default real floating dtype for bool and integer dtypes."""
+    return _default_float(xp, x) if xp.isdtype(dtype, ("bool", "integral")) else dtype

@@ -1,4 +1,4 @@
-"""cross_entropy's per-sample loss and its closed-form derivatives (see `_rules`).
+"""cross_entropy's per-sample loss and its closed-form derivatives (see `rule`).
 
 With the shifted logits ``z = (x - m) / T``, ``L = log sum_W exp(z)`` (accurate near 0,
 `log_total`) and the log-probabilities ``l = z - L``, the loss of a sample is
@@ -20,7 +20,10 @@ A probability target's own tangent enters as ``-sum w (1 - eps) dq l`` over coun
 
 from __future__ import annotations
 
-from ._compat import (
+from .._kernels.arithmetic import divide, exponentiate, multiply, overflow_free, subtract
+from .._kernels.indexing import is_index, put_at, take_along
+from .._kernels.normalise import Normalised, log_total, normalise, probabilities, shift
+from .._platform import (
     Array,
     Namespace,
     all_below_now,
@@ -28,32 +31,17 @@ from ._compat import (
     records_gradients,
     values_are_known,
 )
-from ._core import (
-    Normalised,
-    divide,
-    exponentiate,
-    log_total,
-    multiply,
-    normalise,
-    overflow_free,
-    probabilities,
-    shift,
-    subtract,
-)
-from ._indexing import is_index, put_at, take_along
-from ._rules import (
-    RULES,
+from .._validation import Prepared
+from .rule import (
     Inputs,
+    Needs,
     Rule,
     Static,
     Tangents,
     over_temperature,
-    prepared,
     scaled_tangent,
     temperature_cotangent,
-    temperature_of,
 )
-from ._validation import Prepared
 
 __all__ = ["CROSS_ENTROPY"]
 
@@ -64,8 +52,8 @@ class _CrossEntropy(Rule):
     name = "cross_entropy"
     reads_input = True
 
-    def outputs(self, p: Prepared, static: Static, *extra: Array | None) -> tuple[Array, ...]:
-        target, weight = extra
+    def outputs(self, p: Prepared, static: Static, inputs: Inputs) -> tuple[Array, ...]:
+        target, weight = inputs.target, inputs.weight
         xp, (axis,) = p.xp, p.axes
         if not static.class_indices:
             n = normalise(p)
@@ -97,16 +85,16 @@ class _CrossEntropy(Rule):
     def jvp(
         self, static: Static, inputs: Inputs, outputs: tuple[Array, ...], tangents: Tangents
     ) -> Array:
-        x, t, where, target, weight = inputs
+        x, _, where, target, weight = inputs
         xp, axis = array_namespace(x), static.axis
         parts = _Parts(static, inputs, outputs)
         out = None
-        if tangents[0] is not None or tangents[1] is not None:
-            logs = parts.logs() if tangents[1] is not None else None
-            dz = scaled_tangent(xp, tangents[0], tangents[1], temperature_of(static, t), logs)
+        if tangents.x is not None or tangents.temperature is not None:
+            logs = parts.logs() if tangents.temperature is not None else None
+            dz = scaled_tangent(xp, tangents, inputs.temperature_in(static), logs)
             out = xp.sum(_derivative(xp, static, inputs, parts) * dz, axis=axis, keepdims=True)
-        if tangents[2] is not None:
-            q_dot = _target_weights(xp, static, x, tangents[2], weight, smoothing=False)
+        if tangents.target is not None:
+            q_dot = _target_weights(xp, static, x, tangents.target, weight, smoothing=False)
             counted = _counted(xp, _target_weights(xp, static, x, target, weight), where)
             term = xp.sum(q_dot * xp.where(counted, parts.logs(), 0.0), axis=axis, keepdims=True)
             q_term = -(1.0 - static.label_smoothing) * term
@@ -114,32 +102,28 @@ class _CrossEntropy(Rule):
         return out
 
     def vjp(
-        self,
-        static: Static,
-        inputs: Inputs,
-        outputs: tuple[Array, ...],
-        g: Array,
-        needs: tuple[bool, bool, bool],
+        self, static: Static, inputs: Inputs, outputs: tuple[Array, ...], g: Array, needs: Needs
     ) -> Tangents:
         x, t, where, target, weight = inputs
         xp = array_namespace(x)
-        if not needs[1] and not needs[2] and _is_plain(static, inputs, outputs, g):
-            return _class_index_gradient(xp, static, inputs, outputs, g), None, None
+        if not (needs.temperature or needs.target) and _is_plain(static, inputs, outputs, g):
+            return Tangents(_class_index_gradient(xp, static, inputs, outputs, g))
         parts = _Parts(static, inputs, outputs)
         w = g * _derivative(xp, static, inputs, parts)
-        x_bar = over_temperature(w, temperature_of(static, t)) if needs[0] else None
-        t_bar = temperature_cotangent(xp, w, parts.logs(), t, static.axis) if needs[1] else None
+        x_bar = over_temperature(w, inputs.temperature_in(static)) if needs.x else None
+        t_bar = None
+        if needs.temperature:
+            t_bar = temperature_cotangent(xp, w, parts.logs(), t, static.axis)
         q_bar = None
-        if needs[2]:
+        if needs.target:
             counted = _counted(xp, _target_weights(xp, static, x, target, weight), where)
             q_bar = -(1.0 - static.label_smoothing) * g * xp.where(counted, parts.logs(), 0.0)
             if weight is not None:
                 q_bar = q_bar * _along(xp, weight, static.axis, x.ndim)
-        return x_bar, t_bar, q_bar
+        return Tangents(x_bar, t_bar, q_bar)
 
 
 CROSS_ENTROPY = _CrossEntropy()
-RULES[CROSS_ENTROPY.name] = CROSS_ENTROPY
 
 
 def _along(xp: Namespace, weight: Array, axis: int, ndim: int, index: Array | None = None) -> Array:
@@ -167,9 +151,9 @@ def _normalised_and_loss(
 
     Eager arrays leave the target out of the sum (`_log_total_and_loss`): a dozen fewer
     operations than `log_total`'s look for near-one slices and its tail sum, which is what
-    small batches pay for. Compiled arrays take `log_total`'s tail, which XLA fuses into the
-    reductions the gradient shares; leaving the target out took ``jit(grad)`` of the mean
-    loss from 1.15 to 1.54 of optax's (1024 x 32000 float32, on CPU).
+    small batches pay for. Compiled arrays take `log_total`'s tail, which a compiler fuses into
+    the reductions the gradient shares, where leaving the target out would add passes of its
+    own (the Performance page has the figures).
     """
     if p.lazy:
         n = normalise(p, totals_only=totals_only)
@@ -255,7 +239,7 @@ class _Parts:
     again."""
 
     def __init__(self, static: Static, inputs: Inputs, outputs: tuple[Array, ...]) -> None:
-        self.p = prepared(static, *inputs[:3])
+        self.p = inputs.prepared(static)
         self.n = normalise(self.p)
         # Under recording autodiff (a backward that builds its own graph) L must be a
         # function of the logits again: the saved one is a constant to autograd.
@@ -327,10 +311,10 @@ def _class_index_gradient(
     """x_bar = g (S s - q') / T in a few passes over one buffer of our own, updated in place
     where the library allows; the target's entry comes from its gathered logit, in the
     accurate form of `_derivative`."""
-    x, t, _, target, weight = inputs
+    x, _, _, target, weight = inputs
     _, maximum, logs_total = outputs
     axis, eps, n_classes = static.axis, static.label_smoothing, x.shape[static.axis]
-    temperature = temperature_of(static, t)
+    temperature = inputs.temperature_in(static)
     index = xp.expand_dims(target, axis=axis)
     if weight is None:
         w_target, mass = 1.0, 1.0
@@ -339,9 +323,9 @@ def _class_index_gradient(
         mass = (1.0 - eps) * w_target + (eps / n_classes) * xp.sum(weight)
     scale = over_temperature(g, temperature)
     # s = exp((x - m) / T) exp(-L): the row factor g S exp(-L) / T is formed on the small per-row
-    # arrays, so the buffer takes three passes (x - m, exp, the product). (Folding the factor
-    # into the exponent, x - (m + T (L - log factor)), saves a pass but rounds m + ... to the
-    # spacing of m: with logits near 1e4 in float32 that cost the gradient four digits.)
+    # arrays, so the buffer takes three passes (x - m, exp, the product). (Not folded into the
+    # exponent, x - (m + T (L - log factor)): that rounds m + ... to the spacing of m, and
+    # large logits would lose digits.)
     factor = scale * xp.exp(-logs_total)
     if weight is not None:  # (else the mass is 1)
         factor = factor * mass

@@ -2,10 +2,10 @@
 
 ``T * log(sum_j b_j exp(x_j / T))`` follows SciPy's conventions: a zero weight removes its
 entry (even an infinite one), a negative sum is NaN unless the sign is asked for, and complex
-input gives the principal complex logarithm. The plain real logsumexp stays in `_softmax`;
+input gives the principal complex logarithm. The plain real logsumexp is `normalise.log_sum_exp`;
 this module is reached only when one of these features is used.
 
-The accuracy ideas are those of `_core`: shift by the largest (real part of a) logit and
+The accuracy ideas are those of `normalise`: shift by the largest (real part of a) logit and
 split the sum into the weight at the maximum, ``top``, and the rest, ``tail``; while
 ``|tail| <= |top| / 2`` the logarithm is ``log|top| + log1p(tail / top)``, which keeps the
 digits ``log(top + tail)`` loses when one entry dominates. Everything else is computed in
@@ -16,26 +16,11 @@ and where each special value can be handled without a warning.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from typing import Any
 
-from ._compat import (
-    Array,
-    Namespace,
-    array_device,
-    array_namespace,
-    as_array,
-    may_warn_on_overflow,
-    values_are_known,
-)
-from ._core import halvings, scale, slice_maximum, sum_safe_bound
-from ._validation import (
-    _check_temperature,
-    _normalise_axes,
-    broadcast_shape,
-    check_shape,
-    to_namespace,
-)
+from .._platform import Array, Namespace, array_device, as_array, may_warn_on_overflow
+from .._validation import WeightedCall, prepare_weighted
+from .arithmetic import halvings, scale, slice_maximum, sum_safe_bound
 
 __all__ = ["needs_weighted_logsumexp", "weighted_logsumexp"]
 
@@ -53,82 +38,6 @@ def needs_weighted_logsumexp(x: object, b: object, return_sign: bool) -> bool:
     return "complex" in str(dtype)
 
 
-@dataclass(slots=True)
-class _Call:
-    """Checked arguments: x and b broadcast together, in the compute dtype."""
-
-    xp: Namespace
-    x: Array
-    b: Array | None  # None: every weight is 1
-    included: Array | None  # entries that take part (where, and a nonzero weight)
-    axes: tuple[int, ...]
-    temperature: float | Array
-    result_dtype: Any
-    real_dtype: Any  # the compute dtype, or its real counterpart for complex x
-
-
-def _floating(xp: Namespace, dtype: Any, x: Array) -> Any:
-    """`dtype`, or the default real floating dtype for bool and integer dtypes."""
-    if xp.isdtype(dtype, ("bool", "integral")):
-        info = xp.__array_namespace_info__()
-        return info.default_dtypes(device=array_device(x))["real floating"]
-    return dtype
-
-
-def _result_dtype(xp: Namespace, x: Array, b: Array | None) -> Any:
-    """The dtype the library promotes x and b to (SciPy's rule), integers becoming floats."""
-    dtype = x.dtype
-    if b is not None:
-        try:
-            dtype = xp.result_type(x.dtype, b.dtype)
-        except TypeError:
-            # array-api-strict promotes no integer with a float: make the integers floats first.
-            dtype = xp.result_type(_floating(xp, x.dtype, x), _floating(xp, b.dtype, x))
-    dtype = _floating(xp, dtype, x)
-    if not xp.isdtype(dtype, ("real floating", "complex floating")):
-        raise TypeError(f"x must have a numeric dtype, got {x.dtype}")
-    return dtype
-
-
-def _prepare(x: Any, axis: Any, temperature: Any, where: Any, b: Any) -> _Call:
-    x = as_array(x, "x")
-    xp = array_namespace(x)
-    if b is not None:
-        b = to_namespace(xp, x, b, "b")
-        if not xp.isdtype(b.dtype, ("bool", "integral", "real floating", "complex floating")):
-            raise TypeError(f"b must have a numeric dtype, got {b.dtype}")
-    result_dtype = _result_dtype(xp, x, b)
-    is_complex = xp.isdtype(result_dtype, "complex floating")
-    compute_dtype = result_dtype
-    if not is_complex and xp.finfo(result_dtype).bits < 32:
-        compute_dtype = xp.float32  # float16 and bfloat16 are computed in float32
-    shape = tuple(x.shape)
-    if b is not None:
-        both = broadcast_shape(shape, tuple(b.shape))
-        if both is None:
-            raise ValueError(f"b with shape {tuple(b.shape)} does not broadcast to x's {shape}")
-        shape = both
-        b = xp.broadcast_to(xp.astype(b, compute_dtype), shape)
-    x = xp.broadcast_to(xp.astype(x, compute_dtype), shape)
-    axes = _normalise_axes(axis, len(shape), False)
-    real_dtype = compute_dtype
-    if is_complex:
-        real_dtype = xp.float32 if compute_dtype == xp.complex64 else xp.float64
-
-    included = None if b is None else b != 0
-    if where is not None:
-        mask = to_namespace(xp, x, where, "where")
-        if mask.dtype != xp.bool:
-            raise TypeError(f"where must be a boolean array, got dtype {mask.dtype}")
-        check_shape(mask, shape, "where", "the shape of x (broadcast with b)")
-        included = mask if included is None else included & mask
-    reduced = tuple(1 if i in axes else n for i, n in enumerate(shape))
-    probe = xp.zeros((), dtype=real_dtype, device=array_device(x))
-    lazy = not values_are_known(x)
-    t = _check_temperature(xp, probe, temperature, reduced, lazy)
-    return _Call(xp, x, b, included, axes, t, result_dtype, real_dtype)
-
-
 def weighted_logsumexp(
     x: Array,
     *,
@@ -140,7 +49,7 @@ def weighted_logsumexp(
     return_sign: bool,
 ) -> Array | tuple[Array, Array]:
     """`logsumexp` with weights `b`, `return_sign` or complex x (see `logsumexp`)."""
-    c = _prepare(x, axis, temperature, where, b)
+    c = prepare_weighted(x, axis, temperature, where, b)
     xp = c.xp
     if xp.isdtype(c.x.dtype, "complex floating"):
         log_magnitude, phase, offset = _complex_parts(c)
@@ -167,7 +76,7 @@ def _times(xp: Namespace, temperature: float | Array, value: Array) -> Array:
     return xp.where(finite, temperature * xp.where(finite, value, 0.0), value)
 
 
-def _finish(c: _Call, result: Array, keepdims: bool) -> Array:
+def _finish(c: WeightedCall, result: Array, keepdims: bool) -> Array:
     xp = c.xp
     if not keepdims and c.axes:
         result = xp.squeeze(result, axis=c.axes)
@@ -186,7 +95,7 @@ def _shift(
     offset = xp.where(maximum == -xp.inf, 0.0, maximum)
     if may_warn_on_overflow(real):
         # Logits spanning the float range: x - offset overflows to the -inf it should be,
-        # but NumPy-backed libraries warn (see `_core.normalise`).
+        # but NumPy-backed libraries warn (see `normalise.shift`).
         lower = xp.where(offset > 0.0, offset, 0.0) - float(xp.finfo(real.dtype).max)
         real = xp.where(finite & (real < lower), -xp.inf, real)
     shifted = real - offset
@@ -195,7 +104,7 @@ def _shift(
     return offset, shifted
 
 
-def _real_parts(c: _Call) -> tuple[Array, Array, Array]:
+def _real_parts(c: WeightedCall) -> tuple[Array, Array, Array]:
     """(log|S|, sign(S), offset) per slice, with ``sum b exp(x / T) = exp(offset / T) S``."""
     xp, axes = c.xp, c.axes
     x = c.x if c.included is None else xp.where(c.included, c.x, -xp.inf)
@@ -283,7 +192,7 @@ def _from_parts(xp: Namespace, real: Array, imaginary: Array, dtype: Any) -> Arr
     return xp.astype(real, dtype) + i_times
 
 
-def _complex_parts(c: _Call) -> tuple[Array, Array, Array]:
+def _complex_parts(c: WeightedCall) -> tuple[Array, Array, Array]:
     """(log|S|, arg S in (-pi, pi], offset) per slice, with sum b exp(x / T) = exp(offset / T) S."""
     xp, axes, x = c.xp, c.axes, c.x
     real = xp.real(x)

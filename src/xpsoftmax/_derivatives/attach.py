@@ -1,4 +1,4 @@
-"""Attaching the closed-form derivative rules of `_rules` to each framework's autodiff.
+"""Attaching the closed-form derivative rules (`registry`) to each framework's autodiff.
 
 The math of a rule is written once; only the attaching differs, by mechanism, which is
 found by capability (`derivative_mechanism`), never by a framework's name:
@@ -22,15 +22,16 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from ._compat import (
+from .._platform import (
     Array,
     derivative_mechanism,
     is_compiling,
     no_updates_in_place,
     records_gradients,
 )
-from ._rules import RULES, Rule, Static
-from ._validation import Prepared
+from .._validation import Prepared
+from .registry import RULES
+from .rule import Inputs, Needs, Rule, Static, Tangents
 
 __all__ = ["apply", "define_for_imported_libraries", "define_functions"]
 
@@ -38,28 +39,30 @@ __all__ = ["apply", "define_for_imported_libraries", "define_functions"]
 def apply(
     rule: Rule,
     p: Prepared,
-    *extra: Array | None,
+    target: Array | None = None,
+    weight: Array | None = None,
     label_smoothing: float = 0.0,
     class_indices: bool = False,
 ) -> Array:
     """The rule's output for the prepared call, differentiable through the closed forms.
 
-    `extra` are cross_entropy's target and class weights.
+    `target` and `weight` are cross_entropy's target and class weights.
     """
     t = None if isinstance(p.temperature, float) else p.temperature
     axis = p.axes[0] if len(p.axes) == 1 else -1
     static = Static(axis, None if t is not None else p.temperature, label_smoothing, class_indices)
+    inputs = Inputs(p.x, t, p.where, target, weight)
     mechanism = derivative_mechanism(p.x)
     watched = mechanism is not None and (
-        mechanism[0] == "custom_jvp" or records_gradients(p.x, t, *extra[:1])
+        mechanism[0] == "custom_jvp" or records_gradients(p.x, t, target)
     )
     if not watched or len(p.axes) != 1 or p.x.shape[axis] == 0:
         # Nothing to attach, or a call the rules do not cover (several axes, empty slices),
         # where the framework differentiates the composition, which is correct there too.
-        return rule.outputs(p, static, *extra)[0]
+        return rule.outputs(p, static, inputs)[0]
     kind, maker = mechanism  # type: ignore[misc]
     if kind == "custom_jvp":
-        return _custom_jvp(rule, maker)(static, p.x, t, p.where, *extra)
+        return _custom_jvp(rule, maker)(static, *inputs)
     compiling = is_compiling(p.x)
     attached = _ATTACHED.get((rule.name, kind, not compiling))
     if attached is None:
@@ -67,17 +70,22 @@ def apply(
             # A compiler cannot trace the definition of a class: the Functions are defined
             # on the first eager call (or import, see `define_for_imported_libraries`), and
             # until then a compiled call differentiates the composition, correctly.
-            return rule.outputs(p, static, *extra)[0]
+            return rule.outputs(p, static, inputs)[0]
         define_functions(maker)
         attached = _ATTACHED[(rule.name, kind, True)]
-    return attached(static, p.x, t, p.where, *extra)
+    return attached(static, *inputs)
 
 
-def _tangents(tangents: tuple[Any, ...]) -> tuple[Any, Any, Any]:
-    """(logits', temperature's, target's) tangents; None for a zero or a constant input."""
-    x_dot, t_dot = tangents[0], tangents[1]
-    target_dot = tangents[3] if len(tangents) > 3 else None
-    return x_dot, t_dot, target_dot
+def _differentiable(per_input: tuple[Any, ...]) -> Tangents:
+    """The differentiable inputs' entries of a tuple with one entry per input, in `Inputs`'
+    order: tangents, as the mechanisms pass them (None for a zero or a constant input)."""
+    named = Inputs.of(per_input)
+    return Tangents(named.x, named.temperature, named.target)
+
+
+def _per_input(cotangents: Tangents) -> tuple[Any, ...]:
+    """One cotangent per input, in `Inputs`' order (None for the constants)."""
+    return tuple(Inputs(cotangents.x, cotangents.temperature, None, cotangents.target, None))
 
 
 def _custom_jvp(rule: Rule, custom_jvp: Any) -> Callable[..., Array]:
@@ -85,15 +93,16 @@ def _custom_jvp(rule: Rule, custom_jvp: Any) -> Callable[..., Array]:
     if key in _ATTACHED:
         return _ATTACHED[key]
 
-    def primal(static: Static, *inputs: Array | None) -> Array:
-        return rule.forward(static, *inputs)[0]
+    def primal(static: Static, *arrays: Array | None) -> Array:
+        return rule.forward(static, Inputs.of(arrays))[0]
 
     def jvp(static: Static, primals: tuple[Any, ...], tangents: tuple[Any, ...]) -> Any:
-        outputs = rule.forward(static, *primals)
-        dots = _tangents(tuple(None if _is_symbolic_zero(d) else d for d in tangents))
+        inputs = Inputs.of(primals)
+        outputs = rule.forward(static, inputs)
+        dots = _differentiable(tuple(None if _is_symbolic_zero(d) else d for d in tangents))
         if all(d is None for d in dots):
             return outputs[0], outputs[0] * 0.0
-        return outputs[0], rule.jvp(static, _padded(primals), outputs, dots)
+        return outputs[0], rule.jvp(static, inputs, outputs, dots)
 
     function = custom_jvp(primal, nondiff_argnums=(0,))
     # Symbolic zeros: an input nobody differentiates (a temperature passed as an array, say)
@@ -123,13 +132,13 @@ def _autograd_function(rule: Rule, function_type: Any, forward_mode: bool) -> Ca
 
         @staticmethod
         def forward(*args: Any) -> Any:
-            *inputs, static = args
-            return RULES[name].forward(static, *inputs)
+            *arrays, static = args
+            return RULES[name].forward(static, Inputs.of(tuple(arrays)))
 
         @staticmethod
         def setup_context(ctx: Any, inputs: tuple[Any, ...], output: Any) -> None:
             *arrays, static = inputs
-            ctx.static, ctx.n_inputs = static, len(arrays)
+            ctx.static = static
             if len(output) > 1:
                 ctx.mark_non_differentiable(*output[1:])
                 # Their gradients are never read: autograd need not fill arrays with zeros.
@@ -144,39 +153,40 @@ def _autograd_function(rule: Rule, function_type: Any, forward_mode: bool) -> Ca
 
         @staticmethod
         def backward(ctx: Any, g: Array, *_: Any) -> tuple[Any, ...]:
-            saved, n = ctx.saved_tensors, ctx.n_inputs
+            saved = ctx.saved_tensors
             if g is None:  # (grads are not materialised: nothing flowed into the output)
-                return (None,) * (int(n) + 1)
-            needs = ctx.needs_input_grad
-            wanted = (needs[0], needs[1], n > 3 and needs[3])
+                return (None,) * (_N_INPUTS + 1)
+            needed = _differentiable(ctx.needs_input_grad)
+            needs = Needs(*(bool(n) for n in needed))
             recording = records_gradients(g, *saved)
             with no_updates_in_place() if recording else contextlib.nullcontext():
-                x_bar, t_bar, target_bar = RULES[name].vjp(
-                    ctx.static, _padded(saved[:n]), tuple(saved[n:]), g, wanted
+                cotangents = RULES[name].vjp(
+                    ctx.static, Inputs.of(saved[:_N_INPUTS]), saved[_N_INPUTS:], g, needs
                 )
-            return (*(x_bar, t_bar, None, target_bar, None)[:n], None)
+            return (*_per_input(cotangents), None)
 
     class ForwardModeRuleFunction(RuleFunction):
         @staticmethod
         def jvp(ctx: Any, *tangents: Any) -> Any:
-            saved, n = ctx.saved_tensors, ctx.n_inputs
-            dots = _tangents(tangents)
+            saved = ctx.saved_tensors
+            dots = _differentiable(tangents[:_N_INPUTS])
             recording = records_gradients(*dots, *saved)
             with no_updates_in_place() if recording else contextlib.nullcontext():
-                out_dot = RULES[name].jvp(ctx.static, _padded(saved[:n]), tuple(saved[n:]), dots)
+                inputs = Inputs.of(saved[:_N_INPUTS])
+                out_dot = RULES[name].jvp(ctx.static, inputs, saved[_N_INPUTS:], dots)
             # The residuals are not differentiable outputs: they get no tangent.
-            return (out_dot, *(None for _ in saved[n + 1 :]))
+            return (out_dot, *(None for _ in saved[_N_INPUTS + 1 :]))
 
     # Function.apply binds its arguments to forward's signature on every call, for the
-    # defaults it might fill in: about 8 us to work the signature out, and 8 more to bind. A
-    # signature kept on the function is read back at once, and binding to ``(*args)`` only
-    # passes the arguments through, so this one does just that.
+    # defaults it might fill in, and works the signature out each time. A signature kept on
+    # the function is read back at once, and binding to ``(*args)`` only passes the
+    # arguments through, so this one does just that.
     forward = RuleFunction.forward
     forward.__signature__ = _PassThroughSignature.from_callable(forward)  # type: ignore[attr-defined]
     function = ForwardModeRuleFunction if forward_mode else RuleFunction
 
-    def call(static: Static, *inputs: Array | None) -> Array:
-        return function.apply(*inputs, static)[0]
+    def call(static: Static, *arrays: Array | None) -> Array:
+        return function.apply(*arrays, static)[0]
 
     _ATTACHED[key] = call
     return call
@@ -204,10 +214,7 @@ class _PassedThrough:
 
 def define_functions(function_type: Any) -> None:
     """Define every rule's Function classes for a library, with and without forward mode."""
-    from ._loss_rule import CROSS_ENTROPY
-    from ._rules import LOG_SOFTMAX, LOGSUMEXP, SOFTMAX
-
-    for rule in (SOFTMAX, LOG_SOFTMAX, LOGSUMEXP, CROSS_ENTROPY):
+    for rule in RULES.values():
         for forward_mode in (True, False):
             _autograd_function(rule, function_type, forward_mode)
 
@@ -223,10 +230,8 @@ def define_for_imported_libraries() -> None:
             define_functions(function_type)
 
 
-def _padded(inputs: tuple[Any, ...]) -> tuple[Any, ...]:
-    """The five rule inputs, with None for cross_entropy's own where a rule has none."""
-    return tuple(inputs) + (None,) * (5 - len(inputs))
-
+#: Every rule takes the whole `Inputs` record, its absent arrays as None.
+_N_INPUTS = len(Inputs._fields)
 
 # One attached function per rule and mechanism, made at its first use.
 _ATTACHED: dict[tuple[Any, ...], Callable[..., Array]] = {}

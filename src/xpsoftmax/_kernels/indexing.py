@@ -9,7 +9,7 @@ dozen operations more on some libraries, which they spend on negative indices ou
 
 from __future__ import annotations
 
-from ._compat import (
+from .._platform import (
     Array,
     Namespace,
     array_device,

@@ -1,0 +1,8 @@
+"""The kernels: the shared math, written once against the array API and free of autodiff.
+
+`normalise` (shift, scale, exponentiate and sum along the reduced axes), `arithmetic`
+(division by a temperature, power-of-two scaling, in-place reuse of our own temporaries),
+`indexing` (one entry per slice), `centring` (``v - <s, v>`` and its transpose) and `weighted`
+(logsumexp with weights, a sign or complex input). They import the platform layer and the
+validator only.
+"""

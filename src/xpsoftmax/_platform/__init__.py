@@ -1,0 +1,56 @@
+"""The platform layer: every question the library asks of an array's library, as a capability.
+
+Namespaces and devices (`namespaces`, the one module that imports array-api-compat), whether
+values can be read now (`tracing`), autodiff (`autodiff`), in-place updates (`updates`) and
+eager compilation (`compilation`). Each is phrased as a question about an array ("is it lazy?",
+"may we update it in place?"), never as a framework's name. Everything above imports from here.
+"""
+
+from .autodiff import derivative_mechanism, records_gradients
+from .compilation import eager_kernel
+from .namespaces import (
+    Array,
+    Namespace,
+    array_device,
+    array_namespace,
+    as_array,
+    namespace_of,
+    on_host,
+)
+from .tracing import (
+    all_below_now,
+    is_compiling,
+    may_warn_on_overflow,
+    surely_false,
+    surely_true,
+    values_are_known,
+)
+from .updates import (
+    can_update_in_place,
+    no_updates_in_place,
+    sets_at_integer_indices,
+    writes_into_out,
+)
+
+__all__ = [
+    "Array",
+    "Namespace",
+    "all_below_now",
+    "array_device",
+    "array_namespace",
+    "as_array",
+    "can_update_in_place",
+    "derivative_mechanism",
+    "eager_kernel",
+    "is_compiling",
+    "may_warn_on_overflow",
+    "namespace_of",
+    "no_updates_in_place",
+    "on_host",
+    "records_gradients",
+    "sets_at_integer_indices",
+    "surely_false",
+    "surely_true",
+    "values_are_known",
+    "writes_into_out",
+]

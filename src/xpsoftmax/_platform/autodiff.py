@@ -1,0 +1,101 @@
+"""Autodiff: whether a mechanism watches an array, and how a library takes a derivative rule."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from typing import Any
+
+from .namespaces import Array, array_namespace, attribute, compiling_now, library_of, submodule
+
+__all__ = ["derivative_mechanism", "has_forward_tangent", "records_gradients"]
+
+
+def records_gradients(*arrays: Array | None) -> bool:
+    """Whether an autodiff mechanism that records operations is watching any of the arrays.
+
+    Asked of libraries whose arrays say so themselves (a ``requires_grad`` flag while their
+    gradient mode is on, or a forward-mode tangent): PyTorch. Their derivative rules are then
+    attached (see `xpsoftmax._derivatives.attach`); an unwatched call pays nothing for them.
+    """
+    unpack = None
+    for a in arrays:
+        if a is None or not hasattr(a, "requires_grad"):
+            continue
+        if a.requires_grad and _grad_mode(type(a)):
+            return True
+        if unpack is None:  # (looked up once per call: a backward pass asks of many arrays)
+            unpack = _tangent_reader(type(a))
+        if _has_tangent(unpack, a):
+            return True
+    return False
+
+
+def has_forward_tangent(a: Array) -> bool:
+    """Whether `a` carries a forward-mode tangent (a dual tensor, or one inside ``jvp``)."""
+    if not hasattr(a, "requires_grad"):
+        return False
+    return _has_tangent(_tangent_reader(type(a)), a)
+
+
+def _grad_mode(array_type: type) -> bool:
+    is_enabled = attribute(library_of(array_type), "is_grad_enabled")
+    return is_enabled is None or bool(is_enabled())
+
+
+def _tangent_reader(array_type: type) -> Callable[[Array], Any] | None:
+    """The ``autograd.forward_ad.unpack_dual`` of the library of `array_type`, if it has one."""
+    return getattr(submodule(array_type, "autograd.forward_ad"), "unpack_dual", None)
+
+
+def _has_tangent(unpack: Callable[[Array], Any] | None, a: Array) -> bool:
+    if unpack is None:
+        return False
+    try:
+        return unpack(a).tangent is not None
+    except RuntimeError:
+        # Inside a transform that cannot answer (torch.func.vmap over a forward-mode level):
+        # assume a tangent, which only costs the in-place shortcuts.
+        return True
+
+
+def derivative_mechanism(x: Array) -> tuple[str, Any] | None:
+    """How x's library lets a function carry its own derivative rule, if it does.
+
+    ``("custom_jvp", library.custom_jvp)`` for libraries that take a JVP rule and transpose it
+    for reverse mode (JAX); ``("autograd_function", library.autograd.Function)`` for those that
+    take a backward and a forward-mode rule on a Function class (PyTorch); None for libraries
+    with no autodiff (NumPy, CuPy, Dask, array-api-strict), where the rules are not needed.
+    """
+    array_type = type(x)
+    if compiling_now(array_type):
+        return _find_mechanism(x)
+    # Asked on every call: kept per array type, except while compiling (see `array_namespace`).
+    try:
+        return _MECHANISMS[array_type]
+    except KeyError:
+        mechanism = _MECHANISMS[array_type] = _find_mechanism(x)
+        return mechanism
+
+
+_MECHANISMS: dict[type, tuple[str, Any] | None] = {}
+
+
+def _find_mechanism(x: Array) -> tuple[str, Any] | None:
+    # The array type's own module (torch), else its namespace's library (JAX's arrays are
+    # defined in jaxlib, its custom_jvp in jax).
+    for library in (library_of(type(x)), _namespace_root(x)):
+        custom_jvp = attribute(library, "custom_jvp")
+        if callable(custom_jvp):
+            return "custom_jvp", custom_jvp
+        function = attribute(attribute(library, "autograd"), "Function")
+        if isinstance(function, type):
+            return "autograd_function", function
+    return None
+
+
+def _namespace_root(x: Array) -> Any:
+    # The array's own __array_namespace__ where it has one: cheaper than array_namespace.
+    method = getattr(type(x), "__array_namespace__", None)
+    namespace = method(x) if method is not None else array_namespace(x)
+    return sys.modules.get(str(namespace.__name__).partition(".")[0])

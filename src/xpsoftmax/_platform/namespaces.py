@@ -1,0 +1,131 @@
+"""Namespaces and devices: the one module that imports array-api-compat."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+from array_api_compat import array_namespace as _array_namespace
+from array_api_compat import device as _device
+from array_api_compat import is_array_api_obj, is_lazy_array, is_writeable_array
+
+__all__ = [
+    "Array",
+    "Namespace",
+    "array_device",
+    "array_namespace",
+    "as_array",
+    "attribute",
+    "is_array_api_obj",
+    "is_lazy_array",
+    "is_writeable_array",
+    "library_of",
+    "namespace_library",
+    "namespace_of",
+    "on_host",
+    "submodule",
+]
+
+Array = Any
+Namespace = Any
+
+
+def array_namespace(*arrays: Array) -> Namespace:
+    """array-api-compat's ``array_namespace``, answered from a per-type table for one array.
+
+    Its checks run on every call of every function, and one array type always has the same
+    namespace. While a library compiles Python (``compiler.is_compiling``) the table is not
+    read: a compiler that guards on the globals it reads would compile again once it grows.
+    """
+    if len(arrays) == 1:
+        array_type = type(arrays[0])
+        if not compiling_now(array_type):
+            namespace = _NAMESPACES.get(array_type)
+            if namespace is None:
+                namespace = _array_namespace(*arrays)
+                _NAMESPACES[array_type] = namespace
+            return namespace
+    return _array_namespace(*arrays)
+
+
+# Filled by `array_namespace` only; a few entries, one per array type seen.
+_NAMESPACES: dict[type, Namespace] = {}
+
+
+def as_array(value: object, name: str) -> Array:
+    """Return `value` if it is an array; Python scalars and sequences become NumPy arrays."""
+    if is_array_api_obj(value):
+        return value
+    if isinstance(value, (bool, int, float, list, tuple)):
+        # The one place the library names a framework: Python input is taken as NumPy input.
+        import numpy as np
+
+        return np.asarray(value)
+    raise TypeError(f"{name} must be an array or a Python sequence of numbers, got {type(value)!r}")
+
+
+def array_device(x: Array) -> Any:
+    """The device to create new arrays on beside x, or None to leave placement to the library.
+
+    An array spread over several devices (a sharded JAX array) names its sharding as its
+    device, and a sharding fits only arrays of x's rank: the small arrays we create (class
+    indices, a mask) are then made on the default device, and follow x when combined with it.
+    """
+    device = _device(x)
+    return None if hasattr(device, "device_set") else device
+
+
+def on_host(x: Array) -> bool:
+    """Whether x lives on a CPU device (by the device's name: NumPy's and PyTorch's "cpu",
+    array-api-strict's CPU_DEVICE), where working in cache-sized blocks pays; a GPU runs each
+    operation as a kernel launch, and many small ones cost more than one large one."""
+    return "cpu" in str(array_device(x)).lower()
+
+
+def namespace_of(xp: Namespace, value: Array, name: str, x_name: str = "x") -> None:
+    """Raise TypeError naming `name` when `value` belongs to another array library than x."""
+    try:
+        other = array_namespace(value)
+    except TypeError as error:
+        raise TypeError(f"{name} is not an array of a supported library: {error}") from None
+    if other is not xp:
+        raise TypeError(
+            f"{name} is a {type(value).__module__}.{type(value).__name__} but {x_name} belongs to "
+            f"{xp.__name__}; pass arrays of one library"
+        )
+
+
+def library_of(array_type: type) -> Any:
+    """The top-level module of the library that defines `array_type` (already imported)."""
+    return sys.modules.get(array_type.__module__.partition(".")[0])
+
+
+def namespace_library(x: Array) -> Any:
+    """The top-level module of x's namespace (JAX's arrays are defined in jaxlib, its
+    functions in jax), looked up among the modules already imported."""
+    return sys.modules.get(array_namespace(x).__name__.partition(".")[0])
+
+
+def submodule(array_type: type, name: str) -> Any:
+    """``library.name`` of the library that defines `array_type`, if it is imported.
+
+    Looked up in sys.modules, not as an attribute: a library without one (NumPy) would answer
+    through its module ``__getattr__`` and a raised AttributeError, on every call.
+    """
+    return sys.modules.get(array_type.__module__.partition(".")[0] + "." + name)
+
+
+def attribute(module: Any, name: str) -> Any:
+    """``module.name`` or None, read from the module's namespace (no module ``__getattr__``)."""
+    return None if module is None else vars(module).get(name)
+
+
+def compiling_now(array_type: type) -> bool:
+    """Whether the library of `array_type` is compiling the caller now (``compiler.is_compiling``).
+
+    Asked of the library already imported by whoever made the array, so nothing is imported
+    here and no library is named. Nothing is cached: a compiler guards on the globals it reads,
+    and a cache filled while it traces the first call would make it compile the second again.
+    """
+    probe = getattr(submodule(array_type, "compiler"), "is_compiling", None)
+    return probe is not None and bool(probe())

@@ -1,0 +1,102 @@
+"""In-place updates: when a temporary of ours may be overwritten, and how a namespace takes it."""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from .autodiff import has_forward_tangent
+from .namespaces import Array, Namespace, is_lazy_array, is_writeable_array
+from .tracing import is_compiling
+
+__all__ = [
+    "can_update_in_place",
+    "no_updates_in_place",
+    "sets_at_integer_indices",
+    "writes_into_out",
+]
+
+
+def can_update_in_place(a: Array) -> bool:
+    """Whether a temporary we created may be overwritten to save a fresh allocation.
+
+    Lazy arrays gain nothing from it, read-only ones forbid it, and an array that an autodiff
+    mechanism records (it requires grad, or carries a forward-mode tangent) may have been
+    saved for the backward pass. Nor while the array's library compiles the caller: its
+    compiler plans the buffers itself.
+    """
+    if not is_writeable_array(a) or is_lazy_array(a):
+        return False
+    if not hasattr(a, "requires_grad"):
+        return True
+    if a.requires_grad or is_compiling(a):
+        return False
+    return _IN_PLACE.get() and not has_forward_tangent(a)
+
+
+# Off while a derivative rule runs under recording autodiff (a backward pass that builds its
+# own graph, for double backward): there even a temporary that requires no gradient may be
+# saved by an operation that mixes it with one that does.
+_IN_PLACE: contextvars.ContextVar[bool] = contextvars.ContextVar("in_place", default=True)
+
+
+@contextlib.contextmanager
+def no_updates_in_place() -> Iterator[None]:
+    """Within: `can_update_in_place` answers False."""
+    token = _IN_PLACE.set(False)
+    try:
+        yield
+    finally:
+        _IN_PLACE.reset(token)
+
+
+def writes_into_out(xp: Namespace, function: Callable[..., Array]) -> bool:
+    """Whether an elementwise function of a namespace can write its result into ``out=``.
+
+    Universal functions say so (they carry ``nin`` and ``nout``); other libraries' builtins
+    carry no signature to read, so the first call tries, on a one-element array, and the
+    answer is kept per function. The standard has no ``out=``, so only callers that own a
+    mutable temporary (`can_update_in_place`) ask, to compute into it rather than allocate.
+    """
+    if hasattr(function, "nout"):
+        return True
+    known = _WRITES_INTO_OUT.get(function)
+    if known is None:
+        probe = xp.zeros((1,))
+        try:
+            function(probe, out=probe)
+            known = True
+        except TypeError:
+            known = False
+        _WRITES_INTO_OUT[function] = known
+    return known
+
+
+# Filled only on eager calls with mutable arrays: a compiler never reaches it (see
+# `can_update_in_place`), so it cannot make a compiled function recompile.
+_WRITES_INTO_OUT: dict[Any, bool] = {}
+
+
+def sets_at_integer_indices(xp: Namespace) -> bool:
+    """Whether a namespace's arrays take ``a[indices] = values`` with an integer index array.
+
+    The standard leaves it out of ``__setitem__`` (array-api-strict refuses it); NumPy, PyTorch
+    and CuPy take it. The first call tries, on a two-element array, and the answer is kept per
+    namespace. Only callers that own a mutable temporary (`can_update_in_place`) ask.
+    """
+    known = _SETS_AT_INTEGER_INDICES.get(xp)
+    if known is None:
+        probe = xp.zeros((2,))
+        try:
+            probe[xp.asarray([1])] = 1.0
+            known = bool(probe[1] == 1.0)
+        except (IndexError, TypeError):
+            known = False
+        _SETS_AT_INTEGER_INDICES[xp] = known
+    return known
+
+
+# Filled only on eager calls with mutable arrays, as `_WRITES_INTO_OUT` is.
+_SETS_AT_INTEGER_INDICES: dict[Namespace, bool] = {}
