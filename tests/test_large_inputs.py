@@ -1,5 +1,5 @@
 """Inputs of several megabytes, where logsumexp and cross_entropy sum their exponentials a block
-of rows at a time (`_core._blocked_total`) rather than in one input-sized temporary.
+of rows at a time (`_kernels.normalise._blocked_total`) rather than in one input-sized temporary.
 
 Sizes are just past the threshold (4 MiB), so the blocked path runs; rows are checked against
 the mpmath oracle (a sample of them, including a row with a dominant logit and a row with a
