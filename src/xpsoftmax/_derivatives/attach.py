@@ -24,6 +24,7 @@ from typing import Any
 
 from .._platform import (
     Array,
+    Namespace,
     derivative_mechanism,
     is_compiling,
     no_updates_in_place,
@@ -62,7 +63,7 @@ def apply(
         return rule.outputs(p, static, inputs)[0]
     kind, maker = mechanism  # type: ignore[misc]
     if kind == "custom_jvp":
-        return _custom_jvp(rule, maker)(static, *inputs)
+        return _custom_jvp(rule, maker, p.xp)(static, *inputs)
     compiling = is_compiling(p.x)
     attached = _ATTACHED.get((rule.name, kind, not compiling))
     if attached is None:
@@ -88,8 +89,9 @@ def _per_input(cotangents: Tangents) -> tuple[Any, ...]:
     return tuple(Inputs(cotangents.x, cotangents.temperature, None, cotangents.target, None))
 
 
-def _custom_jvp(rule: Rule, custom_jvp: Any) -> Callable[..., Array]:
-    key = (rule.name, "custom_jvp")
+def _custom_jvp(rule: Rule, custom_jvp: Any, xp: Namespace) -> Callable[..., Array]:
+    """The rule as a function of `custom_jvp`'s library, for calls whose logits are in `xp`."""
+    key = (rule.name, "custom_jvp", xp)
     if key in _ATTACHED:
         return _ATTACHED[key]
 
@@ -97,9 +99,15 @@ def _custom_jvp(rule: Rule, custom_jvp: Any) -> Callable[..., Array]:
         return rule.forward(static, Inputs.of(arrays))[0]
 
     def jvp(static: Static, primals: tuple[Any, ...], tangents: tuple[Any, ...]) -> Any:
-        inputs = Inputs.of(primals)
+        # The library may hand the rule arrays of another library: NumPy constants for the
+        # primals beside traced tangents, or NumPy tangents beside traced primals (JAX, in
+        # reverse mode of second order). The rule computes in the call's namespace, so all
+        # are brought into it first (a no-op for arrays already there).
+        inputs = Inputs.of(tuple(None if a is None else xp.asarray(a) for a in primals))
         outputs = rule.forward(static, inputs)
-        dots = _differentiable(tuple(None if _is_symbolic_zero(d) else d for d in tangents))
+        dots = _differentiable(
+            tuple(None if _is_symbolic_zero(d) else xp.asarray(d) for d in tangents)
+        )
         if all(d is None for d in dots):
             return outputs[0], outputs[0] * 0.0
         return outputs[0], rule.jvp(static, inputs, outputs, dots)
@@ -156,7 +164,7 @@ def _autograd_function(rule: Rule, function_type: Any, forward_mode: bool) -> Ca
             saved = ctx.saved_tensors
             if g is None:  # (grads are not materialised: nothing flowed into the output)
                 return (None,) * (_N_INPUTS + 1)
-            needed = _differentiable(ctx.needs_input_grad)
+            needed = _differentiable(ctx.needs_input_grad[:_N_INPUTS])
             needs = Needs(*(bool(n) for n in needed))
             recording = records_gradients(g, *saved)
             with no_updates_in_place() if recording else contextlib.nullcontext():

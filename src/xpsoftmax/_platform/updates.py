@@ -25,7 +25,8 @@ def can_update_in_place(a: Array) -> bool:
     Lazy arrays gain nothing from it, read-only ones forbid it, and an array that an autodiff
     mechanism records (it requires grad, or carries a forward-mode tangent) may have been
     saved for the backward pass. Nor while the array's library compiles the caller: its
-    compiler plans the buffers itself.
+    compiler plans the buffers itself. Nor when a transform wraps the array (see
+    `_owns_memory`): its wrappers have no rule for ``out=`` or an in-place update.
     """
     if not is_writeable_array(a) or is_lazy_array(a):
         return False
@@ -33,7 +34,25 @@ def can_update_in_place(a: Array) -> bool:
         return True
     if a.requires_grad or is_compiling(a):
         return False
-    return _IN_PLACE.get() and not has_forward_tangent(a)
+    return _IN_PLACE.get() and _owns_memory(a) and not has_forward_tangent(a)
+
+
+def _owns_memory(a: Array) -> bool:
+    """Whether `a` has an address of its own, rather than being a transform's wrapper.
+
+    Function transforms (PyTorch's ``torch.func``: vmap's batched arrays, grad's and jacfwd's
+    tracking arrays) wrap an array in one that holds no memory; such a wrapper says nothing of
+    recording gradients, yet has no batching rule for ``out=`` or in-place operations. Its
+    library refuses to give the wrapper's address, which is how we tell it.
+    """
+    data_ptr = getattr(a, "data_ptr", None)
+    if data_ptr is None:
+        return True
+    try:
+        data_ptr()
+    except (RuntimeError, NotImplementedError):
+        return False
+    return True
 
 
 # Off while a derivative rule runs under recording autodiff (a backward pass that builds its
