@@ -2,10 +2,10 @@
 
 Everything the tests know about backends comes from the `xpsoftmax.backends` registry: the `variant`
 fixture runs over every variant id, skipping (with the reason) those this machine cannot run, such as
-GPU variants without a GPU. Expected values come from the mpmath oracle (`xpsoftmax.backends.oracle`),
+GPU variants without a GPU. Expected values come from the mpmath oracle (`xpsoftmax.testing.oracle`),
 fed the inputs exactly as the backend saw them, i.e. rounded to the test dtype.
 
-Error bounds, in units of the test dtype's epsilon, come from `xpsoftmax.backends.bounds` (the
+Error bounds, in units of the test dtype's epsilon, come from `xpsoftmax.testing.bounds` (the
 module `xpsoftmax compare` uses too), whose docstring derives each one from SPEC.md.
 """
 
@@ -22,8 +22,8 @@ from typing import Any
 
 import numpy as np
 import pytest
-from xpsoftmax.backends import oracle
-from xpsoftmax.backends.bounds import error_in_eps, normalise_axes
+from xpsoftmax.testing import oracle
+from xpsoftmax.testing.bounds import error_in_eps, normalise_axes
 
 import xpsoftmax
 from xpsoftmax import backends

@@ -1,7 +1,7 @@
 """Accuracy of softmax, log_softmax and logsumexp on hard input families, against the mpmath oracle.
 
-The families, the oracle's values and the error measure come from `xpsoftmax.backends.accuracy`
-(shared with the docs' accuracy report); the bounds are SPEC.md's, from `xpsoftmax.backends.bounds`
+The families, the oracle's values and the error measure come from `xpsoftmax.testing.accuracy`
+(shared with the docs' accuracy report); the bounds are SPEC.md's, from `xpsoftmax.testing.bounds`
 (shared with the core test matrix). For every family, backend and dtype:
 
 * log_softmax and logsumexp are within the SPEC bound on every entry (a few eps beyond the
@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from xpsoftmax.backends import accuracy, bounds, oracle
+from xpsoftmax.testing import accuracy, bounds, oracle
 
 from xpsoftmax import backends
 

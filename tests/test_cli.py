@@ -18,8 +18,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from xpsoftmax.backends import compare
-from xpsoftmax.backends._compare_cells import measure
+from xpsoftmax.backends.cli import compare
+from xpsoftmax.backends.cli._compare_cells import measure
 
 from xpsoftmax import backends
 

@@ -75,7 +75,8 @@ def test_examples_run(page: Path) -> None:
 
 def _documented_objects() -> dict[str, object]:
     """What api.rst renders with its docstring examples: the public functions and the backends."""
-    from xpsoftmax.backends import bounds, compare, oracle
+    from xpsoftmax.backends.cli import parser
+    from xpsoftmax.testing import bounds, oracle
 
     from xpsoftmax import backends
 
@@ -83,9 +84,9 @@ def _documented_objects() -> dict[str, object]:
     objects.update(
         {
             "backends": backends,
-            "backends.oracle": oracle,
-            "backends.bounds": bounds,
-            "backends.compare.main": compare.main,
+            "testing.oracle": oracle,
+            "testing.bounds": bounds,
+            "backends.cli.parser.main": parser.main,
             "backends.Backend": backends.Backend,
             "backends.Variant": backends.Variant,
         }

@@ -9,8 +9,8 @@ from typing import Any
 import numpy as np
 import pytest
 from conftest import JACOBIANS, PRODUCTS, assert_within, call
-from xpsoftmax.backends import oracle
-from xpsoftmax.backends.bounds import allowed_error, error_scale
+from xpsoftmax.testing import oracle
+from xpsoftmax.testing.bounds import allowed_error, error_scale
 
 import xpsoftmax
 from xpsoftmax import backends

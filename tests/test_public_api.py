@@ -33,7 +33,7 @@ MODULES_WITH_EXAMPLES = [
     "xpsoftmax._loss",
     "xpsoftmax._calibration",
     "xpsoftmax._temperature",
-    "xpsoftmax.backends.oracle",
+    "xpsoftmax.testing.oracle",
 ]
 
 

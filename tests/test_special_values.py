@@ -21,8 +21,8 @@ from conftest import (
     call,
     dtype_name,
 )
-from xpsoftmax.backends import oracle
-from xpsoftmax.backends.bounds import allowed_error, error_scale
+from xpsoftmax.testing import oracle
+from xpsoftmax.testing.bounds import allowed_error, error_scale
 
 from xpsoftmax import backends
 

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import pytest
 from conftest import ROOT, load_module
-from xpsoftmax.backends import oracle
+from xpsoftmax.testing import oracle
 
 import xpsoftmax
 from xpsoftmax import backends

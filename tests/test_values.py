@@ -25,8 +25,8 @@ from conftest import (
     mask_for,
     temperature_for,
 )
-from xpsoftmax.backends import oracle
-from xpsoftmax.backends.bounds import allowed_error, error_scale
+from xpsoftmax.testing import oracle
+from xpsoftmax.testing.bounds import allowed_error, error_scale
 
 from xpsoftmax import backends
 

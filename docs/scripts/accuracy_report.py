@@ -3,7 +3,7 @@
 Writes ``docs/_generated/accuracy_table.rst`` (a list-table of the largest error, in eps, of
 xpsoftmax on each backend beside SciPy, jax.nn and torch, per input family, dtype and function)
 and ``docs/_generated/accuracy_spread.png`` (error against the spread of the logits). The inputs,
-the exact values and the error measure are those of `xpsoftmax.backends.accuracy`, which the tests
+the exact values and the error measure are those of `xpsoftmax.testing.accuracy`, which the tests
 use too. The docs build only includes the files; run this script to refresh them::
 
     python docs/scripts/accuracy_report.py            # every family, 16 rows each (minutes)
@@ -20,7 +20,7 @@ import warnings
 from pathlib import Path
 
 import numpy as np
-from xpsoftmax.backends import accuracy
+from xpsoftmax.testing import accuracy
 
 from xpsoftmax import backends
 

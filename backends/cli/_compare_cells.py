@@ -3,7 +3,7 @@
 For each cell the command measures
 
 - the error of xpsoftmax against the exact (mpmath) oracle, in units of the dtype's machine epsilon,
-  and whether every entry lies within its SPEC.md bound (`xpsoftmax.backends.bounds`, shared with
+  and whether every entry lies within its SPEC.md bound (`xpsoftmax.testing.bounds`, shared with
   the test suite);
 - the same error for the framework's own implementation (SciPy where the framework has none), and the
   largest difference between the two, in the same units;
@@ -25,13 +25,12 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from xpsoftmax.testing import accuracy, bounds, oracle
 
 import xpsoftmax
 
-from . import accuracy, bounds, oracle
-
 if TYPE_CHECKING:
-    from ._variant import Variant
+    from .. import Variant
 
 #: Slices per cell checked against the mpmath oracle.
 ORACLE_ROWS = 4
@@ -190,7 +189,7 @@ def exact(function: str, inputs: dict[str, np.ndarray]) -> np.ndarray:
 
 @dataclasses.dataclass
 class OracleCheck:
-    """The exact values of one cell and what `xpsoftmax.backends.bounds` allows at each entry."""
+    """The exact values of one cell and what `xpsoftmax.testing.bounds` allows at each entry."""
 
     function: str
     dtype: str

@@ -15,7 +15,7 @@ The peers are the frameworks' own functions (`Backend.ref_softmax` and friends: 
 Examples
 --------
 >>> import numpy as np
->>> from xpsoftmax.backends import accuracy
+>>> from xpsoftmax.testing import accuracy
 >>> case = accuracy.make_case("dominant", "float32", np.random.default_rng(0), rows=2, n=50)
 >>> exact = accuracy.exact_values(case, "log_softmax")
 >>> import xpsoftmax
@@ -34,9 +34,9 @@ from typing import Any
 
 import mpmath
 import numpy as np
+from xpsoftmax.backends import Variant, get
 
-from . import get, oracle
-from ._variant import Variant
+from . import oracle
 
 __all__ = [
     "FAMILIES",

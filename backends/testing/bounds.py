@@ -24,7 +24,7 @@ constant). The bounds, with ``z = (x - max) / T`` the shifted logit of an entry:
 Examples
 --------
 >>> import numpy as np
->>> from xpsoftmax.backends import bounds, oracle
+>>> from xpsoftmax.testing import bounds, oracle
 >>> x = np.array([0.0, -3.0])
 >>> float(bounds.allowed_error("log_softmax", "float32", x)[0])  # the maximum: 4 + 2 * 3
 10.0

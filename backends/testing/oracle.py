@@ -16,7 +16,7 @@ measured in absolute terms there).
 Examples
 --------
 >>> import numpy as np
->>> from xpsoftmax.backends import oracle
+>>> from xpsoftmax.testing import oracle
 >>> exact = oracle.softmax(np.array([0.0, -40.0]))
 >>> float(exact[1])
 4.248354255291589e-18
