@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 import pytest
 from xpsoftmax.testing import oracle
-from xpsoftmax.testing.bounds import error_in_eps, normalise_axes
+from xpsoftmax.testing.bounds import normalise_axes, scaled_ulp_error
 
 import xpsoftmax
 from xpsoftmax import backends
@@ -175,7 +175,7 @@ def assert_within(
     """Assert the error of `result` is within `bound` eps everywhere; returns the largest error."""
     exact = np.asarray(exact, dtype=object)
     assert result.shape == exact.shape, f"{what}: shape {result.shape} != {exact.shape}"
-    err = error_in_eps(result, exact, dtype, scale)
+    err = scaled_ulp_error(result, exact, dtype, scale)
     excess = err - np.broadcast_to(bound, err.shape)
     if err.size and not np.all(excess <= 0):
         worst = np.unravel_index(np.argmax(excess), err.shape)

@@ -45,8 +45,8 @@ def oracle_rows(function: str, n: int) -> int:
     return ORACLE_ROWS
 
 
-#: The functions the command knows, in table order.
-FUNCTIONS = (
+#: The functions ``xpsoftmax compare`` measures, in table order.
+COMPARED_FUNCTIONS = (
     "softmax",
     "log_softmax",
     "logsumexp",
@@ -211,7 +211,7 @@ class OracleCheck:
 
     def errors(self, result: np.ndarray) -> np.ndarray:
         """Error of each entry of `result` (the checked rows), in eps of the dtype."""
-        return bounds.error_in_eps(result, self.truth, self.dtype, self.scale, self.flushed)
+        return bounds.scaled_ulp_error(result, self.truth, self.dtype, self.scale, self.flushed)
 
     def record(self, cell: Cell, result: np.ndarray) -> None:
         """Set the cell's largest error, the bound at that entry, and whether all are within."""

@@ -26,7 +26,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from .. import BACKENDS, FLOAT_DTYPES, Variant, all_variants
-from ._compare_cells import FUNCTIONS, Cell, measure
+from ._compare_cells import COMPARED_FUNCTIONS, Cell, measure
 from ._compare_report import failures, format_table, report, write_json
 
 __all__ = [
@@ -53,7 +53,7 @@ MODES: dict[str, dict[str, Any]] = {
     },
     # Everything, on every device, compiled variants (torch.compile) included.
     "full": {
-        "functions": FUNCTIONS,
+        "functions": COMPARED_FUNCTIONS,
         "dtypes": FLOAT_DTYPES,
         "sizes": ((16, 64), (256, 1024)),
         "repeats": 10,
@@ -115,7 +115,7 @@ def _settings(args: argparse.Namespace, parser: argparse.ArgumentParser) -> dict
     for key in ("functions", "dtypes", "sizes", "repeats"):
         if getattr(args, key) is not None:
             settings[key] = tuple(getattr(args, key)) if key != "repeats" else args.repeats
-    for key, allowed in (("functions", FUNCTIONS), ("dtypes", FLOAT_DTYPES)):
+    for key, allowed in (("functions", COMPARED_FUNCTIONS), ("dtypes", FLOAT_DTYPES)):
         bad = [item for item in settings[key] if item not in allowed]
         if bad or not settings[key]:
             parser.error(

@@ -21,7 +21,7 @@ from typing import NoReturn
 
 from .._base import FLOAT_DTYPES
 from . import calibrate, compare
-from ._compare_cells import FUNCTIONS
+from ._compare_cells import COMPARED_FUNCTIONS
 
 __all__ = ["build_parser", "main"]
 
@@ -79,7 +79,7 @@ def _add_compare(commands: argparse._SubParsersAction[_Parser]) -> None:
         help="backend names or variant ids, e.g. numpy,torch,jax-jit",
     )
     compare_parser.add_argument(
-        "--functions", type=_csv, metavar="LIST", help=f"among {','.join(FUNCTIONS)}"
+        "--functions", type=_csv, metavar="LIST", help=f"among {','.join(COMPARED_FUNCTIONS)}"
     )
     compare_parser.add_argument(
         "--dtypes", type=_csv, metavar="LIST", help=f"among {','.join(FLOAT_DTYPES)}"

@@ -28,7 +28,7 @@ Examples
 >>> x = np.array([0.0, -3.0])
 >>> float(bounds.allowed_error("log_softmax", "float32", x)[0])  # the maximum: 4 + 2 * 3
 10.0
->>> err = bounds.error_in_eps(np.array([1.0, 0.0]), oracle.softmax(x), "float32")
+>>> err = bounds.scaled_ulp_error(np.array([1.0, 0.0]), oracle.softmax(x), "float32")
 >>> bool(err[1] > bounds.allowed_error("softmax", "float32", x)[1])  # 0 for 0.047: far off
 True
 """
@@ -42,7 +42,7 @@ import numpy as np
 
 from . import oracle
 
-__all__ = ["allowed_error", "error_in_eps", "error_scale", "normalise_axes"]
+__all__ = ["allowed_error", "error_scale", "normalise_axes", "scaled_ulp_error"]
 
 LOW_PRECISION = ("float16", "bfloat16")
 JACOBIANS = ("softmax_jacobian", "log_softmax_jacobian")
@@ -142,10 +142,15 @@ def error_scale(
     return scale / np.asarray(temperature, dtype=np.float64)
 
 
-def error_in_eps(
+def scaled_ulp_error(
     result: np.ndarray, exact: Any, dtype: str, scale: Any = None, flushed: bool = False
 ) -> np.ndarray:
-    """``|result - exact| / max(|exact|, scale, tiny) / eps`` (`oracle.ulp_error` when no scale).
+    """`oracle.ulp_error` of `result` against the oracle's `exact` values, scaled to `scale`.
+
+    ``|result - exact| / max(|exact|, scale, tiny) / eps``, entry by entry in mpmath: the measure
+    `allowed_error` bounds, with `error_scale` as `scale` where the function cancels (without
+    `scale`, plain `oracle.ulp_error`). `accuracy.vectorised_ulp_error` measures the same from a
+    double-double copy of the exact values, for long rows.
 
     With `flushed` (a backend that flushes subnormal results to zero, as XLA does on CPU), a 0
     where the exact value is below the smallest normal number counts as exact.

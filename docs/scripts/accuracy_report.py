@@ -61,14 +61,14 @@ def measure_table(rows: int, seed: int) -> list[list[str]]:
                     if v.backend.name in ids and dtype in v.dtypes()
                 ]
                 columns[label] = (
-                    {name: max(e[name] for e in errors) for name in accuracy.FUNCTIONS}
+                    {name: max(e[name] for e in errors) for name in accuracy.PEER_FUNCTIONS}
                     if errors
                     else None
                 )
             for peer, label in PEER_COLUMNS.items():
                 result = accuracy.run_peer(peer, case)
                 columns[label] = None if result is None else accuracy.measure(result, exact, dtype)
-            for name in accuracy.FUNCTIONS:
+            for name in accuracy.PEER_FUNCTIONS:
                 cells = [_format(None if c is None else c[name]) for c in columns.values()]
                 table.append([family, dtype, name, *cells])
             print(f"measured {family} {dtype}", flush=True)
@@ -118,7 +118,7 @@ def write_spread_plot(seed: int) -> None:
         for label, result in runs.items():
             if result is None:
                 continue
-            err = accuracy.error_in_eps(result[name], exact[name], "float32")
+            err = accuracy.vectorised_ulp_error(result[name], exact[name], "float32")
             style = {"lw": 2.5, "color": "black"} if label.startswith("xpsoftmax") else {"lw": 1}
             ax.plot(case.spread(), np.maximum(err.max(axis=1), 1e-3), label=label, **style)
         if name == "softmax":
