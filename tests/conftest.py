@@ -6,7 +6,7 @@ GPU variants without a GPU. Expected values come from the mpmath oracle (`xpsoft
 fed the inputs exactly as the backend saw them, i.e. rounded to the test dtype.
 
 Error bounds, in units of the test dtype's epsilon, come from `xpsoftmax.testing.bounds` (the
-module `xpsoftmax compare` uses too), whose docstring derives each one from SPEC.md.
+module `xpsoftmax compare` uses too), whose docstring derives each one (spec: Accuracy).
 """
 
 from __future__ import annotations

@@ -1,10 +1,10 @@
 """Accuracy of softmax, log_softmax and logsumexp on hard input families, against the mpmath oracle.
 
 The families, the oracle's values and the error measure come from `xpsoftmax.testing.accuracy`
-(shared with the docs' accuracy report); the bounds are SPEC.md's, from `xpsoftmax.testing.bounds`
-(shared with the core test matrix). For every family, backend and dtype:
+(shared with the docs' accuracy report); the bounds (spec: Accuracy) come from
+`xpsoftmax.testing.bounds` (shared with the core test matrix). For every family, backend and dtype:
 
-* log_softmax and logsumexp are within the SPEC bound on every entry (a few eps beyond the
+* log_softmax and logsumexp are within their bound on every entry (a few eps beyond the
   conditioning term), where SciPy, jax.nn and torch lose every digit on the "dominant" family;
 * softmax is within the shifted algorithm's bound and no worse than the peer that computes with the
   same elementwise functions (SciPy for the NumPy-based backends, jax.nn for JAX, torch for PyTorch):
@@ -77,7 +77,7 @@ def check(
     peers: dict[str, Any],
     names: tuple[str, ...] = accuracy.PEER_FUNCTIONS,
 ) -> None:
-    """Assert the SPEC bounds, and softmax no worse than the same-functions peer."""
+    """Assert the bounds (spec: Accuracy), and softmax no worse than the same-functions peer."""
     dtype = case.dtype
     with warnings.catch_warnings():
         if case.family == "huge":

@@ -1,6 +1,6 @@
 """What importing the library costs: no array library is imported, and src/ never names one.
 
-The promise (SPEC.md, and array-api-compat's own test of the same): ``import xpsoftmax`` and
+The promise (array-api-compat tests the same of itself): ``import xpsoftmax`` and
 ``import xpsoftmax.backends`` load no framework, not even NumPy. The library may name NumPy in one
 place only: the lazy import inside ``_compat.as_array`` that turns Python sequences into arrays.
 """

@@ -10,7 +10,7 @@ import pytest
 
 import xpsoftmax
 
-#: SPEC.md's public functions.
+#: The public functions (spec: Public functions).
 PUBLIC = {
     "softmax",
     "log_softmax",

@@ -3,8 +3,8 @@
 For each cell the command measures
 
 - the error of xpsoftmax against the exact (mpmath) oracle, in units of the dtype's machine epsilon,
-  and whether every entry lies within its SPEC.md bound (`xpsoftmax.testing.bounds`, shared with
-  the test suite);
+  and whether every entry lies within its bound (spec: Accuracy; `xpsoftmax.testing.bounds`,
+  shared with the test suite);
 - the same error for the framework's own implementation (SciPy where the framework has none), and the
   largest difference between the two, in the same units;
 - the time of xpsoftmax over the time of the framework's own, sampled alternately (ours, theirs, ours,
@@ -100,7 +100,7 @@ class Cell:
 
     @property
     def status(self) -> str:
-        """`ok` within the SPEC.md bounds, `FAIL` beyond them, `ERROR` where xpsoftmax raised."""
+        """`ok` within the bounds (spec: Accuracy), `FAIL` beyond, `ERROR` where ours raised."""
         if self.within is None:
             return "ERROR"
         return "ok" if self.within else "FAIL"

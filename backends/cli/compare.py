@@ -3,7 +3,8 @@
 For each backend x device x dtype x function x size, the command measures the error of xpsoftmax against
 the exact (mpmath) oracle, its difference from the framework's own implementation, and its time relative
 to it (see `xpsoftmax.backends.cli._compare_cells`), prints a table, and exits with status 1, naming the
-cells, if any error lies beyond the SPEC.md bounds (`xpsoftmax.testing.bounds`): a
+cells, if any error lies beyond the accuracy bounds (spec: Accuracy;
+`xpsoftmax.testing.bounds`): a
 cross-framework check a CI pipeline can run. A backend that is not installed is reported and skipped.
 Its options are parsed in `xpsoftmax.backends.cli.parser`, which calls `run`.
 

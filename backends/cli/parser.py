@@ -55,7 +55,8 @@ def _add_compare(commands: argparse._SubParsersAction[_Parser]) -> None:
         "compare",
         help="validate and time xpsoftmax on every installed framework",
         description="Check xpsoftmax against an exact oracle and against each framework's own "
-        "functions, and time it. Exits 1, naming the cells, if an error exceeds the SPEC.md bounds.",
+        "functions, and time it. Exits 1, naming the cells, if an error exceeds "
+        "the accuracy bounds (docs: Specification, Accuracy).",
     )
     mode = compare_parser.add_mutually_exclusive_group()
     mode.add_argument(

@@ -1,4 +1,4 @@
-"""SPEC.md's accuracy bounds as numbers: how far from the exact value each result may be.
+"""The accuracy bounds as numbers (spec: Accuracy): how far from the exact value each result may be.
 
 One source for the test suite and ``xpsoftmax compare``. Errors are in units of the dtype's machine
 epsilon, relative to ``max(|exact|, scale, tiny)``: the exact value itself, or a larger `error_scale`
@@ -6,7 +6,7 @@ where the function cancels, or the smallest normal number (below which the spaci
 constant). The bounds, with ``z = (x - max) / T`` the shifted logit of an entry:
 
 * float16 and bfloat16 are computed in float32 and rounded once, so every function is within 1 eps
-  of the exact value (SPEC.md: 1 ulp of the correctly rounded result).
+  of the exact value (spec: Accuracy, 1 ulp of the correctly rounded result).
 * log_softmax: 4 eps relative on every entry but a slice's maxima, where the result near 0 is
   ``-log1p(t)`` with t the tail ``sum exp(z_j)``: its relative error is that of t, into which the
   rounding of each shifted logit enters times ``|z_j|``, so the bound there is ``4 + 2 |z|max``.

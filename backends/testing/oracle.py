@@ -5,9 +5,9 @@ input values exactly as the backend saw them (already rounded to the test dtype)
 object arrays of `mpmath.mpf`, computed at `DEFAULT_DIGITS` decimal digits (at least 50): far more
 than float64 needs for its result to be the correctly rounded value of the exact one.
 
-The semantics are SPEC.md's, written out directly and per slice, with none of the library's
-algorithm (no shifted-tail tricks): the special-value table (empty slices, +inf, NaN, masks),
-temperature as a number or one value per slice, and `axis` as an int, a tuple or None.
+The semantics are the spec's (docs: Specification), written out directly and per slice, with none
+of the library's algorithm (no shifted-tail tricks): the special-value table (empty slices, +inf,
+NaN, masks), temperature as a number or one value per slice, and `axis` as an int, a tuple or None.
 
 `ulp_error` turns a backend's result into an error in units of the test dtype's epsilon, relative
 to the exact value (with the smallest normal number as the floor, so that results near 0 are
@@ -203,7 +203,7 @@ def _map(
 
 
 def softmax(x: Any, axis: Axis = -1, temperature: Any = 1.0, where: Any = None) -> np.ndarray:
-    """Exact ``softmax(x / T)`` over `axis` (SPEC.md semantics), as mpf objects."""
+    """Exact ``softmax(x / T)`` over `axis` (spec: Definitions), as mpf objects."""
     sl, rows = _map(x, axis, temperature, where, lambda s, b: s.s)
     return sl.full(rows)
 
