@@ -24,7 +24,7 @@ import os
 import sys
 import warnings
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 from .. import BACKENDS, FLOAT_DTYPES, Variant, all_variants
 from ._compare_cells import COMPARED_FUNCTIONS, Cell, measure
@@ -33,6 +33,7 @@ from ._compare_report import failures, format_table, report, write_json
 __all__ = [
     "MODES",
     "Cell",
+    "PlannedCell",
     "failures",
     "format_table",
     "measure",
@@ -132,9 +133,18 @@ def _settings(args: argparse.Namespace, parser: argparse.ArgumentParser) -> dict
     return settings
 
 
-def plan(variants: list[Variant], settings: dict[str, Any]) -> list[tuple[Any, ...]]:
-    """Every (variant, dtype, function, shape) to measure, in table order."""
-    cells = []
+class PlannedCell(NamedTuple):
+    """One cell to measure: `function` on `variant` in `dtype` at `shape` (batch, n)."""
+
+    variant: Variant
+    dtype: str
+    function: str
+    shape: tuple[int, int]
+
+
+def plan(variants: list[Variant], settings: dict[str, Any]) -> list[PlannedCell]:
+    """Every cell to measure, in table order."""
+    cells: list[PlannedCell] = []
     for v in variants:
         for dtype in (d for d in settings["dtypes"] if d in v.dtypes()):
             for function in settings["functions"]:
@@ -143,8 +153,8 @@ def plan(variants: list[Variant], settings: dict[str, Any]) -> list[tuple[Any, .
                     if function.endswith("jacobian"):
                         n = min(n, JACOBIAN_MAX_N)
                         shape = (max(1, min(rows, JACOBIAN_ENTRIES // (n * n))), n)
-                    if shape not in [c[3] for c in cells if c[:3] == (v, dtype, function)]:
-                        cells.append((v, dtype, function, shape))
+                    if shape not in [c.shape for c in cells if c[:3] == (v, dtype, function)]:
+                        cells.append(PlannedCell(v, dtype, function, shape))
     return cells
 
 

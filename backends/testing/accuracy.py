@@ -76,10 +76,11 @@ class Case:
     def spread(self) -> np.ndarray:
         """Per row, ``(max - min) / T`` over the included finite logits: what softmax's error grows with."""
         included = np.isfinite(self.x) if self.where is None else np.isfinite(self.x) & self.where
-        hi = np.max(np.where(included, self.x, -np.inf), axis=-1, keepdims=True)
-        lo = np.min(np.where(included, self.x, np.inf), axis=-1, keepdims=True)
+        hi: np.ndarray = np.max(np.where(included, self.x, -np.inf), axis=-1, keepdims=True)
+        lo: np.ndarray = np.min(np.where(included, self.x, np.inf), axis=-1, keepdims=True)
         with np.errstate(over="ignore"):  # huge logits: the spread itself may overflow
-            return ((hi - lo) / np.asarray(self.temperature, dtype=np.float64))[:, 0]
+            spread: np.ndarray = (hi - lo) / np.asarray(self.temperature, dtype=np.float64)
+        return np.squeeze(spread, axis=-1)
 
 
 # -- families ------------------------------------------------------------------------------------------

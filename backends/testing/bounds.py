@@ -56,8 +56,9 @@ def normalise_axes(axis: Any, ndim: int) -> tuple[int, ...]:
     return tuple(a % ndim for a in ((axis,) if isinstance(axis, int) else axis))
 
 
-def _included(x: np.ndarray, where: Any) -> np.ndarray:
-    return np.isfinite(x) if where is None else np.isfinite(x) & where
+def _included(x: np.ndarray, where: np.ndarray | None) -> np.ndarray:
+    finite: np.ndarray = np.isfinite(x)
+    return finite if where is None else finite & where
 
 
 def _shifted(x: np.ndarray, axis: Any, t: Any, where: Any) -> np.ndarray:
@@ -93,7 +94,7 @@ def allowed_error(
     if name == "softmax":
         return 4.0 + 2.0 * z
     axes = normalise_axes(axis, x.ndim)
-    n = math.prod(x.shape[a] for a in axes)
+    n: int = math.prod(x.shape[a] for a in axes)
     zmax = np.max(z, axis=axes, keepdims=True) if z.size else np.zeros(z.shape)
     if name == "log_softmax":
         # At a slice's maximum the result is -log1p(t), whose relative error is that of the tail.
@@ -133,6 +134,7 @@ def error_scale(
     au = np.abs(np.broadcast_to(u, x.shape))
     if where is not None:
         au = np.where(where, au, 0.0)
+    scale: np.ndarray
     if name == "log_softmax_vjp":
         scale = au + s * np.sum(au, axis=axis, keepdims=True)
     else:

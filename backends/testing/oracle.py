@@ -390,10 +390,10 @@ def round_to(a: Any, dtype: str) -> np.ndarray:
 
     bfloat16, which NumPy lacks, is rounded from float32 by its bit pattern.
     """
-    a = np.asarray(a, dtype=np.float64)
+    values = np.asarray(a, dtype=np.float64)
     if dtype == "bfloat16":
-        bits = a.astype(np.float32).view(np.uint32).astype(np.uint64)
+        bits = values.astype(np.float32).view(np.uint32).astype(np.uint64)
         rounded = ((bits + 0x7FFF + ((bits >> 16) & 1)) & 0xFFFF0000).astype(np.uint32)
         out = rounded.view(np.float32).astype(np.float64)
-        return np.where(np.isnan(a), np.nan, out)
-    return a.astype(dtype).astype(np.float64)
+        return np.where(np.isnan(values), np.nan, out)
+    return values.astype(dtype).astype(np.float64)
