@@ -10,7 +10,7 @@ import pytest
 
 import xpsoftmax
 
-#: SPEC.md's public functions.
+#: The public functions (spec: Public functions).
 PUBLIC = {
     "softmax",
     "log_softmax",
@@ -33,7 +33,7 @@ MODULES_WITH_EXAMPLES = [
     "xpsoftmax._loss",
     "xpsoftmax._calibration",
     "xpsoftmax._temperature",
-    "xpsoftmax.backends.oracle",
+    "xpsoftmax.testing.oracle",
 ]
 
 
