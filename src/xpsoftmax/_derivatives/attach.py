@@ -28,6 +28,7 @@ from .._platform import (
     derivative_mechanism,
     is_compiling,
     no_updates_in_place,
+    ready_compat_modules,
     records_gradients,
 )
 from .._validation import Prepared
@@ -229,7 +230,9 @@ def define_functions(function_type: Any) -> None:
 
 def define_for_imported_libraries() -> None:
     """At import: define the Function classes of every library already imported that has
-    them, so that a first call under a compiler finds them (see `apply`)."""
+    them, so that a first call under a compiler finds them (see `apply`), and their
+    array-api-compat namespaces (see `ready_compat_modules`)."""
+    ready_compat_modules()
     for name, module in list(sys.modules.items()):
         if "." in name or module is None:
             continue

@@ -16,6 +16,7 @@ from .namespaces import (
     as_array,
     namespace_of,
     on_host,
+    ready_compat_modules,
 )
 from .tracing import (
     all_below_now,
@@ -47,6 +48,7 @@ __all__ = [
     "namespace_of",
     "no_updates_in_place",
     "on_host",
+    "ready_compat_modules",
     "records_gradients",
     "sets_at_integer_indices",
     "surely_false",
