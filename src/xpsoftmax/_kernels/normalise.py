@@ -6,7 +6,7 @@ exponentials lie in [0, 1] with at least one exactly 1. Their sum ``c + t`` spli
 c entries that equal the maximum and the tail t of the others; ``log(c) + log1p(t / c)``
 keeps the digits that ``log(c + t)`` loses when one logit dominates.
 
-Special values are handled on the per-slice maximum, which is small: an empty slice
+Special values (spec: Special values) are handled on the per-slice maximum, which is small: an empty slice
 (maximum -inf) is shifted by 0, and a slice holding +inf is replaced by 0 at its +inf
 entries and -inf elsewhere. Eager arrays only pay for that full-size pass when some slice
 needs it; lazy arrays (traced, or task graphs) always take it, since asking would run them.
