@@ -6,7 +6,7 @@ eager compilation (`compilation`). Each is phrased as a question about an array 
 "may we update it in place?"), never as a framework's name. Everything above imports from here.
 """
 
-from .autodiff import derivative_mechanism, records_gradients, rematerialiser
+from .autodiff import block_map, derivative_mechanism, records_gradients, rematerialiser
 from .compilation import eager_kernel
 from .namespaces import (
     Array,
@@ -39,6 +39,7 @@ __all__ = [
     "array_device",
     "array_namespace",
     "as_array",
+    "block_map",
     "can_update_in_place",
     "derivative_mechanism",
     "eager_kernel",
