@@ -27,7 +27,8 @@ from collections.abc import Sequence
 from typing import Any, NamedTuple
 
 from .. import BACKENDS, FLOAT_DTYPES, Variant, all_variants
-from ._compare_cells import COMPARED_FUNCTIONS, Cell, measure
+from ._choices import COMPARED_FUNCTIONS
+from ._compare_cells import Cell, measure
 from ._compare_report import failures, format_table, report, write_json
 
 __all__ = [
