@@ -193,13 +193,13 @@ def run(args: argparse.Namespace, argv: list[str]) -> int:
                 )
             )
             progress.update()
-    status = report(cells, missing)
+    status = report(cells, missing, wide=args.wide, repeats=settings["repeats"])
     if args.json:
         write_json(args.json, cells, missing, settings, argv)
         print(f"wrote {args.json}")
     if args.plot:
         from ._compare_plot import plot
 
-        plot(cells, args.plot)
+        plot(cells, args.plot, repeats=settings["repeats"])
         print(f"wrote {args.plot}")
     return status
