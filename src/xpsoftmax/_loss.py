@@ -152,7 +152,14 @@ def _class_indices(
         # Any real class serves for the gather; the ignored samples' losses are dropped.
         target = xp.where(ignored, xp.zeros_like(target), target)
     if _surely_outside(xp, target, shape[axis]):
-        raise ValueError(f"target holds class indices outside [0, {shape[axis]})")
+        raise ValueError(
+            f"target holds class indices outside [0, {shape[axis]})"
+            + (
+                "; ignore_index is None by default, not -100 as in PyTorch"
+                if int(xp.min(target)) < 0
+                else ""
+            )
+        )
     return target, ignored
 
 
