@@ -135,3 +135,25 @@ def test_the_index_lists_every_page() -> None:
     index = (DOCS / "index.rst").read_text(encoding="utf-8")
     entries = set(re.findall(r"^   (\w+)$", index, flags=re.MULTILINE))
     assert {page.stem for page in PAGES} - {"index"} <= entries
+
+
+def test_the_readme_has_two_commands_a_users_install_and_ci_s_tests() -> None:
+    """The README's first command installs what the main job needs and runs it; its second is
+    the test command, exactly as .ci/run ends; the contributor's setup is in CONTRIBUTING.md."""
+    root = DOCS.parent
+    readme = (root / "README.md").read_text(encoding="utf-8")
+    section = readme.split("## The two commands", 1)[1].split("\n## ", 1)[0]
+    commands = re.findall(r"```bash\n(.*?)\n```", section, flags=re.DOTALL)
+    assert len(commands) == 2, commands
+    install, tests = commands
+    assert 'pip install -e ".[cli,jax,torch]"' in install
+    assert install.endswith("&& xpsoftmax compare --quick")
+    assert "[all]" not in install
+    ci = (root / ".ci" / "run").read_text(encoding="utf-8").strip().splitlines()
+    assert tests == ci[-1] == "python -m pytest -n 2"
+    assert "CONTRIBUTING.md" in section
+    assert "https://download.pytorch.org/whl/cpu" in section  # CPU-only PyTorch: its CPU wheel
+    assert "these machines" not in readme
+    contributing = (root / "CONTRIBUTING.md").read_text(encoding="utf-8")
+    assert '-e ".[all]"' in contributing
+    assert "## Setting up" in contributing  # the README links its anchor, #setting-up
