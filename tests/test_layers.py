@@ -88,3 +88,31 @@ def test_modules_stay_small() -> None:
     """No module of src/ over 400 lines (the style guide's limit)."""
     lines = {str(p.relative_to(SOURCE)): len(p.read_text().splitlines()) for p in MODULES}
     assert not {name: n for name, n in lines.items() if n > 400}
+
+
+def test_every_package_ships() -> None:
+    """pyproject lists the packages by hand (backends/ is mapped into xpsoftmax): each folder
+    with an ``__init__.py``, in src/ and backends/, must be in the list, or the wheel lacks it."""
+    import tomllib
+
+    root = SOURCE.parent.parent
+    config = tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"]
+    listed = set(config["packages"])
+    on_disk = {
+        ".".join(("xpsoftmax", *init.parent.relative_to(SOURCE).parts))
+        for init in SOURCE.rglob("__init__.py")
+    }
+    for name, folder in config["package-dir"].items():
+        if name:
+            base = root / folder
+            on_disk |= {
+                ".".join((name, *init.parent.relative_to(base).parts))
+                for init in base.rglob("__init__.py")
+                # (a folder mapped on its own, below this one, is its own package)
+                if not any(
+                    base in (root / other).parents and (root / other) in init.parents
+                    for other in config["package-dir"].values()
+                    if other
+                )
+            }
+    assert on_disk == listed
