@@ -25,13 +25,12 @@ from typing import Any
 
 import numpy as np
 import pytest
-from xpsoftmax import testing
 from xpsoftmax.testing import oracle
 from xpsoftmax.testing.bounds import normalise_axes, scaled_ulp_error
 from xpsoftmax.testing.pytest_plugin import variant_params
 
 import xpsoftmax
-from xpsoftmax import backends
+from xpsoftmax import backends, testing
 
 #: The dtype the library computes in for each input dtype.
 COMPUTE_DTYPE = {

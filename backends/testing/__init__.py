@@ -28,8 +28,8 @@ from __future__ import annotations
 if __name__ != "xpsoftmax.testing":
     raise ImportError(f"import xpsoftmax.testing, not {__name__}")
 
-from ._benchmark import benchmark  # noqa: E402
-from ._checks import check_function  # noqa: E402
-from ._matrix import variants  # noqa: E402
+from ._benchmark import BenchmarkTable, Timing, benchmark
+from ._checks import check_function
+from ._matrix import variants
 
-__all__ = ["benchmark", "check_function", "variants"]
+__all__ = ["BenchmarkTable", "Timing", "benchmark", "check_function", "variants"]

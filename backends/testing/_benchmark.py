@@ -113,6 +113,7 @@ def benchmark(
     Examples
     --------
     >>> import numpy as np
+    >>> from xpsoftmax import testing
     >>> table = testing.benchmark(np.negative, np.ones(3), peer=np.positive, variants=["numpy"])
     >>> [row.variant for row in table.rows]
     ['numpy']

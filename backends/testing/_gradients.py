@@ -18,7 +18,6 @@ from ._inputs import Inputs, compare
 
 if TYPE_CHECKING:
     import numpy as np
-
     from xpsoftmax.backends import Variant
 
 
@@ -88,6 +87,8 @@ def _central_differences(
         for sign in (1.0, -1.0):
             moved = x.copy()
             moved[index] += sign * step
-            sides.append(float(np.sum(weights * inputs.run_reference(reference, **{str(key): moved}))))
+            sides.append(
+                float(np.sum(weights * inputs.run_reference(reference, **{str(key): moved})))
+            )
         gradient[index] = (sides[0] - sides[1]) / (2 * step)
     return gradient

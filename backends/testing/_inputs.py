@@ -11,7 +11,6 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     import numpy as np
-
     from xpsoftmax.backends import Variant
 
 
@@ -24,10 +23,9 @@ class Inputs:
         self.args = args
         self.kwargs = kwargs
         # Private copies: the caller's arrays are only read, and checked unchanged at the end.
-        self.arrays = {
-            key: np.array(value, copy=True)
-            for key, value in [*enumerate(args), *kwargs.items()]
-            if isinstance(value, np.ndarray)
+        keyed: list[tuple[int | str, Any]] = [*enumerate(args), *kwargs.items()]
+        self.arrays: dict[int | str, np.ndarray] = {
+            key: np.array(value, copy=True) for key, value in keyed if isinstance(value, np.ndarray)
         }
         self._names = _parameter_names(fn, len(args))
 
@@ -56,7 +54,9 @@ class Inputs:
 
     def on(self, v: Variant) -> tuple[list[Any], dict[str, Any]]:
         """The arguments with each input copied to `v`'s library and device (dtype kept)."""
-        args = [v.asarray(self.arrays[i]) if i in self.arrays else a for i, a in enumerate(self.args)]
+        args = [
+            v.asarray(self.arrays[i]) if i in self.arrays else a for i, a in enumerate(self.args)
+        ]
         kwargs = {
             k: v.asarray(self.arrays[k]) if k in self.arrays else a for k, a in self.kwargs.items()
         }

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from xpsoftmax import backends
 from xpsoftmax.backends import Variant
+
+from xpsoftmax import backends
 
 
 def variants(*, include_missing: bool = False) -> list[Variant]:

@@ -15,7 +15,6 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 import pytest
-
 from xpsoftmax.backends import Variant
 
 from ._matrix import variants

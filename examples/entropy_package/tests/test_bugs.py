@@ -6,6 +6,7 @@ import buggy
 import numpy as np
 import pytest
 from test_entropy import reference
+
 from xpsoftmax import testing
 
 LOGITS = np.random.default_rng(1).standard_normal((3, 6)).astype(np.float32)
@@ -14,7 +15,13 @@ GAPPED = np.array([[0.0, -200.0, 1.0], [2.0, 0.5, -1.0]], dtype=np.float32)
 
 CASES = [
     (buggy.entropy_in_place, LOGITS, ["numpy", "jax", "torch"], {"numpy", "torch"}, "mutation"),
-    (buggy.entropy_python_float, LOGITS, ["numpy", "dask", "jax.jit"], {"dask", "jax.jit"}, "laziness"),
+    (
+        buggy.entropy_python_float,
+        LOGITS,
+        ["numpy", "dask", "jax.jit"],
+        {"dask", "jax.jit"},
+        "laziness",
+    ),
     (buggy.entropy_float64, LOGITS, ["numpy", "torch"], {"numpy", "torch"}, "types"),
     (buggy.entropy_log_zero, GAPPED, ["numpy", "jax", "torch"], {"numpy"}, "warnings"),
 ]

@@ -1,6 +1,7 @@
 import numpy as np
 from entropy_package import softmax_entropy
 from scipy import special
+
 from xpsoftmax import testing
 
 
