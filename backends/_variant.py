@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -49,6 +49,20 @@ class Variant:
             parts.append(self.backend.compile_label or "compiled")
         return "-".join(parts)
 
+    @property
+    def name(self) -> str:
+        """Readable name: the backend, its compiler, and the device kind off its default.
+
+        For example "numpy", "jax.jit", "torch.compile", "torch:cuda", "torch.compile:cuda",
+        "jax:gpu". The name `xpsoftmax.testing` reports variants by; `id` is the test id.
+        """
+        name = self.backend.name
+        if self.compiled:
+            name += "." + (self.backend.compile_label or "compiled")
+        if self.device != self.backend.default_device:
+            name += ":" + self.device.partition(":")[0]
+        return name
+
     def __str__(self) -> str:
         return self.id
 
@@ -77,6 +91,55 @@ class Variant:
         compiled: Callable[..., Any] = self.backend.compile(fn, static_argnames=static_argnames)
         return compiled
 
+    def call(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
+        """``fn(*args, **kwargs)`` in this variant's mode: compiled for a compiled variant.
+
+        The framework's arrays among `args` and `kwargs` are the compiled function's traced
+        arguments; everything else (axes, Python numbers, strings, NumPy arrays) is closed over as
+        a constant, as `jax.jit` needs
+        static axes and as ``torch.compile`` specialises on Python numbers anyway. A compiled
+        function is kept and reused for the same `fn` and constants. Eager variants call `fn`
+        directly (lazy ones, Dask, then return a lazy result).
+        """
+        if not self.compiled:
+            return fn(*args, **kwargs)
+        import array_api_compat
+
+        def traced(a: Any) -> bool:
+            # The framework's arrays; a NumPy array stays a constant of the compiled function.
+            return array_api_compat.is_array_api_obj(a) and not array_api_compat.is_numpy_array(a)
+
+        traced_positions = tuple(i for i, a in enumerate(args) if traced(a))
+        traced_names = tuple(k for k, a in kwargs.items() if traced(a))
+        constants = tuple((i, a) for i, a in enumerate(args) if i not in traced_positions)
+        named_constants = tuple((k, a) for k, a in kwargs.items() if k not in traced_names)
+        # Types too: 1, 1.0 and True are equal as keys but compile to different programs.
+        key = (
+            self.id,
+            fn,
+            len(args),
+            traced_positions,
+            traced_names,
+            tuple((i, type(a), a) for i, a in constants),
+            tuple((k, type(a), a) for k, a in named_constants),
+        )
+        compiled = _COMPILED.get(key) if _hashable(key) else None
+        if compiled is None:
+
+            def with_constants(*arrays: Any) -> Any:
+                split = len(traced_positions)
+                positional = dict(constants)
+                positional.update(zip(traced_positions, arrays[:split], strict=True))
+                named = dict(named_constants)
+                named.update(zip(traced_names, arrays[split:], strict=True))
+                return fn(*(positional[i] for i in range(len(args))), **named)
+
+            compiled = self.wrap(with_constants)
+            if _hashable(key):
+                _COMPILED[key] = compiled
+        traced_args = [args[i] for i in traced_positions] + [kwargs[k] for k in traced_names]
+        return compiled(*traced_args)
+
     def asarray(self, a: np.ndarray, /, *, dtype: str | None = None, **options: Any) -> Any:
         """`Backend.asarray` on this variant's device."""
         return self.backend.asarray(a, dtype=dtype, device=self.device, **options)
@@ -101,3 +164,16 @@ class Variant:
     def xp(self) -> ModuleType:
         """The array-api-compat namespace of the backend's arrays."""
         return self.backend.xp
+
+
+#: Compiled functions of `Variant.call`, by variant, function, traced positions and constants:
+#: compiling costs seconds, and a function is called with the same constants again and again.
+_COMPILED: dict[Hashable, Callable[..., Any]] = {}
+
+
+def _hashable(key: object) -> bool:
+    try:
+        hash(key)
+    except TypeError:
+        return False
+    return True

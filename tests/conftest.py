@@ -1,8 +1,11 @@
 """Fixtures and helpers shared by the core test matrix.
 
-Everything the tests know about backends comes from the `xpsoftmax.backends` registry: the `variant`
-fixture runs over every variant id, skipping (with the reason) those this machine cannot run, such as
-GPU variants without a GPU. Expected values come from the mpmath oracle (`xpsoftmax.testing.oracle`),
+Everything the tests know about backends comes from the toolkit we offer library authors,
+`xpsoftmax.testing` (over the `xpsoftmax.backends` registry): the `variant` fixture runs over its
+variants (`xpsoftmax.testing.variants`), parametrised by its pytest plugin's `variant_params`
+(skipping, with the reason, those this machine cannot run, such as GPU variants without a GPU),
+and `call` runs a function in a variant's mode with `Variant.call`, as `check_function` does. So
+what we test and what we offer cannot drift apart. Expected values come from the mpmath oracle (`xpsoftmax.testing.oracle`),
 fed the inputs exactly as the backend saw them, i.e. rounded to the test dtype.
 
 Error bounds, in units of the test dtype's epsilon, come from `xpsoftmax.testing.bounds` (the
@@ -24,9 +27,10 @@ import numpy as np
 import pytest
 from xpsoftmax.testing import oracle
 from xpsoftmax.testing.bounds import normalise_axes, scaled_ulp_error
+from xpsoftmax.testing.pytest_plugin import variant_params
 
 import xpsoftmax
-from xpsoftmax import backends
+from xpsoftmax import backends, testing
 
 #: The dtype the library computes in for each input dtype.
 COMPUTE_DTYPE = {
@@ -42,17 +46,14 @@ PRODUCTS = ("softmax_jvp", "softmax_vjp", "log_softmax_jvp", "log_softmax_vjp")
 FUNCTIONS = (*REDUCING, *JACOBIANS, *PRODUCTS, "cross_entropy")
 
 
-def _variant_params(selected: list[backends.Variant]) -> list[Any]:
-    params = []
-    for v in selected:
-        reason = v.unavailable_reason()
-        marks = [pytest.mark.skip(reason=reason)] if reason else []
-        params.append(pytest.param(v, id=v.id, marks=marks))
-    return params
+def _by_id(v: backends.Variant) -> str:
+    # Our test ids keep the registry's ids ("jax-jit"); users' tests see names ("jax.jit").
+    return v.id
 
 
-ALL_VARIANTS = _variant_params(backends.all_variants())
-EAGER_VARIANTS = _variant_params([v for v in backends.all_variants() if not v.compiled])
+MATRIX = testing.variants(include_missing=True)
+ALL_VARIANTS = variant_params(MATRIX, id=_by_id)
+EAGER_VARIANTS = variant_params([v for v in MATRIX if not v.compiled], id=_by_id)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -78,6 +79,22 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 def _has_dtype(v: backends.Variant, dtype: str) -> bool:
     return dtype not in backends.FLOAT_DTYPES or dtype in v.backend.float_dtypes
 
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _torch_seen_eagerly() -> None:
+    """One eager PyTorch call before any compiled one, in every test process.
+
+    The first compiled call of a process that imported torch after xpsoftmax, with no eager call
+    before, makes TorchDynamo warn about array-api-compat's cached helpers (a documented
+    limitation, which tests/test_quiet_compile.py runs in a fresh interpreter); the test
+    processes import xpsoftmax first, and which test comes first in each is left to xdist.
+    """
+    if importlib.util.find_spec("torch") is None:
+        return
+    import torch
+
+    xpsoftmax.softmax(torch.zeros(2, 3))
 
 @pytest.fixture(params=ALL_VARIANTS)
 def variant(request: pytest.FixtureRequest) -> backends.Variant:
@@ -107,9 +124,6 @@ def _raise_torch_recompile_limit() -> None:
     torch._dynamo.config.accumulated_recompile_limit = 4096
 
 
-_COMPILED: dict[tuple[Any, ...], Callable[..., Any]] = {}
-
-
 def call(
     v: backends.Variant,
     fn: Callable[..., Any] | str,
@@ -117,26 +131,15 @@ def call(
     array_kwargs: dict[str, Any] | None = None,
     **static: Any,
 ) -> Any:
-    """Run public function `fn` on `v`: compiled for compiled variants, with `static` (axis, ...)
-    closed over so that jit sees them as constants and the arrays as traced arguments."""
+    """Run public function `fn` on `v` with `Variant.call` (compiled for compiled variants, with
+    `static` (axis, ...) closed over so that jit sees them as constants and the arrays as traced
+    arguments); array keyword arguments that are None are left out."""
     if isinstance(fn, str):
         fn = getattr(xpsoftmax, fn)
     array_kwargs = {k: a for k, a in (array_kwargs or {}).items() if a is not None}
-    names = tuple(array_kwargs)
-    n_positional = len(arrays)
-    if not v.compiled:
-        return fn(*arrays, **array_kwargs, **static)
-    key = (v.id, fn, n_positional, names, tuple(sorted(static.items(), key=lambda kv: kv[0])))
-    if key not in _COMPILED:
-        if v.backend.name == "torch":
-            _raise_torch_recompile_limit()
-
-        def closure(*args: Any) -> Any:
-            kwargs = dict(zip(names, args[n_positional:], strict=True))
-            return fn(*args[:n_positional], **kwargs, **static)
-
-        _COMPILED[key] = v.wrap(closure)
-    return _COMPILED[key](*arrays, *array_kwargs.values())
+    if v.compiled and v.backend.name == "torch":
+        _raise_torch_recompile_limit()
+    return v.call(fn, *arrays, **array_kwargs, **static)
 
 
 def dtype_name(a: Any) -> str:

@@ -41,6 +41,7 @@ def test_the_pages_exist() -> None:
         "performance",
         "scale",
         "api",
+        "testing_toolkit",
     } <= names
 
 
@@ -84,7 +85,7 @@ def _documented_objects() -> dict[str, object]:
     from xpsoftmax.backends.cli import parser
     from xpsoftmax.testing import bounds, oracle
 
-    from xpsoftmax import backends
+    from xpsoftmax import backends, testing
 
     objects: dict[str, object] = {name: getattr(xpsoftmax, name) for name in xpsoftmax.__all__}
     objects.update(
@@ -92,6 +93,9 @@ def _documented_objects() -> dict[str, object]:
             "backends": backends,
             "testing.oracle": oracle,
             "testing.bounds": bounds,
+            "testing.variants": testing.variants,
+            "testing.check_function": testing.check_function,
+            "testing.benchmark": testing.benchmark,
             "backends.cli.parser.main": parser.main,
             "backends.Backend": backends.Backend,
             "backends.Variant": backends.Variant,

@@ -1,17 +1,24 @@
-"""The test harness, shipped as ``xpsoftmax.testing``: exact oracle, accuracy bounds, accuracy runs.
+"""The test harness, shipped as ``xpsoftmax.testing``: run your own function on every framework.
 
-What our own test suite, the docs' reports and ``xpsoftmax compare`` measure the library with:
+For library authors who write array-API code (docs: Testing your own function on every
+framework):
 
-* `xpsoftmax.testing.oracle`: the softmax family computed exactly with mpmath, and the error of a
-  result in units of the dtype's epsilon;
-* `xpsoftmax.testing.bounds`: how far from the exact value each function's result may be (the
-  spec's accuracy bounds, docs: Specification, Accuracy);
-* `xpsoftmax.testing.accuracy`: input families, and running xpsoftmax and the frameworks' own
-  functions on them.
+* `variants`: the NumPy, array-api-strict, Dask, JAX (eager and `jax.jit`), PyTorch (eager and
+  ``torch.compile``) and CuPy variants installed here, each able to make its arrays, call a
+  function in its mode and bring the result back;
+* `check_function`: a function run on every variant and checked for values, types, mutation,
+  warnings, laziness and gradients;
+* `benchmark`: the same function timed on every variant beside a peer, as a table;
+* ``xpsoftmax.testing.pytest_plugin``: an ``xp_variant`` fixture over the variants.
 
-Importing this package imports nothing; its modules need NumPy and mpmath (the ``test`` or ``cli``
-extra). Framework adapters live in `xpsoftmax.backends`, the command line in
-`xpsoftmax.backends.cli`.
+What our own test suite, the docs' reports and ``xpsoftmax compare`` measure the library with
+lives here too: `xpsoftmax.testing.oracle` (the softmax family computed exactly with mpmath),
+`xpsoftmax.testing.bounds` (the spec's accuracy bounds) and `xpsoftmax.testing.accuracy` (input
+families and accuracy runs).
+
+Importing this package imports no array library, and the toolkit never imports a framework that
+is not installed; checking needs NumPy, the oracle mpmath (the ``test`` or ``cli`` extra).
+Framework adapters live in `xpsoftmax.backends`, the command line in `xpsoftmax.backends.cli`.
 """
 
 from __future__ import annotations
@@ -20,3 +27,9 @@ from __future__ import annotations
 # the wheel does not ship and which would load a second copy of every module (and its caches).
 if __name__ != "xpsoftmax.testing":
     raise ImportError(f"import xpsoftmax.testing, not {__name__}")
+
+from ._benchmark import BenchmarkTable, Timing, benchmark
+from ._checks import check_function
+from ._matrix import variants
+
+__all__ = ["BenchmarkTable", "Timing", "benchmark", "check_function", "variants"]
