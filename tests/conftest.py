@@ -80,7 +80,6 @@ def _has_dtype(v: backends.Variant, dtype: str) -> bool:
     return dtype not in backends.FLOAT_DTYPES or dtype in v.backend.float_dtypes
 
 
-
 @pytest.fixture(scope="session", autouse=True)
 def _torch_seen_eagerly() -> None:
     """One eager PyTorch call before any compiled one, in every test process.
@@ -95,6 +94,7 @@ def _torch_seen_eagerly() -> None:
     import torch
 
     xpsoftmax.softmax(torch.zeros(2, 3))
+
 
 @pytest.fixture(params=ALL_VARIANTS)
 def variant(request: pytest.FixtureRequest) -> backends.Variant:
