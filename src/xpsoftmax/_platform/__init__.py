@@ -6,7 +6,7 @@ eager compilation (`compilation`). Each is phrased as a question about an array 
 "may we update it in place?"), never as a framework's name. Everything above imports from here.
 """
 
-from .autodiff import derivative_mechanism, records_gradients
+from .autodiff import derivative_mechanism, records_gradients, rematerialiser
 from .compilation import eager_kernel
 from .namespaces import (
     Array,
@@ -48,6 +48,7 @@ __all__ = [
     "no_updates_in_place",
     "on_host",
     "records_gradients",
+    "rematerialiser",
     "sets_at_integer_indices",
     "surely_false",
     "surely_true",

@@ -14,7 +14,7 @@ import operator
 from dataclasses import dataclass
 from typing import Any
 
-from ._platform import (
+from .._platform import (
     Array,
     Namespace,
     array_device,
