@@ -70,9 +70,10 @@ CHECKS = textwrap.dedent(
 
 @pytest.mark.slow
 @pytest.mark.parametrize("axis_type", ["Explicit", "Auto"])
-@pytest.mark.parametrize("chunk_size", [0, 5])
+@pytest.mark.parametrize("chunk_size", [0, 22])
 def test_sharded_over_tokens_and_vocabulary(chunk_size: int, axis_type: str) -> None:
-    """chunk_size 0: the rule from the shapes; 5: blocks that straddle the token shards.
+    """chunk_size 0: the rule from the shapes; 22: blocks larger than a device's 16 tokens,
+    taken as 6 tokens of each device's piece, the last run padded.
     Explicit mesh axes are `jax.make_mesh`'s default; Auto ones leave the layout to XLA."""
     record = json.loads(run_with_host_devices(CHECKS, str(chunk_size), axis_type, devices=4))
     assert record["inputs_sharded"] == [4, 4]
