@@ -384,11 +384,14 @@ def test_inputs_unchanged_and_no_warnings() -> None:
 
 def test_no_tokens_by_vocabulary_array() -> None:
     """tracemalloc sees every NumPy allocation: the call's peak stays far below one logits
-    array (N x V float64), while the materialised formula needs several."""
+    array (N x V float32), while the materialised formula needs several. The blocks come from
+    the shapes: 256 tokens (the rule's floor), a sixteenth of the logits each."""
     rng = np.random.default_rng(11)
-    n, d, v = 512, 16, 4096
-    h, w, y = rng.normal(size=(n, d)), rng.normal(size=(v, d)) * 0.1, rng.integers(0, v, size=n)
-    logits_bytes = n * v * 8
+    n, d, v = 4096, 8, 2048
+    h = rng.normal(size=(n, d)).astype(np.float32)
+    w = (rng.normal(size=(v, d)) * 0.1).astype(np.float32)
+    y = rng.integers(0, v, size=n)
+    logits_bytes = n * v * 4
     tracemalloc.start()
     try:
         tracemalloc.reset_peak()
@@ -400,7 +403,7 @@ def test_no_tokens_by_vocabulary_array() -> None:
     finally:
         tracemalloc.stop()
     assert materialised >= logits_bytes
-    assert ours < 0.1 * logits_bytes
+    assert ours < 0.4 * logits_bytes
 
 
 def test_class_probability_targets_and_empty_batches() -> None:

@@ -149,3 +149,17 @@ def test_logits_larger_than_the_workers_memory(client: Any) -> None:
     np.testing.assert_allclose(loss, expected[0], rtol=1e-5)
     for got, theirs in zip((d_hidden, d_weight), expected[1:], strict=True):
         np.testing.assert_allclose(got, theirs, rtol=1e-3, atol=1e-4 * np.max(np.abs(theirs)))
+
+
+@pytest.mark.parametrize("g", [np.float32(0.5), np.array(0.5), 0.5])
+def test_numpy_scalar_cotangent(g: Any) -> None:
+    """A NumPy scalar (or 0-d array) g beside Dask inputs is taken as the number it holds."""
+    h, w, y = _head(20, 4, 9, "float64", seed=2)
+    arrays = da.from_array(h, chunks=(8, 4)), da.from_array(w), da.from_array(y, chunks=8)
+    with dask.config.set(scheduler=_refuse_to_compute):
+        results = xpsoftmax.linear_cross_entropy_vjp(*arrays, g)[:3]
+    computed = dask.compute(*results, scheduler="sync")
+    expected = _materialised(h, w, y)
+    np.testing.assert_allclose(computed[0], expected[0], rtol=1e-12)
+    for got, full in zip(computed[1:], expected[1:], strict=True):
+        np.testing.assert_allclose(got, 0.5 * full, rtol=1e-12, atol=1e-16)
