@@ -8,7 +8,7 @@ from ._derivatives.attach import call
 from ._derivatives.linear_cross_entropy import LINEAR_CROSS_ENTROPY, HeadInputs
 from ._kernels.blocks import Head, block_rows, gradients_and_loss
 from ._loss import mean_denominator
-from ._platform import Array
+from ._platform import Array, array_namespace, values_are_known
 from ._validation import to_namespace
 from ._validation.linear import PreparedHead, prepare_head
 
@@ -64,7 +64,8 @@ def linear_cross_entropy(
         Class indices only: tokens whose target equals it add nothing and are not counted.
         Default None, nothing ignored (PyTorch's ``linear_cross_entropy`` uses -100).
     chunk_size : int, optional
-        Tokens per block. Default: as many as keep one block's logits no larger than hidden.
+        Tokens per block. Default: as many as keep one block's logits no larger than hidden,
+        but at least 256, or as many as make 2**21 logits where that is fewer.
 
     Returns
     -------
@@ -171,7 +172,7 @@ ignore_index, chunk_size
         chunk_size=chunk_size,
     )
     xp, n_tokens = p.xp, p.hidden.shape[0]
-    cotangent = to_namespace(xp, p.hidden, g, "g")
+    cotangent = to_namespace(xp, p.hidden, _scalar_as_number(xp, g), "g")
     wanted = p.batch if reduction == "none" else ()
     if tuple(cotangent.shape) != wanted:
         raise ValueError(
@@ -195,6 +196,18 @@ ignore_index, chunk_size
         p.finish(grads.linear_weight, p.dtypes[1]),
         None if d_bias is None else p.finish(d_bias, p.dtypes[2]),
     )
+
+
+def _scalar_as_number(xp: object, g: object) -> object:
+    """A scalar g of another array library than hidden's (a NumPy scalar beside Dask
+    arrays), whose value is known now, as the Python number it holds; g itself otherwise."""
+    if getattr(g, "ndim", None) != 0 or not hasattr(g, "__float__"):
+        return g
+    try:
+        same = array_namespace(g) is xp
+    except TypeError:
+        return g
+    return g if same or not values_are_known(g) else float(g)
 
 
 def _head(p: PreparedHead) -> Head:

@@ -24,11 +24,12 @@ from .._kernels.blocks import (
 )
 from .._platform import (
     Array,
-    array_device,
     array_namespace,
     block_map,
     records_gradients,
     rematerialiser,
+    replicated,
+    shards_along_first_axis,
 )
 from .rule import Rule
 
@@ -146,18 +147,28 @@ def _blockwise(
     block: Callable[[_BlockArrays], tuple[Array, ...]],
 ) -> tuple[Array, ...]:
     """`block`'s per-token outputs over all tokens: by the library's loop primitive where it
-    has one (the tokens padded to whole blocks, the padding's outputs dropped), else a
-    Python loop."""
+    has one, else a Python loop.
+
+    The loop primitive runs over stacked blocks: with the tokens split over S devices, block
+    b holds the b-th run of rows / S tokens of every device's piece (each piece padded with
+    zeros to whole runs, the padding's outputs dropped), so that no block cuts across a
+    piece's border and every device works on each block.
+    """
     n, rows = inputs.hidden.shape[0], static.rows
     loop = block_map(inputs.hidden)
+    if shards_along_first_axis(inputs.linear_weight) > 1:
+        block = _gathering_rows(block)
     if loop is None or n <= rows:
         parts = [block(_rows(inputs, tangents, *bounds)) for bounds in block_bounds(n, rows)]
         if not parts:
             return (xp.zeros_like(inputs.hidden[:, 0]),) * 2
         return tuple(xp.concat(outputs) for outputs in zip(*parts, strict=True))
-    n_blocks = -(-n // rows)
+    shards = shards_along_first_axis(inputs.hidden)
+    per_shard = n // shards
+    run = min(per_shard, -(-rows // shards))
+    n_blocks = -(-per_shard // run)
     stacked = tuple(
-        None if a is None else _stacked(xp, a, n_blocks, rows)
+        None if a is None else _stacked(xp, a, shards, n_blocks, run)
         for a in (inputs.hidden, inputs.target, tangents.hidden)
     )
     whole = _rows(inputs, tangents, 0, n)
@@ -167,16 +178,42 @@ def _blockwise(
             whole._replace(hidden=per_block[0], target=per_block[1], hidden_dot=per_block[2])
         )
 
-    outputs = loop(one_block, stacked)
-    return tuple(xp.reshape(out, (n_blocks * rows,))[:n] for out in outputs)
+    outputs = loop(one_block, stacked)  # each (n_blocks, shards, run)
+    return tuple(
+        xp.reshape(
+            xp.reshape(xp.moveaxis(out, 0, 1), (shards, n_blocks * run))[:, :per_shard], (n,)
+        )
+        for out in outputs
+    )
 
 
-def _stacked(xp: Any, a: Array, n_blocks: int, rows: int) -> Array:
-    """(N, ...) as (n_blocks, rows, ...), padded with zeros (class 0) to whole blocks."""
-    padding = n_blocks * rows - a.shape[0]
+def _gathering_rows(
+    block: Callable[[_BlockArrays], tuple[Array, ...]],
+) -> Callable[[_BlockArrays], tuple[Array, ...]]:
+    """`block` on its token rows gathered whole on every device: with the vocabulary split
+    over the devices, a block's logits are split by the vocabulary alone."""
+
+    def gathered(b: _BlockArrays) -> tuple[Array, ...]:
+        h_dot = b.hidden_dot
+        return block(
+            b._replace(
+                hidden=replicated(b.hidden),
+                target=replicated(b.target),
+                hidden_dot=None if h_dot is None else replicated(h_dot),
+            )
+        )
+
+    return gathered
+
+
+def _stacked(xp: Any, a: Array, shards: int, n_blocks: int, run: int) -> Array:
+    """(N, ...) as (n_blocks, shards, run, ...): each shard's rows padded with zeros (class 0)
+    to whole runs, its b-th run in block b."""
+    a = xp.reshape(a, (shards, a.shape[0] // shards, *a.shape[1:]))
+    padding = n_blocks * run - a.shape[1]
     if padding:
-        a = xp.concat([a, xp.zeros((padding, *a.shape[1:]), dtype=a.dtype, device=array_device(a))])
-    return xp.reshape(a, (n_blocks, rows, *a.shape[1:]))
+        a = xp.concat([a, xp.zeros_like(a[:, :padding, ...])], axis=1)
+    return xp.moveaxis(xp.reshape(a, (shards, n_blocks, run, *a.shape[2:])), 1, 0)
 
 
 class _BlockArrays(NamedTuple):

@@ -17,6 +17,8 @@ from .namespaces import (
     namespace_of,
     on_host,
     ready_compat_modules,
+    replicated,
+    shards_along_first_axis,
 )
 from .tracing import (
     all_below_now,
@@ -52,7 +54,9 @@ __all__ = [
     "ready_compat_modules",
     "records_gradients",
     "rematerialiser",
+    "replicated",
     "sets_at_integer_indices",
+    "shards_along_first_axis",
     "surely_false",
     "surely_true",
     "values_are_known",

@@ -26,6 +26,8 @@ __all__ = [
     "namespace_of",
     "on_host",
     "ready_compat_modules",
+    "replicated",
+    "shards_along_first_axis",
     "submodule",
 ]
 
@@ -107,6 +109,48 @@ def array_device(x: Array) -> Any:
     # helpers are built on cached functions that a compiler warns about.)
     device = x.device if compiling_now(type(x)) else _device(x)
     return None if hasattr(device, "device_set") else device
+
+
+def shards_along_first_axis(x: Array) -> int:
+    """Into how many equal pieces x's first axis is split over devices, as x's type says
+    (1 where it says nothing, or x is on one device).
+
+    Asked through the library's ``typeof``, which describes traced and concrete arrays alike
+    (a traced array has no device to ask); a type with a ``sharding`` that gives the shape of
+    one device's piece (``shard_shape``) answers. A loop over blocks of the first axis then
+    takes the same number of rows from each piece: a block that cuts across the pieces'
+    borders cannot be sliced where the layout is part of the type (JAX's Explicit axes).
+    """
+    if x.ndim == 0 or x.shape[0] == 0:
+        return 1
+    shard_shape = getattr(_type_sharding(x), "shard_shape", None)
+    if not callable(shard_shape):
+        return 1
+    rows = int(shard_shape(tuple(x.shape))[0])
+    return x.shape[0] // rows if rows and x.shape[0] % rows == 0 else 1
+
+
+def replicated(x: Array) -> Array:
+    """x laid out whole on every device, where its library lays out arrays by a sharding in
+    their type (``sharding.reshard`` to x's own sharding with an empty ``PartitionSpec``);
+    x itself elsewhere.
+
+    A product of two arrays split over the same devices along their kept axes (tokens and
+    vocabulary) has no layout; one of them, the smaller, is gathered first.
+    """
+    sharding = _type_sharding(x)
+    update = getattr(sharding, "update", None)
+    library = attribute(namespace_library(x), "sharding")
+    reshard, spec = attribute(library, "reshard"), attribute(library, "PartitionSpec")
+    if shards_along_first_axis(x) == 1 or None in (update, reshard, spec):
+        return x
+    return reshard(x, update(spec=spec()))  # type: ignore[misc]
+
+
+def _type_sharding(x: Array) -> Any:
+    """The sharding that x's type carries (the library's ``typeof(x).sharding``), or None."""
+    typeof = attribute(namespace_library(x), "typeof")
+    return getattr(typeof(x), "sharding", None) if callable(typeof) else None
 
 
 def on_host(x: Array) -> bool:

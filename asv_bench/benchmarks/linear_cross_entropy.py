@@ -1,0 +1,247 @@
+"""linear_cross_entropy cases: a classifier head's loss and gradients, and the memory it takes.
+
+Shared by the asv ``LinearCrossEntropy`` benchmarks (``bench_linear_cross_entropy.py``), the
+pytest-benchmark suite (``tests/benchmarks/test_linear_cross_entropy_speed.py``) and
+``docs/scripts/large_vocabularies_report.py``, so that the three measure the same thing.
+
+One case is the mean cross-entropy of ``hidden @ linear_weight.T`` (hidden (N, D), weight
+(V, D), class-index targets) and its gradients with respect to ``hidden`` and the weight, by one
+*implementation* on one *framework*:
+
+* ``xpsoftmax``: ``xpsoftmax.linear_cross_entropy`` under the framework's autodiff, or
+  ``xpsoftmax.linear_cross_entropy_vjp`` on NumPy, which has none;
+* ``reference``: the materialised logits: ``F.cross_entropy(h @ W.T, y)`` (PyTorch, eager or
+  compiled), ``jit(value_and_grad)`` of optax's ``softmax_cross_entropy_with_integer_labels(h @
+  W.T, y)`` (JAX), and on NumPy the matmul, ``xpsoftmax.cross_entropy`` and its gradient
+  written out (``softmax - one_hot``, two matmuls);
+* ``chunked``: PyTorch 2.13's ``F.linear_cross_entropy(h, W, y,
+  options=LinearCrossEntropyOptions())`` (PyTorch eager only).
+
+**Loss memory** is the peak memory above the inputs and their gradients, which every method
+must hold: what a chunked loss saves. `loss_memory` measures it in a fresh Python process per
+case, from the process's resident-set high-water mark (Linux ``VmHWM``, reset through
+``/proc/self/clear_refs`` once the case is built, compiled and run once). The process starts
+with glibc's mmap threshold fixed at 64 KiB, so every large array is its own mapping, returned
+to the system when freed: the high-water mark then follows the arrays alive, not what the
+allocator keeps cached. `xla_temp_bytes` gives JAX's own figure, ``memory_analysis()``'s
+temporary bytes of the compiled step.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+import subprocess
+import sys
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+import xpsoftmax
+
+#: (tokens, D, V): a GPT-2 head (the issue's target case), a small one for quick runs, and a
+#: tiny one for the tests.
+SIZES = {"gpt2": (4096, 768, 50257), "small": (512, 128, 8192)}
+TEST_SIZE = (128, 64, 512)
+#: The implementations each framework has (see the module docstring).
+METHODS = {
+    "torch": ("xpsoftmax", "reference", "chunked"),
+    "torch-compile": ("xpsoftmax", "reference"),
+    "jax": ("xpsoftmax", "reference"),
+    "numpy": ("xpsoftmax", "reference"),
+}
+FRAMEWORKS = tuple(METHODS)
+IMPLEMENTATIONS = ("xpsoftmax", "reference", "chunked")
+Step = Callable[[], Any]
+
+
+class Unavailable(NotImplementedError):
+    """The case cannot run here (framework missing, or no such implementation for it)."""
+
+
+def inputs(
+    tokens: int, d: int, v: int, dtype: str = "float32", seed: int = 0
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """hidden (tokens, D), weight (V, D) and targets, scaled so that logits spread about 1."""
+    rng = np.random.default_rng(seed)
+    hidden = rng.standard_normal((tokens, d)).astype(dtype)
+    weight = (rng.standard_normal((v, d)) / np.sqrt(d)).astype(dtype)
+    return hidden, weight, rng.integers(0, v, size=tokens)
+
+
+def make(
+    framework: str, implementation: str, size: str | tuple[int, int, int], dtype: str = "float32"
+) -> Step:
+    """A no-argument callable: one loss and its gradients ``(loss, d_hidden, d_weight)``,
+    computed and waited for. Built, compiled and run once before it is returned."""
+    if implementation not in METHODS.get(framework, ()):
+        raise Unavailable(f"{framework} has no {implementation} case")
+    shape = SIZES[size] if isinstance(size, str) else size
+    hidden, weight, target = inputs(*shape, dtype=dtype)
+    builders = {"torch": _torch, "torch-compile": _torch, "jax": _jax, "numpy": _numpy}
+    try:
+        run = builders[framework](framework, implementation, hidden, weight, target)
+    except ImportError as error:
+        raise Unavailable(f"{framework} is not installed: {error}") from None
+    run()  # compile, warm up and allocate outside any measurement
+    return run
+
+
+def _torch(
+    framework: str, implementation: str, h: np.ndarray, w: np.ndarray, y: np.ndarray
+) -> Step:
+    import torch
+    import torch.nn.functional as F
+
+    hidden = torch.tensor(h, requires_grad=True)
+    weight = torch.tensor(w, requires_grad=True)
+    target = torch.tensor(y)
+
+    def reference(a: Any, b: Any, t: Any) -> Any:
+        return F.cross_entropy(a @ b.T, t)
+
+    def chunked(a: Any, b: Any, t: Any) -> Any:
+        return F.linear_cross_entropy(a, b, t, options=torch.nn.LinearCrossEntropyOptions())
+
+    if implementation == "xpsoftmax":
+        loss_fn = xpsoftmax.linear_cross_entropy
+    else:
+        loss_fn = reference if implementation == "reference" else chunked
+    if framework == "torch-compile":
+        loss_fn = torch.compile(loss_fn, fullgraph=True)
+
+    def step() -> Any:
+        loss = loss_fn(hidden, weight, target)
+        d_hidden, d_weight = torch.autograd.grad(loss, (hidden, weight))
+        return loss.detach(), d_hidden, d_weight
+
+    return step
+
+
+def _jax_step(implementation: str) -> Any:
+    import jax
+
+    if implementation == "xpsoftmax":
+        loss_fn = xpsoftmax.linear_cross_entropy
+    else:
+        import optax
+
+        def loss_fn(a: Any, b: Any, t: Any) -> Any:
+            return optax.softmax_cross_entropy_with_integer_labels(a @ b.T, t).mean()
+
+    return jax.jit(jax.value_and_grad(loss_fn, argnums=(0, 1)))
+
+
+def _jax(framework: str, implementation: str, h: np.ndarray, w: np.ndarray, y: np.ndarray) -> Step:
+    import jax
+    import jax.numpy as jnp
+
+    if h.dtype == np.float64:
+        jax.config.update("jax_enable_x64", True)
+    arrays = (jnp.asarray(h), jnp.asarray(w), jnp.asarray(y))
+    compiled = _jax_step(implementation)
+
+    def step() -> Any:
+        loss, (d_hidden, d_weight) = jax.block_until_ready(compiled(*arrays))
+        return loss, d_hidden, d_weight
+
+    return step
+
+
+def xla_temp_bytes(implementation: str, size: str | tuple[int, int, int]) -> int:
+    """XLA's temporary bytes for the compiled JAX step (``memory_analysis()``): what it allocates
+    beyond the arguments and the outputs (loss and gradients)."""
+    import jax.numpy as jnp
+
+    shape = SIZES[size] if isinstance(size, str) else size
+    arrays = [jnp.asarray(a) for a in inputs(*shape)]
+    compiled = _jax_step(implementation).lower(*arrays).compile()
+    return int(compiled.memory_analysis().temp_size_in_bytes)
+
+
+def _numpy(
+    framework: str, implementation: str, h: np.ndarray, w: np.ndarray, y: np.ndarray
+) -> Step:
+    one = np.asarray(1.0, dtype=h.dtype)
+    if implementation == "xpsoftmax":
+
+        def ours() -> Any:
+            loss, d_hidden, d_weight, _ = xpsoftmax.linear_cross_entropy_vjp(h, w, y, one)
+            return loss, d_hidden, d_weight
+
+        return ours
+
+    rows = np.arange(len(y))
+
+    def reference() -> Any:
+        logits = h @ w.T
+        loss = xpsoftmax.cross_entropy(logits, y)
+        # d loss / d logits = (softmax - one_hot) / N, built in place in the softmax's array.
+        d_logits = xpsoftmax.softmax(logits)
+        del logits
+        d_logits[rows, y] -= 1.0
+        d_logits /= len(y)
+        return loss, d_logits @ w, d_logits.T @ h
+
+    return reference
+
+
+# -- loss memory, in a fresh process per case ---------------------------------------------------
+
+
+def _status_bytes(field: str) -> int:
+    status = pathlib.Path("/proc/self/status").read_text()
+    line = next(line for line in status.splitlines() if line.startswith(field))
+    return int(line.split()[1]) * 1024  # reported in kB
+
+
+def _measure_here(
+    framework: str, implementation: str, shape: tuple[int, int, int], dtype: str
+) -> int:
+    """In this (fresh) process: the peak resident bytes of one step above its inputs and the
+    gradients it returns."""
+    import gc
+
+    run = make(framework, implementation, shape, dtype)
+    gc.collect()
+    before = _status_bytes("VmRSS:")  # the inputs, the frameworks, and the compiled step
+    pathlib.Path("/proc/self/clear_refs").write_text("5")  # VmHWM := VmRSS
+    result = run()
+    peak = _status_bytes("VmHWM:")
+    gradients = sum(int(np.asarray(g).nbytes) for g in result[1:])
+    return peak - before - gradients
+
+
+def loss_memory(
+    framework: str,
+    implementation: str,
+    size: str | tuple[int, int, int],
+    dtype: str = "float32",
+) -> int:
+    """Loss memory of the case in bytes, measured in a fresh process (Linux only)."""
+    if not sys.platform.startswith("linux"):
+        raise Unavailable("loss memory is read from Linux's /proc/self/status")
+    if implementation not in METHODS.get(framework, ()):
+        raise Unavailable(f"{framework} has no {implementation} case")
+    shape = list(SIZES[size] if isinstance(size, str) else size)
+    script = (
+        "import json, sys; sys.path.insert(0, sys.argv[1]); import linear_cross_entropy as m; "
+        "print(json.dumps(m._measure_here(sys.argv[2], sys.argv[3], tuple(json.loads(sys.argv[4])),"
+        " sys.argv[5])))"
+    )
+    env = dict(os.environ, MALLOC_MMAP_THRESHOLD_="65536", MALLOC_TRIM_THRESHOLD_="0")
+    here = str(pathlib.Path(__file__).resolve().parent)
+    args = [here, framework, implementation, json.dumps(shape), dtype]
+    done = subprocess.run(
+        [sys.executable, "-c", script, *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"{framework}/{implementation}: {done.stderr[-3000:]}")
+    return int(json.loads(done.stdout.strip().splitlines()[-1]))

@@ -1,0 +1,168 @@
+"""Measure linear_cross_entropy on a GPT-2 head: the Large vocabularies page's table and plot.
+
+Run from the repository root (the docs build never runs it; its outputs are committed)::
+
+    python docs/scripts/large_vocabularies_report.py              # 3 rounds, ~15 min on 2 cores
+    python docs/scripts/large_vocabularies_report.py --rounds 2 --tokens 1024 4096
+
+It writes, under ``docs/_generated/``:
+
+* ``large_vocabularies_table.rst``: per row of the target table, the time and loss-memory
+  ratios of xpsoftmax to each peer, with the absolute figures and the targets;
+* ``large_vocabularies_memory.png``: loss memory against tokens for the materialised
+  reference, PyTorch's chunked path and xpsoftmax on PyTorch, JAX and NumPy.
+
+Cases come from ``asv_bench/benchmarks/linear_cross_entropy.py``, as in the asv and
+pytest-benchmark suites: float32, 4096 tokens, D = 768, V = 50,257, forward + backward. Times
+are the best of interleaved rounds in one process (each round runs every case of a row once).
+Loss memory is the peak resident memory above the inputs and their gradients, in a fresh
+process per case; for JAX the table also gives XLA's temporary bytes (``memory_analysis()``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[2]
+OUT = ROOT / "docs" / "_generated"
+
+sys.path.insert(0, str(ROOT / "asv_bench" / "benchmarks"))
+import linear_cross_entropy as cases
+
+#: Rows of the target table: (label, framework, [(peer, framework, implementation, time target,
+#: memory target)]).
+ROWS = [
+    (
+        "PyTorch forward + backward",
+        "torch",
+        [
+            ("chunked path", "torch", "chunked", 1.0, 1.0),
+            ("reference", "torch", "reference", 1.15, 0.1),
+        ],
+    ),
+    (
+        "torch.compile(fullgraph=True) forward + backward",
+        "torch-compile",
+        [("compiled reference", "torch-compile", "reference", 1.15, 0.1)],
+    ),
+    ("JAX jit(value_and_grad)", "jax", [("reference", "jax", "reference", 1.15, 0.15)]),
+    ("NumPy loss + gradients", "numpy", [("NumPy reference", "numpy", "reference", 1.15, 0.1)]),
+]
+
+
+def best_times(runs: dict[str, Any], rounds: int) -> dict[str, float]:
+    best = dict.fromkeys(runs, float("inf"))
+    for _ in range(rounds):
+        for name, run in runs.items():
+            start = time.perf_counter()
+            run()
+            best[name] = min(best[name], time.perf_counter() - start)
+    return best
+
+
+def measure(rounds: int) -> list[dict[str, Any]]:
+    rows = []
+    for label, framework, peers in ROWS:
+        print(f"timing {label} ...", flush=True)
+        names = {"xpsoftmax": (framework, "xpsoftmax")}
+        names.update({peer: (fw, impl) for peer, fw, impl, _, _ in peers})
+        runs = {n: cases.make(fw, impl, "gpt2") for n, (fw, impl) in names.items()}
+        times = best_times(runs, rounds)
+        del runs
+        memory = {n: cases.loss_memory(fw, impl, "gpt2") for n, (fw, impl) in names.items()}
+        if framework == "jax":
+            memory.update({n: cases.xla_temp_bytes(impl, "gpt2") for n, (_, impl) in names.items()})
+        for peer, _, _, time_target, memory_target in peers:
+            rows.append(
+                {
+                    "label": f"{label} / {peer}",
+                    "time": times["xpsoftmax"] / times[peer],
+                    "time_target": time_target,
+                    "times": f"{times['xpsoftmax']:.2f} / {times[peer]:.2f} s",
+                    "memory": memory["xpsoftmax"] / memory[peer],
+                    "memory_target": memory_target,
+                    "memories": f"{memory['xpsoftmax'] / 2**20:.0f} / {memory[peer] / 2**20:.0f} MiB",
+                    "what": "XLA temp" if framework == "jax" else "peak RSS",
+                }
+            )
+            print(rows[-1], flush=True)
+    return rows
+
+
+def write_table(rows: list[dict[str, Any]]) -> None:
+    lines = [
+        ".. list-table::",
+        "   :header-rows: 1",
+        "",
+        "   * - GPT-2 head, float32: xpsoftmax / peer",
+        "     - time (target)",
+        "     - xpsoftmax, peer",
+        "     - loss memory (target)",
+        "     - xpsoftmax, peer",
+    ]
+    for row in rows:
+        t_met = "" if row["time"] <= row["time_target"] else ", not met"
+        m_met = "" if row["memory"] <= row["memory_target"] else ", not met"
+        lines += [
+            f"   * - {row['label']}",
+            f"     - {row['time']:.2f} (<= {row['time_target']:g}{t_met})",
+            f"     - {row['times']}",
+            f"     - {row['memory']:.3f} (<= {row['memory_target']:g}{m_met})",
+            f"     - {row['memories']} ({row['what']})",
+        ]
+    (OUT / "large_vocabularies_table.rst").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    print("\n".join(lines))
+
+
+PLOTTED = [
+    ("PyTorch reference", "torch", "reference"),
+    ("PyTorch chunked path", "torch", "chunked"),
+    ("xpsoftmax, PyTorch", "torch", "xpsoftmax"),
+    ("xpsoftmax, JAX", "jax", "xpsoftmax"),
+    ("xpsoftmax, NumPy", "numpy", "xpsoftmax"),
+]
+
+
+def plot(token_counts: list[int]) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    _, d, v = cases.SIZES["gpt2"]
+    figure, axes = plt.subplots(figsize=(7, 4.2))
+    for label, framework, implementation in PLOTTED:
+        print(f"memory of {label} ...", flush=True)
+        mib = [
+            cases.loss_memory(framework, implementation, (n, d, v)) / 2**20 for n in token_counts
+        ]
+        axes.plot(token_counts, mib, marker="o", label=label)
+    logits = [n * v * 4 / 2**20 for n in token_counts]
+    axes.plot(token_counts, logits, color="grey", linestyle=":", label="one float32 logits array")
+    axes.set_xscale("log", base=2)
+    axes.set_yscale("log")
+    axes.set_xlabel("tokens (D = 768, V = 50,257, float32)")
+    axes.set_ylabel("loss memory, MiB (peak above inputs and gradients)")
+    axes.set_title("Memory of the loss and its gradients, forward + backward")
+    axes.legend(fontsize=8)
+    figure.tight_layout()
+    figure.savefig(OUT / "large_vocabularies_memory.png", dpi=120)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds (best of)")
+    parser.add_argument("--tokens", type=int, nargs="+", default=[512, 1024, 2048, 4096])
+    parser.add_argument("--skip-table", action="store_true", help="the plot only")
+    args = parser.parse_args(argv)
+    if not args.skip_table:
+        write_table(measure(args.rounds))
+    plot(args.tokens)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,38 @@
+"""linear_cross_entropy's forward + backward beside the materialised reference and PyTorch's
+chunked path, with pytest-benchmark.
+
+Run as plain tests in CI (``--benchmark-disable``): each case runs once, at a tiny size, and
+its loss and gradients are checked against the same framework's materialised reference. Measure
+with ``--benchmark-enable`` (the small size); the target table, at the GPT-2 head, is
+``docs/scripts/large_vocabularies_report.py``'s.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pytest
+from conftest import ROOT, load_module
+
+cases = load_module(
+    "asv_linear_cross_entropy", ROOT / "asv_bench" / "benchmarks" / "linear_cross_entropy.py"
+)
+
+_CASES = [(f, i) for f, methods in cases.METHODS.items() for i in methods]
+
+
+@pytest.mark.parametrize(("framework", "implementation"), _CASES)
+def test_linear_cross_entropy_step(benchmark: Any, framework: str, implementation: str) -> None:
+    size = "small" if benchmark.enabled else cases.TEST_SIZE
+    run = cases.make(framework, implementation, size)
+    if implementation != "reference":
+        expected = cases.make(framework, "reference", size)()
+        for ours, theirs in zip(run(), expected, strict=True):
+            theirs = np.asarray(theirs)
+            np.testing.assert_allclose(
+                np.asarray(ours), theirs, rtol=2e-4, atol=2e-6 * float(np.max(np.abs(theirs)))
+            )
+    benchmark.group = f"linear-cross-entropy-{framework}"
+    benchmark.extra_info["implementation"] = implementation
+    benchmark(run)
