@@ -1,8 +1,10 @@
-"""Framework adapters and the test/benchmark matrix, shipped as ``xpsoftmax.backends``.
+"""Framework adapters: one module per array library, and their registry (``xpsoftmax.backends``).
 
 One small module per array library, each a subclass of `Backend`, and a registry over them. The test
 suite, the benchmarks and the command line read this one registry, so they agree on what a backend is,
-which devices and dtypes it has, and what its reference functions are.
+which devices and dtypes it has, and what its reference functions are. Two rooms sit beside the
+adapters: the test harness (``backends/testing``, shipped as `xpsoftmax.testing`) and the command line
+(`xpsoftmax.backends.cli`).
 
 Nothing here imports a framework until it is used: ``import xpsoftmax.backends`` is cheap and works with
 any subset of the frameworks installed (the same promise array-api-compat makes, and tests). Asking

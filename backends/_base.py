@@ -212,7 +212,7 @@ class Backend(abc.ABC):
         label_smoothing: float = 0.0,
         reduction: str = "mean",
     ) -> Any:
-        """Cross-entropy as SPEC.md defines it, on `scipy.special.log_softmax` of a host copy.
+        """Cross-entropy (spec: Cross-entropy) on `scipy.special.log_softmax` of a host copy.
 
         `target` holds integer class indices (the shape of `logits` without `axis`) or class
         probabilities (the shape of `logits`).

@@ -5,8 +5,8 @@ JAX otherwise silently narrows to float32. The switch is process-wide, so it is 
 asks this backend for arrays, never on import; it does not change the library, which never upcasts.
 
 References are JAX's own `jax.nn.softmax`, `jax.nn.log_softmax` and `jax.nn.logsumexp`; JAX has no
-cross-entropy, so `ref_cross_entropy` applies SPEC.md's definition to `jax.nn.log_softmax`. Jacobians come
-from ``jax.vmap(jax.jacrev(fn))`` over the flattened batch.
+cross-entropy, so `ref_cross_entropy` applies the definition (spec: Cross-entropy) to
+`jax.nn.log_softmax`. Jacobians come from ``jax.vmap(jax.jacrev(fn))`` over the flattened batch.
 """
 
 from __future__ import annotations
@@ -103,7 +103,7 @@ class JaxBackend(Backend):
         label_smoothing: float = 0.0,
         reduction: str = "mean",
     ) -> Any:
-        """SPEC.md's cross-entropy on `jax.nn.log_softmax` (JAX has no cross-entropy of its own)."""
+        """Cross-entropy on `jax.nn.log_softmax` (JAX has none of its own; spec: Cross-entropy)."""
         jax = self._jax()
         return cross_entropy_from_log_probs(
             jax.numpy,

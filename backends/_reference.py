@@ -23,7 +23,7 @@ def cross_entropy_from_log_probs(
     label_smoothing: float,
     reduction: str,
 ) -> Any:
-    """SPEC.md's cross-entropy from log-probabilities, written with a NumPy-like module `nx`.
+    """Cross-entropy (spec: Cross-entropy) from log-probabilities, with a NumPy-like module `nx`.
 
     `nx` is `numpy` or `jax.numpy`; both have the `moveaxis` and `take_along_axis` used here. The
     per-sample loss is ``-sum_i q_i log_probs_i`` with q the one-hot or given probabilities, smoothed as

@@ -4,8 +4,9 @@ References are PyTorch's own `torch.softmax`, `torch.log_softmax`, `torch.logsum
 `torch.nn.functional.cross_entropy` (class axis moved to position 1, where PyTorch wants it). PyTorch's
 softmax takes one dimension only; for a tuple of axes (or None) the reduced axes are moved to the end and
 flattened into one, which is the same function. Jacobians come from
-``torch.func.vmap(torch.func.jacrev(fn))``; a function with a data-dependent Python branch (allowed by
-SPEC.md on eager arrays) cannot run under vmap, and is then differentiated one row at a time.
+``torch.func.vmap(torch.func.jacrev(fn))``; a function with a data-dependent Python branch (allowed
+on eager arrays, spec: When a value is known) cannot run under vmap, and is then differentiated one
+row at a time.
 """
 
 from __future__ import annotations

@@ -2,11 +2,11 @@
 
 Everything the tests know about backends comes from the `xpsoftmax.backends` registry: the `variant`
 fixture runs over every variant id, skipping (with the reason) those this machine cannot run, such as
-GPU variants without a GPU. Expected values come from the mpmath oracle (`xpsoftmax.backends.oracle`),
+GPU variants without a GPU. Expected values come from the mpmath oracle (`xpsoftmax.testing.oracle`),
 fed the inputs exactly as the backend saw them, i.e. rounded to the test dtype.
 
-Error bounds, in units of the test dtype's epsilon, come from `xpsoftmax.backends.bounds` (the
-module `xpsoftmax compare` uses too), whose docstring derives each one from SPEC.md.
+Error bounds, in units of the test dtype's epsilon, come from `xpsoftmax.testing.bounds` (the
+module `xpsoftmax compare` uses too), whose docstring derives each one (spec: Accuracy).
 """
 
 from __future__ import annotations
@@ -22,8 +22,8 @@ from typing import Any
 
 import numpy as np
 import pytest
-from xpsoftmax.backends import oracle
-from xpsoftmax.backends.bounds import error_in_eps, normalise_axes
+from xpsoftmax.testing import oracle
+from xpsoftmax.testing.bounds import normalise_axes, scaled_ulp_error
 
 import xpsoftmax
 from xpsoftmax import backends
@@ -175,7 +175,7 @@ def assert_within(
     """Assert the error of `result` is within `bound` eps everywhere; returns the largest error."""
     exact = np.asarray(exact, dtype=object)
     assert result.shape == exact.shape, f"{what}: shape {result.shape} != {exact.shape}"
-    err = error_in_eps(result, exact, dtype, scale)
+    err = scaled_ulp_error(result, exact, dtype, scale)
     excess = err - np.broadcast_to(bound, err.shape)
     if err.size and not np.all(excess <= 0):
         worst = np.unravel_index(np.argmax(excess), err.shape)

@@ -1,10 +1,10 @@
 """Accuracy of softmax, log_softmax and logsumexp on hard input families, against the mpmath oracle.
 
-The families, the oracle's values and the error measure come from `xpsoftmax.backends.accuracy`
-(shared with the docs' accuracy report); the bounds are SPEC.md's, from `xpsoftmax.backends.bounds`
-(shared with the core test matrix). For every family, backend and dtype:
+The families, the oracle's values and the error measure come from `xpsoftmax.testing.accuracy`
+(shared with the docs' accuracy report); the bounds (spec: Accuracy) come from
+`xpsoftmax.testing.bounds` (shared with the core test matrix). For every family, backend and dtype:
 
-* log_softmax and logsumexp are within the SPEC bound on every entry (a few eps beyond the
+* log_softmax and logsumexp are within their bound on every entry (a few eps beyond the
   conditioning term), where SciPy, jax.nn and torch lose every digit on the "dominant" family;
 * softmax is within the shifted algorithm's bound and no worse than the peer that computes with the
   same elementwise functions (SciPy for the NumPy-based backends, jax.nn for JAX, torch for PyTorch):
@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from xpsoftmax.backends import accuracy, bounds, oracle
+from xpsoftmax.testing import accuracy, bounds, oracle
 
 from xpsoftmax import backends
 
@@ -75,9 +75,9 @@ def check(
     case: accuracy.Case,
     exact: dict[str, Any],
     peers: dict[str, Any],
-    names: tuple[str, ...] = accuracy.FUNCTIONS,
+    names: tuple[str, ...] = accuracy.PEER_FUNCTIONS,
 ) -> None:
-    """Assert the SPEC bounds, and softmax no worse than the same-functions peer."""
+    """Assert the bounds (spec: Accuracy), and softmax no worse than the same-functions peer."""
     dtype = case.dtype
     with warnings.catch_warnings():
         if case.family == "huge":
@@ -91,7 +91,7 @@ def check(
         with np.errstate(over="ignore", invalid="ignore"):
             bound = bounds.allowed_error(name, dtype, case.x, -1, case.temperature, case.where)
             scale = bounds.error_scale(name, case.x, None, -1, case.temperature, case.where)
-        err = accuracy.error_in_eps(results[name], exact[name], dtype, scale, flushed)
+        err = accuracy.vectorised_ulp_error(results[name], exact[name], dtype, scale, flushed)
         excess = err - np.broadcast_to(bound, err.shape)
         if np.any(excess > 0):
             at = np.unravel_index(np.argmax(excess), err.shape)
@@ -176,9 +176,12 @@ def test_error_measure_agrees_with_the_oracle() -> None:
     result = oracle.round_to(exact.hi * (1 + rng.normal(0, 1e-6, exact.hi.shape)), "float32")
     for dtype in ("float32", "float64"):
         np.testing.assert_allclose(
-            accuracy.error_in_eps(result, exact, dtype),
+            accuracy.vectorised_ulp_error(result, exact, dtype),
             oracle.ulp_error(result, values, dtype),
             rtol=1e-6,
         )
     huge = accuracy.Exact(np.array([4e38, -4e38]), np.zeros(2))
-    assert list(accuracy.error_in_eps(np.array([np.inf, -np.inf]), huge, "float32")) == [0.0, 0.0]
+    assert list(accuracy.vectorised_ulp_error(np.array([np.inf, -np.inf]), huge, "float32")) == [
+        0.0,
+        0.0,
+    ]

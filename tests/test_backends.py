@@ -247,7 +247,7 @@ def test_softmax_family_references_agree_with_scipy(
 def _cross_entropy_by_definition(
     logits: np.ndarray, target: np.ndarray, axis: int, eps: float, reduction: str
 ) -> np.ndarray:
-    """SPEC.md's definition with an explicit one-hot array: a different route from the backends'."""
+    """The definition (spec: Cross-entropy) with an explicit one-hot array: not the backends' way."""
     n_classes = logits.shape[axis]
     probs = target if target.dtype.kind == "f" else np.moveaxis(np.eye(n_classes)[target], -1, axis)
     probs = (1 - eps) * probs + eps / n_classes

@@ -273,7 +273,7 @@ def test_error_matches_torchmetrics(norm: str, n_bins: int, rng: np.random.Gener
     z, y = overconfident(rng, n=1000, k=7, scale=2.0)
     probabilities = special.softmax(z, axis=-1)
     confidence = probabilities.max(axis=-1).astype(np.float32)  # torchmetrics bins in float32
-    # torchmetrics' bins are [k/n, (k+1)/n) with 1.0 in a bin of its own; SPEC.md's are
+    # torchmetrics' bins are [k/n, (k+1)/n) with 1.0 in a bin of its own; the spec's are
     # (k/n, (k+1)/n]. They agree wherever no confidence sits on a boundary: check that here.
     assert not np.isin(confidence, np.linspace(0, 1, n_bins + 1, dtype=np.float32)).any()
     metric = classification.MulticlassCalibrationError(num_classes=7, n_bins=n_bins, norm=norm)

@@ -18,8 +18,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from xpsoftmax.backends import compare
-from xpsoftmax.backends._compare_cells import measure
+from xpsoftmax.backends.cli import compare
+from xpsoftmax.backends.cli._compare_cells import measure
 
 from xpsoftmax import backends
 
@@ -73,7 +73,7 @@ def test_quick_prints_the_table(quick_run: dict[str, Any]) -> None:
             for function in QUICK_FUNCTIONS:
                 assert (variant_id, dtype, function) in rows
     assert all(r[-1] == "ok" for r in body)
-    assert "within the SPEC.md bounds" in proc.stdout
+    assert "within the accuracy bounds (docs: Specification, Accuracy)" in proc.stdout
 
 
 def test_quick_shows_a_progress_bar_on_stderr(quick_run: dict[str, Any]) -> None:
@@ -196,6 +196,7 @@ def test_disagreement_beyond_the_bound_fails_and_names_the_cell(variant_id: str)
     assert compare.report([good, bad], [], out=out) == 1
     last = out.getvalue().splitlines()[-1]
     assert last.startswith("FAILED: 1 cell")
+    assert "beyond the accuracy bounds (docs: Specification, Accuracy)" in last
     assert bad.label in last
     assert good.label not in last
     assert compare.report([good], [], out=io.StringIO()) == 0

@@ -81,7 +81,8 @@ def test_examples_run(page: Path) -> None:
 
 def _documented_objects() -> dict[str, object]:
     """What the API pages render with their docstring examples: the public functions and backends."""
-    from xpsoftmax.backends import bounds, compare, oracle
+    from xpsoftmax.backends.cli import parser
+    from xpsoftmax.testing import bounds, oracle
 
     from xpsoftmax import backends
 
@@ -89,9 +90,9 @@ def _documented_objects() -> dict[str, object]:
     objects.update(
         {
             "backends": backends,
-            "backends.oracle": oracle,
-            "backends.bounds": bounds,
-            "backends.compare.main": compare.main,
+            "testing.oracle": oracle,
+            "testing.bounds": bounds,
+            "backends.cli.parser.main": parser.main,
             "backends.Backend": backends.Backend,
             "backends.Variant": backends.Variant,
         }

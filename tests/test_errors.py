@@ -1,4 +1,4 @@
-"""SPEC.md's error table, row by row, on every eager backend variant.
+"""The error table (spec: Errors), row by row, on every eager backend variant.
 
 Each error must be the documented type and its message must name the offending argument.
 """
@@ -107,8 +107,9 @@ BAD_TEMPERATURES = (0.0, -1.0, float("nan"), float("inf"), float("-inf"))
 def raises_when_values_known(
     v: backends.Variant, name: str, error: type[Exception], match: str, *args: Any, **kw: Any
 ) -> None:
-    """SPEC checks array values only "when known". Eager arrays (JAX's too) are checked; Dask
-    arrays are lazy, so there the call must neither raise nor compute: the result stays lazy."""
+    """Array values are checked only when known (spec: When a value is known). Eager arrays (JAX's
+    too) are checked; Dask arrays are lazy, so there the call must neither raise nor compute: the
+    result stays lazy."""
     if v.backend.name != "dask":
         raises(v, name, error, match, *args, **kw)
         return

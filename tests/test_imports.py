@@ -1,14 +1,16 @@
 """What importing the library costs: no array library is imported, and src/ never names one.
 
-The promise (SPEC.md, and array-api-compat's own test of the same): ``import xpsoftmax`` and
-``import xpsoftmax.backends`` load no framework, not even NumPy. The library may name NumPy in one
-place only: the lazy import inside ``_platform.namespaces.as_array`` that turns Python sequences
-into arrays.
+The promise (array-api-compat tests the same of itself): ``import xpsoftmax`` and
+``import xpsoftmax.backends`` load no framework, not even NumPy; nor do the packages of the test
+harness and the command line, whose modules import what they need. The library may name NumPy in
+one place only: the lazy import inside ``_platform.namespaces.as_array`` that turns Python
+sequences into arrays.
 """
 
 from __future__ import annotations
 
 import ast
+import importlib
 import json
 import pathlib
 import subprocess
@@ -39,7 +41,9 @@ FRAMEWORKS = frozenset(
 SOURCE = pathlib.Path(xpsoftmax.__file__).parent
 
 
-@pytest.mark.parametrize("module", ["xpsoftmax", "xpsoftmax.backends"])
+@pytest.mark.parametrize(
+    "module", ["xpsoftmax", "xpsoftmax.backends", "xpsoftmax.testing", "xpsoftmax.backends.cli"]
+)
 def test_import_loads_no_array_library(module: str) -> None:
     code = (
         f"import sys, json, {module}\n"
@@ -50,6 +54,13 @@ def test_import_loads_no_array_library(module: str) -> None:
     )
     loaded = set(json.loads(done.stdout))
     assert not loaded & FRAMEWORKS, f"import {module} loaded {sorted(loaded & FRAMEWORKS)}"
+
+
+def test_the_harness_is_imported_under_one_name() -> None:
+    """backends/testing ships as xpsoftmax.testing only; an editable install must not offer a second
+    copy of its modules (and their caches) as xpsoftmax.backends.testing."""
+    with pytest.raises(ImportError):
+        importlib.import_module("xpsoftmax.backends.testing")
 
 
 def _imports(tree: ast.AST) -> list[tuple[str, ast.AST, list[str]]]:

@@ -1,5 +1,5 @@
 """Jacobians against the frameworks' autodiff of their own softmax, products against the
-Jacobians, and SPEC.md's accuracy case for a probability near 1."""
+Jacobians, and the spec's accuracy case for a probability near 1."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from typing import Any
 import numpy as np
 import pytest
 from conftest import JACOBIANS, PRODUCTS, assert_within, call
-from xpsoftmax.backends import oracle
-from xpsoftmax.backends.bounds import allowed_error, error_scale
+from xpsoftmax.testing import oracle
+from xpsoftmax.testing.bounds import allowed_error, error_scale
 
 import xpsoftmax
 from xpsoftmax import backends
@@ -50,7 +50,7 @@ def test_jacobian_matches_jax_jacfwd(
     )
     expected = np.asarray(expected).reshape(xs.shape[:-1] + (xs.shape[-1],) * 2)
     if name == "log_softmax_jacobian" and ws is not None:
-        # SPEC: 0 where i or j is excluded (rows of excluded outputs included).
+        # spec: Jacobians, 0 where i or j is excluded (rows of excluded outputs included).
         expected = np.where(ws[..., :, None] & ws[..., None, :], expected, 0.0)
     got = xpsoftmax.__dict__[name](
         jnp.asarray(x),
@@ -113,8 +113,8 @@ def test_products_equal_jacobian_products(
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 def test_jacobian_near_probability_one(eager_variant: backends.Variant, dtype: str) -> None:
-    """SPEC: for x = [0, -40], softmax_jacobian(x)[0, 0] = s0 (1 - s0) is about 4.25e-18, not 0:
-    1 - s0 comes from the tail, never from a subtraction from 1. Same for the products."""
+    """For x = [0, -40], softmax_jacobian(x)[0, 0] = s0 (1 - s0) is about 4.25e-18, not 0 (spec:
+    Accuracy): 1 - s0 comes from the tail, never from a subtraction from 1. So do the products."""
     v = eager_variant
     x = np.array([0.0, -40.0])
     u = np.array([1.0, -0.5])

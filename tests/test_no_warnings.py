@@ -1,4 +1,4 @@
-"""No input, valid or not, makes a public function warn (SPEC: Errors).
+"""No input, valid or not, makes a public function warn (spec: Errors).
 
 Each known public function is called a few hundred times with random arguments, seeded:
 random shapes and dtypes (integer, bool, float16, complex), NaN and infinite entries, logits

@@ -1,4 +1,4 @@
-"""SPEC.md's special-value table, on every backend variant, and what results keep of their input.
+"""The special-value table (spec: Special values) on every variant; what results keep of the input.
 
 Every row of the table is one slice of a single batch, so each variant (compiled ones included)
 runs each function once on all rows together; the oracle implements the table independently.
@@ -21,15 +21,15 @@ from conftest import (
     call,
     dtype_name,
 )
-from xpsoftmax.backends import oracle
-from xpsoftmax.backends.bounds import allowed_error, error_scale
+from xpsoftmax.testing import oracle
+from xpsoftmax.testing.bounds import allowed_error, error_scale
 
 from xpsoftmax import backends
 
 INF, NAN = np.inf, np.nan
 T, F = True, False
 
-#: (name, slice of 4 logits, mask of the slice): one row of SPEC.md's table each.
+#: (name, slice of 4 logits, mask of the slice): one row of the spec's table each.
 ROWS = [
     ("finite", [1.0, 2.0, 3.0, -1.0], [T, T, T, T]),
     ("some -inf", [0.0, -INF, 1.0, -INF], [T, T, T, T]),

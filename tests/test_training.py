@@ -1,4 +1,4 @@
-"""The closed-form derivative rules under each framework's autodiff (SPEC.md, Derivatives).
+"""The closed-form derivative rules under each framework's autodiff (spec: Derivatives).
 
 Checked against independent values: central finite differences in float64 (temperature and soft
 target derivatives), the frameworks' own functions and their autodiff (PyTorch's double backward,
@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import pytest
 from conftest import ROOT, load_module
-from xpsoftmax.backends import oracle
+from xpsoftmax.testing import oracle
 
 import xpsoftmax
 from xpsoftmax import backends

@@ -25,8 +25,8 @@ from conftest import (
     mask_for,
     temperature_for,
 )
-from xpsoftmax.backends import oracle
-from xpsoftmax.backends.bounds import allowed_error, error_scale
+from xpsoftmax.testing import oracle
+from xpsoftmax.testing.bounds import allowed_error, error_scale
 
 from xpsoftmax import backends
 
@@ -284,7 +284,7 @@ def test_never_worse_than_framework_reference(
     assert our_error <= max(2.0 * ref_error, ref_error + 2.0)
 
 
-# -- accuracy cases from SPEC.md ---------------------------------------------------------------------
+# -- accuracy cases (spec: Accuracy) ----------------------------------------------------
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])

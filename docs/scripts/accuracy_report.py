@@ -3,7 +3,7 @@
 Writes ``docs/_generated/accuracy_table.rst`` (a list-table of the largest error, in eps, of
 xpsoftmax on each backend beside SciPy, jax.nn and torch, per input family, dtype and function)
 and ``docs/_generated/accuracy_spread.png`` (error against the spread of the logits). The inputs,
-the exact values and the error measure are those of `xpsoftmax.backends.accuracy`, which the tests
+the exact values and the error measure are those of `xpsoftmax.testing.accuracy`, which the tests
 use too. The docs build only includes the files; run this script to refresh them::
 
     python docs/scripts/accuracy_report.py            # every family, 16 rows each (minutes)
@@ -20,7 +20,7 @@ import warnings
 from pathlib import Path
 
 import numpy as np
-from xpsoftmax.backends import accuracy
+from xpsoftmax.testing import accuracy
 
 from xpsoftmax import backends
 
@@ -61,14 +61,14 @@ def measure_table(rows: int, seed: int) -> list[list[str]]:
                     if v.backend.name in ids and dtype in v.dtypes()
                 ]
                 columns[label] = (
-                    {name: max(e[name] for e in errors) for name in accuracy.FUNCTIONS}
+                    {name: max(e[name] for e in errors) for name in accuracy.PEER_FUNCTIONS}
                     if errors
                     else None
                 )
             for peer, label in PEER_COLUMNS.items():
                 result = accuracy.run_peer(peer, case)
                 columns[label] = None if result is None else accuracy.measure(result, exact, dtype)
-            for name in accuracy.FUNCTIONS:
+            for name in accuracy.PEER_FUNCTIONS:
                 cells = [_format(None if c is None else c[name]) for c in columns.values()]
                 table.append([family, dtype, name, *cells])
             print(f"measured {family} {dtype}", flush=True)
@@ -118,7 +118,7 @@ def write_spread_plot(seed: int) -> None:
         for label, result in runs.items():
             if result is None:
                 continue
-            err = accuracy.error_in_eps(result[name], exact[name], "float32")
+            err = accuracy.vectorised_ulp_error(result[name], exact[name], "float32")
             style = {"lw": 2.5, "color": "black"} if label.startswith("xpsoftmax") else {"lw": 1}
             ax.plot(case.spread(), np.maximum(err.max(axis=1), 1e-3), label=label, **style)
         if name == "softmax":

@@ -30,7 +30,7 @@ from sklearn.datasets import load_digits
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import train_test_split
 from sklearn.neural_network import MLPClassifier
-from xpsoftmax.backends import calibrate
+from xpsoftmax.backends.cli import calibrate
 
 import xpsoftmax
 

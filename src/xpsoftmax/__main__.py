@@ -12,7 +12,7 @@ CLI_EXTRA = frozenset({"mpmath", "scipy", "tqdm", "matplotlib"})
 def main(argv: list[str] | None = None) -> int:
     """Run the ``xpsoftmax`` command line; exit status 2 when the ``cli`` extra is missing."""
     try:
-        from xpsoftmax.backends.compare import main as run
+        from xpsoftmax.backends.cli.parser import main as run
 
         return int(run(argv))
     except ModuleNotFoundError as error:

@@ -132,7 +132,11 @@ class _Along:
         return xp.reshape(flat, tuple(matrix.shape))
 
     def eye(self) -> Array:
-        return self.xp.eye(self.s.shape[-1], dtype=self.xp.bool, device=array_device(self.s))
+        # Positions compared, not ``xp.eye``: inductor lowers eye through a deprecated helper of
+        # its own and warns on every first compile.
+        xp = self.xp
+        positions = xp.arange(self.s.shape[-1], device=array_device(self.s))
+        return xp.expand_dims(positions, axis=-1) == positions
 
 
 def softmax_jacobian(

@@ -29,6 +29,7 @@ from .._platform import (
     derivative_mechanism,
     is_compiling,
     no_updates_in_place,
+    ready_compat_modules,
     records_gradients,
 )
 from .._validation import Prepared
@@ -148,7 +149,6 @@ def _autograd_function(rule: Rule, function_type: Any, forward_mode: bool) -> Ca
     # The methods find the rule by name in a module-level table: a compiler tracing them can
     # follow a global, not an object held only by a closure.
     name = rule.name
-    n_inputs = len(rule.inputs_record._fields)
 
     class RuleFunction(function_type):  # type: ignore[misc]
         generate_vmap_rule = True
@@ -161,46 +161,16 @@ def _autograd_function(rule: Rule, function_type: Any, forward_mode: bool) -> Ca
 
         @staticmethod
         def setup_context(ctx: Any, inputs: tuple[Any, ...], output: Any) -> None:
-            *arrays, static = inputs
-            ctx.static = static
-            if len(output) > 1:
-                ctx.mark_non_differentiable(*output[1:])
-                # Their gradients are never read: autograd need not fill arrays with zeros.
-                ctx.set_materialize_grads(False)
-            # Save what the rule's derivatives read, and no more: softmax and log_softmax need
-            # their output alone (x too only for a temperature's derivative).
-            if not (RULES[name].reads_input or arrays[1] is not None):
-                arrays[0] = None
-            ctx.save_for_backward(*arrays, *output)
-            if forward_mode:
-                ctx.save_for_forward(*arrays, *output)
+            _setup_context(RULES[name], forward_mode, ctx, inputs, output)
 
         @staticmethod
         def backward(ctx: Any, g: Array, *_: Any) -> tuple[Any, ...]:
-            saved = ctx.saved_tensors
-            if g is None:  # (grads are not materialised: nothing flowed into the output)
-                return (None,) * (n_inputs + 1)
-            rule = RULES[name]
-            needed = _differentiable(rule, ctx.needs_input_grad[:n_inputs])
-            needs = rule.needs_record(*(bool(n) for n in needed))
-            recording = records_gradients(g, *saved)
-            with no_updates_in_place() if recording else contextlib.nullcontext():
-                cotangents = rule.vjp(
-                    ctx.static, rule.inputs_record(*saved[:n_inputs]), saved[n_inputs:], g, needs
-                )
-            return (*_per_input(rule, cotangents), None)
+            return _backward(RULES[name], ctx, g)
 
     class ForwardModeRuleFunction(RuleFunction):
         @staticmethod
         def jvp(ctx: Any, *tangents: Any) -> Any:
-            saved, rule = ctx.saved_tensors, RULES[name]
-            dots = _differentiable(rule, tangents[:n_inputs])
-            recording = records_gradients(*dots, *saved)
-            with no_updates_in_place() if recording else contextlib.nullcontext():
-                inputs = rule.inputs_record(*saved[:n_inputs])
-                out_dot = rule.jvp(ctx.static, inputs, saved[n_inputs:], dots)
-            # The residuals are not differentiable outputs: they get no tangent.
-            return (out_dot, *(None for _ in saved[n_inputs + 1 :]))
+            return _forward_tangent(RULES[name], ctx, tangents)
 
     # Function.apply binds its arguments to forward's signature on every call, for the
     # defaults it might fill in, and works the signature out each time. A signature kept on
@@ -215,6 +185,52 @@ def _autograd_function(rule: Rule, function_type: Any, forward_mode: bool) -> Ca
 
     _ATTACHED[key] = call
     return call
+
+
+def _setup_context(
+    rule: Rule, forward_mode: bool, ctx: Any, inputs: tuple[Any, ...], output: Any
+) -> None:
+    """What a Function keeps for its derivatives: the static arguments, and the arrays the
+    rule's derivatives read, no more (softmax and log_softmax need their output alone; the
+    logits too only for a temperature's derivative)."""
+    *arrays, static = inputs
+    ctx.static = static
+    if len(output) > 1:
+        ctx.mark_non_differentiable(*output[1:])
+        # Their gradients are never read: autograd need not fill arrays with zeros.
+        ctx.set_materialize_grads(False)
+    named = rule.inputs_record(*arrays)
+    if not (rule.reads_input or getattr(named, "temperature", None) is not None):
+        arrays[0] = None
+    ctx.save_for_backward(*arrays, *output)
+    if forward_mode:
+        ctx.save_for_forward(*arrays, *output)
+
+
+def _backward(rule: Rule, ctx: Any, g: Array | None) -> tuple[Any, ...]:
+    """A Function's backward: the rule's VJP, one cotangent per input (None for the static
+    arguments)."""
+    saved, n_inputs = ctx.saved_tensors, len(rule.inputs_record._fields)
+    if g is None:  # (grads are not materialised: nothing flowed into the output)
+        return (None,) * (n_inputs + 1)
+    needed = _differentiable(rule, ctx.needs_input_grad[:n_inputs])
+    needs = rule.needs_record(*(bool(n) for n in needed))
+    recording = records_gradients(g, *saved)
+    with no_updates_in_place() if recording else contextlib.nullcontext():
+        inputs = rule.inputs_record(*saved[:n_inputs])
+        cotangents = rule.vjp(ctx.static, inputs, saved[n_inputs:], g, needs)
+    return (*_per_input(rule, cotangents), None)
+
+
+def _forward_tangent(rule: Rule, ctx: Any, tangents: tuple[Any, ...]) -> tuple[Any, ...]:
+    """A Function's jvp: the rule's JVP for the output; the residuals get no tangent."""
+    saved, n_inputs = ctx.saved_tensors, len(rule.inputs_record._fields)
+    dots = _differentiable(rule, tangents[:n_inputs])
+    recording = records_gradients(*dots, *saved)
+    with no_updates_in_place() if recording else contextlib.nullcontext():
+        inputs = rule.inputs_record(*saved[:n_inputs])
+        out_dot = rule.jvp(ctx.static, inputs, saved[n_inputs:], dots)
+    return (out_dot, *(None for _ in saved[n_inputs + 1 :]))
 
 
 class _PassThroughSignature(inspect.Signature):
@@ -246,7 +262,9 @@ def define_functions(function_type: Any) -> None:
 
 def define_for_imported_libraries() -> None:
     """At import: define the Function classes of every library already imported that has
-    them, so that a first call under a compiler finds them (see `apply`)."""
+    them, so that a first call under a compiler finds them (see `apply`), and their
+    array-api-compat namespaces (see `ready_compat_modules`)."""
+    ready_compat_modules()
     for name, module in list(sys.modules.items()):
         if "." in name or module is None:
             continue

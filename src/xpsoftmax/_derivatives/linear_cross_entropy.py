@@ -11,16 +11,25 @@ then keeps each block's inputs, not its probabilities, for the transpose.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, NamedTuple
 
 from .._kernels.blocks import (
     Head,
     block_bounds,
+    block_loss,
     block_loss_tangent,
     gradients_and_loss,
     loss_and_normaliser,
 )
-from .._platform import Array, array_namespace, records_gradients, rematerialiser
+from .._platform import (
+    Array,
+    array_device,
+    array_namespace,
+    block_map,
+    records_gradients,
+    rematerialiser,
+)
 from .rule import Rule
 
 __all__ = ["LINEAR_CROSS_ENTROPY", "HeadInputs", "HeadNeeds", "HeadTangents"]
@@ -64,7 +73,15 @@ class _LinearCrossEntropy(Rule):
 
     def forward(self, static: Head, inputs: HeadInputs) -> tuple[Array, ...]:
         xp = array_namespace(inputs.hidden)
-        return loss_and_normaliser(xp, static, *inputs)
+        if block_map(inputs.hidden) is None:
+            return loss_and_normaliser(xp, static, *inputs)
+
+        def block(b: _BlockArrays) -> tuple[Array, Array]:
+            return block_loss(
+                xp, static, b.hidden, b.linear_weight, b.linear_bias, b.target, b.weight
+            )
+
+        return _blockwise(xp, static, inputs, HeadTangents(), block)
 
     def jvp(
         self,
@@ -108,20 +125,58 @@ class _LinearCrossEntropy(Rule):
             loss = self.forward(static, inputs)[0]
             return loss, loss * 0.0
         remat = rematerialiser(inputs.hidden)
-        losses, dots = [], []
-        for start, stop in block_bounds(inputs.hidden.shape[0], static.rows):
-            rows = _rows(inputs, tangents, start, stop)
 
-            def block(*arrays: Array | None) -> tuple[Array, Array, Array]:
-                return _block(xp, static, _BlockArrays(*arrays), None)
+        def block(b: _BlockArrays) -> tuple[Array, Array]:
+            def outputs(b: _BlockArrays) -> tuple[Array, Array]:
+                loss, _, loss_dot = _block(xp, static, b, None)
+                return loss, loss_dot
 
-            loss, _, loss_dot = (block if remat is None else remat(block))(*rows)
-            losses.append(loss)
-            dots.append(loss_dot)
-        if not losses:
-            empty = xp.zeros_like(inputs.hidden[:, 0])
-            return empty, empty
-        return xp.concat(losses), xp.concat(dots)
+            # Rematerialised, the transpose keeps the block's inputs, not its probabilities.
+            return (outputs if remat is None else remat(outputs))(b)
+
+        loss, loss_dot = _blockwise(xp, static, inputs, tangents, block)
+        return loss, loss_dot
+
+
+def _blockwise(
+    xp: Any,
+    static: Head,
+    inputs: HeadInputs,
+    tangents: HeadTangents,
+    block: Callable[[_BlockArrays], tuple[Array, ...]],
+) -> tuple[Array, ...]:
+    """`block`'s per-token outputs over all tokens: by the library's loop primitive where it
+    has one (the tokens padded to whole blocks, the padding's outputs dropped), else a
+    Python loop."""
+    n, rows = inputs.hidden.shape[0], static.rows
+    loop = block_map(inputs.hidden)
+    if loop is None or n <= rows:
+        parts = [block(_rows(inputs, tangents, *bounds)) for bounds in block_bounds(n, rows)]
+        if not parts:
+            return (xp.zeros_like(inputs.hidden[:, 0]),) * 2
+        return tuple(xp.concat(outputs) for outputs in zip(*parts, strict=True))
+    n_blocks = -(-n // rows)
+    stacked = tuple(
+        None if a is None else _stacked(xp, a, n_blocks, rows)
+        for a in (inputs.hidden, inputs.target, tangents.hidden)
+    )
+    whole = _rows(inputs, tangents, 0, n)
+
+    def one_block(per_block: tuple[Array | None, ...]) -> tuple[Array, ...]:
+        return block(
+            whole._replace(hidden=per_block[0], target=per_block[1], hidden_dot=per_block[2])
+        )
+
+    outputs = loop(one_block, stacked)
+    return tuple(xp.reshape(out, (n_blocks * rows,))[:n] for out in outputs)
+
+
+def _stacked(xp: Any, a: Array, n_blocks: int, rows: int) -> Array:
+    """(N, ...) as (n_blocks, rows, ...), padded with zeros (class 0) to whole blocks."""
+    padding = n_blocks * rows - a.shape[0]
+    if padding:
+        a = xp.concat([a, xp.zeros((padding, *a.shape[1:]), dtype=a.dtype, device=array_device(a))])
+    return xp.reshape(a, (n_blocks, rows, *a.shape[1:]))
 
 
 class _BlockArrays(NamedTuple):

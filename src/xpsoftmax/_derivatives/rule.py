@@ -1,5 +1,8 @@
 """What every derivative rule is made of: its records, its interface and the temperature parts.
 
+The rules keep the contract of spec: Derivatives (reverse and forward mode, higher orders,
+tangents of other libraries, no more memory saved than the framework's own op saves).
+
 Every rule is phrased through the tangent of the scaled logits ``z = x / T``,
 
     dz = (dx - l dT) / T,

@@ -129,7 +129,7 @@ def exponentiate(xp: Namespace, a: Array) -> Array:
 
 def divide(xp: Namespace, numerator: Array, denominator: Array | float) -> Array:
     """numerator / denominator, reusing numerator's memory: pass only our own temporaries."""
-    if can_update_in_place(numerator):
+    if can_update_in_place(numerator, denominator):
         numerator /= denominator
         return numerator
     return numerator / denominator
@@ -137,7 +137,7 @@ def divide(xp: Namespace, numerator: Array, denominator: Array | float) -> Array
 
 def multiply(xp: Namespace, a: Array, factor: Array | float) -> Array:
     """a * factor, reusing a's memory: pass only our own temporaries."""
-    if can_update_in_place(a):
+    if can_update_in_place(a, factor):
         a *= factor
         return a
     return a * factor
@@ -145,7 +145,7 @@ def multiply(xp: Namespace, a: Array, factor: Array | float) -> Array:
 
 def subtract(xp: Namespace, minuend: Array, subtrahend: Array | float) -> Array:
     """minuend - subtrahend, reusing minuend's memory: pass only our own temporaries."""
-    if can_update_in_place(minuend):
+    if can_update_in_place(minuend, subtrahend):
         minuend -= subtrahend
         return minuend
     return minuend - subtrahend

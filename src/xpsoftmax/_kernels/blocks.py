@@ -19,10 +19,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import NamedTuple
 
-from .._platform import Array, Namespace, values_are_known
-from .._validation import Prepared
+from .._platform import Array, Namespace
 from .indexing import is_index
-from .normalise import log_sum_exp
 
 __all__ = [
     "Head",
@@ -89,9 +87,15 @@ def scaled_logits(
 
 
 def log_normaliser(xp: Namespace, u: Array) -> Array:
-    """lse per token, shaped (rows, 1), by the library's one logsumexp kernel."""
-    p = Prepared(xp, u, (u.ndim - 1,), 1.0, None, u.dtype, not values_are_known(u))
-    return log_sum_exp(p)
+    """lse per token, shaped (rows, 1): ``m + log(sum(exp(u - m)))``, m the row's maximum.
+
+    Not `normalise.log_total`: its near-one tail reads ``floor(exp(u - m))`` as exactly 1
+    at the maximum, which fails where a compiler recomputes u (a softcap's tanh) in two
+    fusions with different roundings, so that u - m at the maximum is not exactly 0.
+    Logits of finite hidden states and weights are finite, so m needs no special values.
+    """
+    maximum = xp.max(u, axis=-1, keepdims=True)
+    return maximum + xp.log(xp.sum(xp.exp(u - maximum), axis=-1, keepdims=True))
 
 
 def target_weights(

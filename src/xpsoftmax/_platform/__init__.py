@@ -6,7 +6,7 @@ eager compilation (`compilation`). Each is phrased as a question about an array 
 "may we update it in place?"), never as a framework's name. Everything above imports from here.
 """
 
-from .autodiff import derivative_mechanism, records_gradients, rematerialiser
+from .autodiff import block_map, derivative_mechanism, records_gradients, rematerialiser
 from .compilation import eager_kernel
 from .namespaces import (
     Array,
@@ -16,6 +16,7 @@ from .namespaces import (
     as_array,
     namespace_of,
     on_host,
+    ready_compat_modules,
 )
 from .tracing import (
     all_below_now,
@@ -39,6 +40,7 @@ __all__ = [
     "array_device",
     "array_namespace",
     "as_array",
+    "block_map",
     "can_update_in_place",
     "derivative_mechanism",
     "eager_kernel",
@@ -47,6 +49,7 @@ __all__ = [
     "namespace_of",
     "no_updates_in_place",
     "on_host",
+    "ready_compat_modules",
     "records_gradients",
     "rematerialiser",
     "sets_at_integer_indices",

@@ -5,7 +5,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from .namespaces import Array, is_array_api_obj, is_writeable_array, namespace_library
+from .namespaces import (
+    Array,
+    compiling_now,
+    is_array_api_obj,
+    is_writeable_array,
+    namespace_library,
+)
 from .tracing import tracer_type
 
 __all__ = ["compiles_eagerly", "eager_kernel"]
@@ -60,7 +66,7 @@ def compiles_eagerly(x: Array) -> bool:
     cached here for them: a compiler that guards on the globals it reads would compile the
     next call again after a cache filled while it traced.
     """
-    if is_writeable_array(x) or not is_array_api_obj(x):
+    if compiling_now(type(x)) or is_writeable_array(x) or not is_array_api_obj(x):
         return False
     if type(x) in _EAGER_TYPES:
         return True

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import importlib
 import sys
 from typing import Any
 
@@ -23,6 +25,7 @@ __all__ = [
     "namespace_library",
     "namespace_of",
     "on_host",
+    "ready_compat_modules",
     "submodule",
 ]
 
@@ -45,7 +48,32 @@ def array_namespace(*arrays: Array) -> Namespace:
                 namespace = _array_namespace(*arrays)
                 _NAMESPACES[array_type] = namespace
             return namespace
+        namespace = _compat_module(array_type)
+        if namespace is not None:
+            return namespace
     return _array_namespace(*arrays)
+
+
+def _compat_module(array_type: type) -> Namespace | None:
+    """array-api-compat's wrapper namespace for the library of `array_type`, if imported.
+
+    Asked while that library compiles the caller: array-api-compat's own lookup runs through
+    ``functools.lru_cache``-wrapped helpers, and torch.compile warns at every one it traces.
+    sys.modules is read one key at a time (the compiler guards on that entry alone), and the
+    wrapper is imported by any eager call, or at our import (`ready_compat_modules`).
+    """
+    return sys.modules.get("array_api_compat." + array_type.__module__.partition(".")[0])
+
+
+def ready_compat_modules() -> None:
+    """Import array-api-compat's wrapper namespace of every library already imported that
+    compiles Python (has ``compiler.is_compiling``), so that `_compat_module` finds it when a
+    first call comes under that compiler. Libraries without a wrapper are left alone."""
+    for name in [name for name in sys.modules if "." not in name]:
+        if _compiling_probe(name) is None:
+            continue
+        with contextlib.suppress(ImportError):
+            importlib.import_module("array_api_compat." + name)
 
 
 # Filled by `array_namespace` only; a few entries, one per array type seen.
@@ -54,7 +82,9 @@ _NAMESPACES: dict[type, Namespace] = {}
 
 def as_array(value: object, name: str) -> Array:
     """Return `value` if it is an array; Python scalars and sequences become NumPy arrays."""
-    if is_array_api_obj(value):
+    # (A library compiling the caller traces only its own arrays: array-api-compat's check,
+    # built on cached helpers a compiler warns about, is not needed there.)
+    if compiling_now(type(value)) or is_array_api_obj(value):
         return value
     if isinstance(value, (bool, int, float, list, tuple)):
         # The one place the library names a framework: Python input is taken as NumPy input.
@@ -71,7 +101,9 @@ def array_device(x: Array) -> Any:
     device, and a sharding fits only arrays of x's rank: the small arrays we create (class
     indices, a mask) are then made on the default device, and follow x when combined with it.
     """
-    device = _device(x)
+    # (While its library compiles the caller: the standard's attribute, as array-api-compat's
+    # helpers are built on cached functions that a compiler warns about.)
+    device = x.device if compiling_now(type(x)) else _device(x)
     return None if hasattr(device, "device_set") else device
 
 
@@ -127,5 +159,10 @@ def compiling_now(array_type: type) -> bool:
     here and no library is named. Nothing is cached: a compiler guards on the globals it reads,
     and a cache filled while it traces the first call would make it compile the second again.
     """
-    probe = getattr(submodule(array_type, "compiler"), "is_compiling", None)
+    probe = _compiling_probe(array_type.__module__.partition(".")[0])
     return probe is not None and bool(probe())
+
+
+def _compiling_probe(library_name: str) -> Any:
+    """The ``compiler.is_compiling`` of the library named so, if it is imported and has one."""
+    return getattr(sys.modules.get(library_name + ".compiler"), "is_compiling", None)

@@ -1,4 +1,5 @@
-"""Whether values can be read now: lazy arrays, tracers and compilers, and the reads allowed."""
+"""Whether values can be read now: lazy arrays, tracers and compilers, and the reads allowed
+(spec: When a value is known)."""
 
 from __future__ import annotations
 
@@ -33,9 +34,10 @@ def values_are_known(a: Array) -> bool:
     Not for lazy arrays (reading would run their graph or fail on a tracer), nor while the
     array's library is compiling the caller (reading a value would break its graph).
     """
-    if is_lazy_array(a) and not _is_concrete(a):
+    # (The compiler first: array-api-compat's helpers are cached functions it warns about.)
+    if compiling_now(type(a)):
         return False
-    return not compiling_now(type(a))
+    return not is_lazy_array(a) or _is_concrete(a)
 
 
 def _is_concrete(a: Array) -> bool:

@@ -19,22 +19,28 @@ __all__ = [
 ]
 
 
-def can_update_in_place(a: Array) -> bool:
-    """Whether a temporary we created may be overwritten to save a fresh allocation.
+def can_update_in_place(a: Array, *operands: Array | float) -> bool:
+    """Whether a temporary we created may be overwritten to save a fresh allocation
+    (by an operation with `operands`).
 
     Lazy arrays gain nothing from it, read-only ones forbid it, and an array that an autodiff
     mechanism records (it requires grad, or carries a forward-mode tangent) may have been
     saved for the backward pass. Nor while the array's library compiles the caller: its
     compiler plans the buffers itself. Nor when a transform wraps the array (see
-    `_owns_memory`): its wrappers have no rule for ``out=`` or an in-place update.
+    `_owns_memory`): its wrappers have no rule for ``out=`` or an in-place update, nor for
+    writing a wrapped operand's result into a plain array.
     """
+    records = hasattr(a, "requires_grad")
+    # (The compiler first: array-api-compat's helpers are cached functions it warns about.)
+    if records and (a.requires_grad or is_compiling(a)):
+        return False
     if not is_writeable_array(a) or is_lazy_array(a):
         return False
-    if not hasattr(a, "requires_grad"):
+    if not records:
         return True
-    if a.requires_grad or is_compiling(a):
+    if not (_IN_PLACE.get() and _owns_memory(a)) or has_forward_tangent(a):
         return False
-    return _IN_PLACE.get() and _owns_memory(a) and not has_forward_tangent(a)
+    return all(_owns_memory(operand) for operand in operands)
 
 
 def _owns_memory(a: Array) -> bool:

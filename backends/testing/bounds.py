@@ -1,4 +1,4 @@
-"""SPEC.md's accuracy bounds as numbers: how far from the exact value each result may be.
+"""The accuracy bounds as numbers (spec: Accuracy): how far from the exact value each result may be.
 
 One source for the test suite and ``xpsoftmax compare``. Errors are in units of the dtype's machine
 epsilon, relative to ``max(|exact|, scale, tiny)``: the exact value itself, or a larger `error_scale`
@@ -6,7 +6,7 @@ where the function cancels, or the smallest normal number (below which the spaci
 constant). The bounds, with ``z = (x - max) / T`` the shifted logit of an entry:
 
 * float16 and bfloat16 are computed in float32 and rounded once, so every function is within 1 eps
-  of the exact value (SPEC.md: 1 ulp of the correctly rounded result).
+  of the exact value (spec: Accuracy, 1 ulp of the correctly rounded result).
 * log_softmax: 4 eps relative on every entry but a slice's maxima, where the result near 0 is
   ``-log1p(t)`` with t the tail ``sum exp(z_j)``: its relative error is that of t, into which the
   rounding of each shifted logit enters times ``|z_j|``, so the bound there is ``4 + 2 |z|max``.
@@ -24,11 +24,11 @@ constant). The bounds, with ``z = (x - max) / T`` the shifted logit of an entry:
 Examples
 --------
 >>> import numpy as np
->>> from xpsoftmax.backends import bounds, oracle
+>>> from xpsoftmax.testing import bounds, oracle
 >>> x = np.array([0.0, -3.0])
 >>> float(bounds.allowed_error("log_softmax", "float32", x)[0])  # the maximum: 4 + 2 * 3
 10.0
->>> err = bounds.error_in_eps(np.array([1.0, 0.0]), oracle.softmax(x), "float32")
+>>> err = bounds.scaled_ulp_error(np.array([1.0, 0.0]), oracle.softmax(x), "float32")
 >>> bool(err[1] > bounds.allowed_error("softmax", "float32", x)[1])  # 0 for 0.047: far off
 True
 """
@@ -42,7 +42,7 @@ import numpy as np
 
 from . import oracle
 
-__all__ = ["allowed_error", "error_in_eps", "error_scale", "normalise_axes"]
+__all__ = ["allowed_error", "error_scale", "normalise_axes", "scaled_ulp_error"]
 
 LOW_PRECISION = ("float16", "bfloat16")
 JACOBIANS = ("softmax_jacobian", "log_softmax_jacobian")
@@ -56,8 +56,9 @@ def normalise_axes(axis: Any, ndim: int) -> tuple[int, ...]:
     return tuple(a % ndim for a in ((axis,) if isinstance(axis, int) else axis))
 
 
-def _included(x: np.ndarray, where: Any) -> np.ndarray:
-    return np.isfinite(x) if where is None else np.isfinite(x) & where
+def _included(x: np.ndarray, where: np.ndarray | None) -> np.ndarray:
+    finite: np.ndarray = np.isfinite(x)
+    return finite if where is None else finite & where
 
 
 def _shifted(x: np.ndarray, axis: Any, t: Any, where: Any) -> np.ndarray:
@@ -93,7 +94,7 @@ def allowed_error(
     if name == "softmax":
         return 4.0 + 2.0 * z
     axes = normalise_axes(axis, x.ndim)
-    n = math.prod(x.shape[a] for a in axes)
+    n: int = math.prod(x.shape[a] for a in axes)
     zmax = np.max(z, axis=axes, keepdims=True) if z.size else np.zeros(z.shape)
     if name == "log_softmax":
         # At a slice's maximum the result is -log1p(t), whose relative error is that of the tail.
@@ -133,6 +134,7 @@ def error_scale(
     au = np.abs(np.broadcast_to(u, x.shape))
     if where is not None:
         au = np.where(where, au, 0.0)
+    scale: np.ndarray
     if name == "log_softmax_vjp":
         scale = au + s * np.sum(au, axis=axis, keepdims=True)
     else:
@@ -142,10 +144,15 @@ def error_scale(
     return scale / np.asarray(temperature, dtype=np.float64)
 
 
-def error_in_eps(
+def scaled_ulp_error(
     result: np.ndarray, exact: Any, dtype: str, scale: Any = None, flushed: bool = False
 ) -> np.ndarray:
-    """``|result - exact| / max(|exact|, scale, tiny) / eps`` (`oracle.ulp_error` when no scale).
+    """`oracle.ulp_error` of `result` against the oracle's `exact` values, scaled to `scale`.
+
+    ``|result - exact| / max(|exact|, scale, tiny) / eps``, entry by entry in mpmath: the measure
+    `allowed_error` bounds, with `error_scale` as `scale` where the function cancels (without
+    `scale`, plain `oracle.ulp_error`). `accuracy.vectorised_ulp_error` measures the same from a
+    double-double copy of the exact values, for long rows.
 
     With `flushed` (a backend that flushes subnormal results to zero, as XLA does on CPU), a 0
     where the exact value is below the smallest normal number counts as exact.

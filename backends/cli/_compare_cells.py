@@ -3,8 +3,8 @@
 For each cell the command measures
 
 - the error of xpsoftmax against the exact (mpmath) oracle, in units of the dtype's machine epsilon,
-  and whether every entry lies within its SPEC.md bound (`xpsoftmax.backends.bounds`, shared with
-  the test suite);
+  and whether every entry lies within its bound (spec: Accuracy; `xpsoftmax.testing.bounds`,
+  shared with the test suite);
 - the same error for the framework's own implementation (SciPy where the framework has none), and the
   largest difference between the two, in the same units;
 - the time of xpsoftmax over the time of the framework's own, sampled alternately (ours, theirs, ours,
@@ -25,13 +25,12 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from xpsoftmax.testing import accuracy, bounds, oracle
 
 import xpsoftmax
 
-from . import accuracy, bounds, oracle
-
 if TYPE_CHECKING:
-    from ._variant import Variant
+    from .. import Variant
 
 #: Slices per cell checked against the mpmath oracle.
 ORACLE_ROWS = 4
@@ -46,8 +45,8 @@ def oracle_rows(function: str, n: int) -> int:
     return ORACLE_ROWS
 
 
-#: The functions the command knows, in table order.
-FUNCTIONS = (
+#: The functions ``xpsoftmax compare`` measures, in table order.
+COMPARED_FUNCTIONS = (
     "softmax",
     "log_softmax",
     "logsumexp",
@@ -101,7 +100,7 @@ class Cell:
 
     @property
     def status(self) -> str:
-        """`ok` within the SPEC.md bounds, `FAIL` beyond them, `ERROR` where xpsoftmax raised."""
+        """`ok` within the bounds (spec: Accuracy), `FAIL` beyond, `ERROR` where ours raised."""
         if self.within is None:
             return "ERROR"
         return "ok" if self.within else "FAIL"
@@ -181,16 +180,17 @@ def exact(function: str, inputs: dict[str, np.ndarray]) -> np.ndarray:
     """The oracle's exact values (mpmath objects) of `function` at `inputs`, along the last axis."""
     x = inputs["x"]
     if function == "cross_entropy":
-        return oracle.cross_entropy(x, inputs["target"], axis=-1, reduction="none")
+        losses: np.ndarray = oracle.cross_entropy(x, inputs["target"], axis=-1, reduction="none")
+        return losses
+    compute: Callable[..., np.ndarray] = getattr(oracle, function)
     if function in _PRODUCTS:
-        operand = inputs["g" if function.endswith("vjp") else "v"]
-        return getattr(oracle, function)(x, operand, axis=-1)
-    return getattr(oracle, function)(x, axis=-1)
+        return compute(x, inputs["g" if function.endswith("vjp") else "v"], axis=-1)
+    return compute(x, axis=-1)
 
 
 @dataclasses.dataclass
 class OracleCheck:
-    """The exact values of one cell and what `xpsoftmax.backends.bounds` allows at each entry."""
+    """The exact values of one cell and what `xpsoftmax.testing.bounds` allows at each entry."""
 
     function: str
     dtype: str
@@ -212,7 +212,7 @@ class OracleCheck:
 
     def errors(self, result: np.ndarray) -> np.ndarray:
         """Error of each entry of `result` (the checked rows), in eps of the dtype."""
-        return bounds.error_in_eps(result, self.truth, self.dtype, self.scale, self.flushed)
+        return bounds.scaled_ulp_error(result, self.truth, self.dtype, self.scale, self.flushed)
 
     def record(self, cell: Cell, result: np.ndarray) -> None:
         """Set the cell's largest error, the bound at that entry, and whether all are within."""
@@ -267,11 +267,11 @@ def measure(
     Any exception raised by xpsoftmax, when first called or while timed, makes the cell fail with
     the exception's first line as its note; one raised by the framework's own function is a note.
     """
-    cell = Cell(variant.id, variant.backend.name, variant.device, dtype, function, tuple(shape))
+    rows, n = shape
+    cell = Cell(variant.id, variant.backend.name, variant.device, dtype, function, (rows, n))
     _fresh_compile_cache(variant)
     our_fn, their_eager, cell.reference = calls(function, variant)
     our_fn = variant.wrap(ours or our_fn)
-    their_fn = None if their_eager is None else variant.wrap(their_eager)
     args = _arguments(function, variant, dtype, make_inputs(shape))
     # The oracle sees the values the framework holds, after rounding to `dtype`.
     checked = oracle_rows(function, shape[1])
@@ -280,9 +280,9 @@ def measure(
     try:
         result = _host(variant, our_fn, args)
         check.record(cell, result[:checked])
-        theirs = None
-        if their_fn is not None:
-            theirs, their_fn = _their_result(cell, variant, their_fn, their_eager, args)
+        theirs, their_fn = None, None
+        if their_eager is not None:
+            theirs, their_fn = _their_result(cell, variant, their_eager, args)
         if theirs is not None:
             cell.their_error = float(np.max(check.errors(theirs[:checked]), initial=0.0))
             scale = _pairwise_scale(result, theirs, dtype)
@@ -323,7 +323,6 @@ def _held_rows(
 def _their_result(
     cell: Cell,
     variant: Variant,
-    their_fn: Callable[..., Any],
     their_eager: Callable[..., Any],
     args: list[Any],
 ) -> tuple[np.ndarray | None, Callable[..., Any] | None]:
@@ -332,6 +331,7 @@ def _their_result(
     A reference that cannot be compiled (it reads values) is compared in its eager form but not
     timed: compiled against eager would say nothing about either.
     """
+    their_fn = variant.wrap(their_eager)
     try:
         return _host(variant, their_fn, args), their_fn
     except Exception as err:  # noqa: BLE001 -- the framework's own failing is a note, not ours
@@ -368,7 +368,8 @@ def _pairwise_scale(ours: np.ndarray, theirs: np.ndarray, dtype: str) -> np.ndar
     """One eps at each entry of two results that both approximate one value: of the larger one."""
     with np.errstate(invalid="ignore"):
         larger = np.fmax(np.abs(ours), np.abs(theirs))
-    return oracle.EPS[dtype] * np.maximum(np.nan_to_num(larger, posinf=0.0), oracle.TINY[dtype])
+    magnitude: np.ndarray = np.maximum(np.nan_to_num(larger, posinf=0.0), oracle.TINY[dtype])
+    return oracle.EPS[dtype] * magnitude
 
 
 def _best_times(

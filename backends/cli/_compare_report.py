@@ -12,6 +12,9 @@ from typing import Any
 
 from ._compare_cells import Cell
 
+#: Where the bounds each cell is held to are stated, as the command's output cites them.
+BOUNDS = "the accuracy bounds (docs: Specification, Accuracy)"
+
 
 def _fmt(value: float | None, digits: int = 3) -> str:
     if value is None:
@@ -90,7 +93,7 @@ def _time_note(cells: list[Cell]) -> str:
 
 
 def failures(cells: list[Cell]) -> list[Cell]:
-    """The cells beyond their SPEC.md bound ("FAIL") or where xpsoftmax raised ("ERROR")."""
+    """The cells beyond their bound (spec: Accuracy; "FAIL") or where xpsoftmax raised ("ERROR")."""
     return [c for c in cells if c.status != "ok"]
 
 
@@ -111,13 +114,13 @@ def report(cells: list[Cell], missing: list[tuple[str, str]], out: Any = None) -
     failed = failures(cells)
     if failed:
         print(
-            f"FAILED: {len(failed)} cell(s) beyond the SPEC.md bounds or raising: "
+            f"FAILED: {len(failed)} cell(s) beyond {BOUNDS} or raising: "
             + ", ".join(c.label for c in failed),
             file=out,
         )
         return 1
     if cells:
-        print(f"all {len(cells)} cells within the SPEC.md bounds", file=out)
+        print(f"all {len(cells)} cells within {BOUNDS}", file=out)
     return 0
 
 

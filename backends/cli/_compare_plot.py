@@ -1,9 +1,9 @@
 """The ``--plot`` figure of ``xpsoftmax compare``: accuracy beside speed, one row per cell.
 
 Left: the error against the exact oracle of xpsoftmax and of the framework's own function, in eps of the
-dtype, with the SPEC.md bound of each cell (log scale). Right: the time of xpsoftmax over the time of the
-framework's own, where 1 means equally fast (log scale). matplotlib is imported here only, with the Agg
-backend: the command draws into a file and never needs a display.
+dtype, with the bound of each cell (spec: Accuracy), on a log scale. Right: the time of xpsoftmax
+over the time of the framework's own, where 1 means equally fast (log scale). matplotlib is imported
+here only, with the Agg backend: the command draws into a file and never needs a display.
 """
 
 from __future__ import annotations
@@ -64,7 +64,7 @@ def plot(cells: list[Cell], path: str) -> None:
             marker="|",
             s=120,
             color="black",
-            label="SPEC.md bound",
+            label="bound (docs: Specification, Accuracy)",
             zorder=2,
         )
         for row, c in zip(rows, cells, strict=True):

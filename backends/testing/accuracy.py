@@ -15,11 +15,11 @@ The peers are the frameworks' own functions (`Backend.ref_softmax` and friends: 
 Examples
 --------
 >>> import numpy as np
->>> from xpsoftmax.backends import accuracy
+>>> from xpsoftmax.testing import accuracy
 >>> case = accuracy.make_case("dominant", "float32", np.random.default_rng(0), rows=2, n=50)
 >>> exact = accuracy.exact_values(case, "log_softmax")
 >>> import xpsoftmax
->>> float(accuracy.error_in_eps(xpsoftmax.log_softmax(case.x.astype("float32")), exact,
+>>> float(accuracy.vectorised_ulp_error(xpsoftmax.log_softmax(case.x.astype("float32")), exact,
 ...                             "float32").max()) < 4
 True
 """
@@ -34,26 +34,27 @@ from typing import Any
 
 import mpmath
 import numpy as np
+from xpsoftmax.backends import Variant, get
 
-from . import get, oracle
-from ._variant import Variant
+from . import oracle
 
 __all__ = [
     "FAMILIES",
-    "FUNCTIONS",
     "PEERS",
+    "PEER_FUNCTIONS",
     "Case",
     "Exact",
-    "error_in_eps",
     "exact_values",
     "flushes_subnormals",
     "make_case",
     "max_error",
     "run_peer",
     "run_xpsoftmax",
+    "vectorised_ulp_error",
 ]
 
-FUNCTIONS = ("softmax", "log_softmax", "logsumexp")
+#: The functions every peer has, and the ones this harness measures.
+PEER_FUNCTIONS = ("softmax", "log_softmax", "logsumexp")
 #: Peer name -> the backend whose reference functions it is.
 PEERS = {"scipy": "numpy", "jax.nn": "jax", "torch": "torch"}
 #: Largest exponent of each dtype: results beyond its range round to +-inf.
@@ -75,10 +76,11 @@ class Case:
     def spread(self) -> np.ndarray:
         """Per row, ``(max - min) / T`` over the included finite logits: what softmax's error grows with."""
         included = np.isfinite(self.x) if self.where is None else np.isfinite(self.x) & self.where
-        hi = np.max(np.where(included, self.x, -np.inf), axis=-1, keepdims=True)
-        lo = np.min(np.where(included, self.x, np.inf), axis=-1, keepdims=True)
+        hi: np.ndarray = np.max(np.where(included, self.x, -np.inf), axis=-1, keepdims=True)
+        lo: np.ndarray = np.min(np.where(included, self.x, np.inf), axis=-1, keepdims=True)
         with np.errstate(over="ignore"):  # huge logits: the spread itself may overflow
-            return ((hi - lo) / np.asarray(self.temperature, dtype=np.float64))[:, 0]
+            spread: np.ndarray = (hi - lo) / np.asarray(self.temperature, dtype=np.float64)
+        return np.squeeze(spread, axis=-1)
 
 
 # -- families ------------------------------------------------------------------------------------------
@@ -192,13 +194,15 @@ def exact_values(case: Case, name: str) -> Exact:
     return Exact(hi, lo)
 
 
-def error_in_eps(
+def vectorised_ulp_error(
     result: Any, exact: Exact, dtype: str, scale: Any = None, flushed: bool = False
 ) -> np.ndarray:
-    """``|result - exact| / max(|exact|, scale, tiny) / eps`` elementwise (see `oracle.ulp_error`).
+    """``|result - exact| / max(|exact|, scale, tiny) / eps`` from the double-double `exact`.
 
-    An exact value beyond the range of `dtype` counts as the infinity it rounds to. Matching
-    infinities and NaN against NaN are 0; any other mismatch of non-finite values is inf. With
+    `bounds.scaled_ulp_error`'s measure, vectorised in float64 over the `Exact` record (a long row
+    costs no mpmath operation per entry), with one difference: an exact value beyond the range of
+    `dtype` counts as the infinity it rounds to. Matching infinities and NaN against NaN are 0; any
+    other mismatch of non-finite values is inf. With
     `flushed` (a backend that flushes subnormal results to zero, see `flushes_subnormals`), a 0
     where the exact value is below the smallest normal number counts as exact.
     """
@@ -242,8 +246,8 @@ def flushes_subnormals(variant: Variant, dtype: str) -> bool:
 def max_error(
     result: Any, exact: Exact, dtype: str, scale: Any = None, flushed: bool = False
 ) -> float:
-    """The largest of `error_in_eps` (0 for an empty result)."""
-    err = error_in_eps(result, exact, dtype, scale, flushed)
+    """The largest of `vectorised_ulp_error` (0 for an empty result)."""
+    err = vectorised_ulp_error(result, exact, dtype, scale, flushed)
     return float(err.max()) if err.size else 0.0
 
 
@@ -264,7 +268,7 @@ def _functions(names: tuple[str, ...], arrays: tuple[str, ...]) -> Callable[...,
 
 
 def run_xpsoftmax(
-    variant: Variant, case: Case, names: tuple[str, ...] = FUNCTIONS
+    variant: Variant, case: Case, names: tuple[str, ...] = PEER_FUNCTIONS
 ) -> dict[str, np.ndarray]:
     """The xpsoftmax functions `names` of `case` on `variant`, as float64 NumPy arrays.
 
@@ -313,7 +317,7 @@ def run_peer(peer: str, case: Case) -> dict[str, np.ndarray] | None:
         )
     results = {
         name: backend.to_numpy(out).astype(np.float64)
-        for name, out in zip(FUNCTIONS, outs, strict=True)
+        for name, out in zip(PEER_FUNCTIONS, outs, strict=True)
     }
     # The smooth maximum at temperature T is T * logsumexp(x / T), the product rounded to the dtype.
     t = (
@@ -332,6 +336,6 @@ def measure(
     return {name: max_error(results[name], exact[name], dtype, flushed=flushed) for name in results}
 
 
-def exact_all(case: Case, names: Iterable[str] = FUNCTIONS) -> dict[str, Exact]:
+def exact_all(case: Case, names: Iterable[str] = PEER_FUNCTIONS) -> dict[str, Exact]:
     """`exact_values` of each function in `names`."""
     return {name: exact_values(case, name) for name in names}

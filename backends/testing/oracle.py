@@ -5,9 +5,9 @@ input values exactly as the backend saw them (already rounded to the test dtype)
 object arrays of `mpmath.mpf`, computed at `DEFAULT_DIGITS` decimal digits (at least 50): far more
 than float64 needs for its result to be the correctly rounded value of the exact one.
 
-The semantics are SPEC.md's, written out directly and per slice, with none of the library's
-algorithm (no shifted-tail tricks): the special-value table (empty slices, +inf, NaN, masks),
-temperature as a number or one value per slice, and `axis` as an int, a tuple or None.
+The semantics are the spec's (docs: Specification), written out directly and per slice, with none
+of the library's algorithm (no shifted-tail tricks): the special-value table (empty slices, +inf,
+NaN, masks), temperature as a number or one value per slice, and `axis` as an int, a tuple or None.
 
 `ulp_error` turns a backend's result into an error in units of the test dtype's epsilon, relative
 to the exact value (with the smallest normal number as the floor, so that results near 0 are
@@ -16,7 +16,7 @@ measured in absolute terms there).
 Examples
 --------
 >>> import numpy as np
->>> from xpsoftmax.backends import oracle
+>>> from xpsoftmax.testing import oracle
 >>> exact = oracle.softmax(np.array([0.0, -40.0]))
 >>> float(exact[1])
 4.248354255291589e-18
@@ -203,7 +203,7 @@ def _map(
 
 
 def softmax(x: Any, axis: Axis = -1, temperature: Any = 1.0, where: Any = None) -> np.ndarray:
-    """Exact ``softmax(x / T)`` over `axis` (SPEC.md semantics), as mpf objects."""
+    """Exact ``softmax(x / T)`` over `axis` (spec: Definitions), as mpf objects."""
     sl, rows = _map(x, axis, temperature, where, lambda s, b: s.s)
     return sl.full(rows)
 
@@ -390,10 +390,10 @@ def round_to(a: Any, dtype: str) -> np.ndarray:
 
     bfloat16, which NumPy lacks, is rounded from float32 by its bit pattern.
     """
-    a = np.asarray(a, dtype=np.float64)
+    values = np.asarray(a, dtype=np.float64)
     if dtype == "bfloat16":
-        bits = a.astype(np.float32).view(np.uint32).astype(np.uint64)
+        bits = values.astype(np.float32).view(np.uint32).astype(np.uint64)
         rounded = ((bits + 0x7FFF + ((bits >> 16) & 1)) & 0xFFFF0000).astype(np.uint32)
         out = rounded.view(np.float32).astype(np.float64)
-        return np.where(np.isnan(a), np.nan, out)
-    return a.astype(dtype).astype(np.float64)
+        return np.where(np.isnan(values), np.nan, out)
+    return values.astype(dtype).astype(np.float64)

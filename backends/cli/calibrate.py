@@ -29,7 +29,7 @@ import numpy as np
 
 import xpsoftmax
 
-__all__ = ["add_parser", "checked", "figures", "figures_at", "format_report", "load", "plot", "run"]
+__all__ = ["checked", "figures", "figures_at", "format_report", "load", "plot", "run"]
 
 #: Inputs with at least this many logits show a progress bar on stderr.
 PROGRESS_ENTRIES = 2**20
@@ -38,28 +38,6 @@ _EXTENSIONS = (".npy", ".npz", ".csv")
 
 class InputError(Exception):
     """A file that cannot serve as logits or labels: reported in one line, exit status 2."""
-
-
-def add_parser(commands: Any) -> argparse.ArgumentParser:
-    """Register the ``calibrate`` subcommand on the ``xpsoftmax`` parser's subparsers."""
-    parser: argparse.ArgumentParser = commands.add_parser(
-        "calibrate",
-        help="fit a temperature to a model's logits and measure its calibration",
-        description="Fit the temperature T minimising the mean cross-entropy of LOGITS "
-        "(samples x classes) against LABELS (one integer class per sample), and print T, the "
-        "NLL and the expected calibration error before and after, and the accuracy. "
-        "Files: .npy, .npz (the array named 'logits' or 'labels', or its only one) or .csv.",
-    )
-    parser.add_argument("logits", metavar="LOGITS", help="logits, one row per sample")
-    parser.add_argument("labels", metavar="LABELS", help="integer class labels, one per sample")
-    parser.add_argument(
-        "--n-bins", type=int, default=15, metavar="N", help="calibration bins (default 15)"
-    )
-    parser.add_argument("--json", metavar="PATH", help="write the figures to this JSON file")
-    parser.add_argument("--plot", metavar="PATH", help="draw reliability diagrams into this PNG")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
-    parser.set_defaults(command_parser=parser)
-    return parser
 
 
 def load(path: str, name: str) -> np.ndarray:

@@ -2,9 +2,11 @@
 
 For each backend x device x dtype x function x size, the command measures the error of xpsoftmax against
 the exact (mpmath) oracle, its difference from the framework's own implementation, and its time relative
-to it (see `xpsoftmax.backends._compare_cells`), prints a table, and exits with status 1, naming the
-cells, if any error lies beyond the SPEC.md bounds (`xpsoftmax.backends.bounds`): a
+to it (see `xpsoftmax.backends.cli._compare_cells`), prints a table, and exits with status 1, naming the
+cells, if any error lies beyond the accuracy bounds (spec: Accuracy;
+`xpsoftmax.testing.bounds`): a
 cross-framework check a CI pipeline can run. A backend that is not installed is reported and skipped.
+Its options are parsed in `xpsoftmax.backends.cli.parser`, which calls `run`.
 
 Examples
 --------
@@ -22,21 +24,18 @@ import os
 import sys
 import warnings
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
-from . import BACKENDS, all_variants, calibrate
-from ._base import FLOAT_DTYPES
-from ._compare_cells import FUNCTIONS, Cell, measure
+from .. import BACKENDS, FLOAT_DTYPES, Variant, all_variants
+from ._compare_cells import COMPARED_FUNCTIONS, Cell, measure
 from ._compare_report import failures, format_table, report, write_json
-from ._variant import Variant
 
 __all__ = [
     "MODES",
     "Cell",
-    "build_parser",
+    "PlannedCell",
     "failures",
     "format_table",
-    "main",
     "measure",
     "plan",
     "report",
@@ -56,7 +55,7 @@ MODES: dict[str, dict[str, Any]] = {
     },
     # Everything, on every device, compiled variants (torch.compile) included.
     "full": {
-        "functions": FUNCTIONS,
+        "functions": COMPARED_FUNCTIONS,
         "dtypes": FLOAT_DTYPES,
         "sizes": ((16, 64), (256, 1024)),
         "repeats": 10,
@@ -67,85 +66,6 @@ MODES: dict[str, dict[str, Any]] = {
 #: to stay near `JACOBIAN_ENTRIES` entries in all.
 JACOBIAN_MAX_N = 256
 JACOBIAN_ENTRIES = 2**22
-
-
-class _Parser(argparse.ArgumentParser):
-    """An ArgumentParser whose errors are one line after the usage (never a traceback)."""
-
-    def error(self, message: str) -> Any:
-        self.print_usage(sys.stderr)
-        self.exit(2, f"{self.prog}: error: {message}\n")
-
-
-def _csv(text: str) -> list[str]:
-    return [item.strip() for item in text.split(",") if item.strip()]
-
-
-def _sizes(text: str) -> list[tuple[int, int]]:
-    sizes = []
-    for item in _csv(text):
-        rows, sep, n = item.lower().partition("x")
-        if not (sep and rows.isdigit() and n.isdigit() and int(rows) > 0 and int(n) > 0):
-            raise argparse.ArgumentTypeError(f"size {item!r} is not BATCHxN, e.g. 16x64")
-        sizes.append((int(rows), int(n)))
-    if not sizes:
-        raise argparse.ArgumentTypeError("no size given")
-    return sizes
-
-
-def build_parser() -> argparse.ArgumentParser:
-    """The ``xpsoftmax`` parser, with its ``compare`` and ``calibrate`` subcommands."""
-    parser = _Parser(prog="xpsoftmax", description="xpsoftmax command line")
-    commands = parser.add_subparsers(
-        dest="command", required=True, metavar="command", parser_class=_Parser
-    )
-    compare = commands.add_parser(
-        "compare",
-        help="validate and time xpsoftmax on every installed framework",
-        description="Check xpsoftmax against an exact oracle and against each framework's own "
-        "functions, and time it. Exits 1, naming the cells, if an error exceeds the SPEC.md bounds.",
-    )
-    mode = compare.add_mutually_exclusive_group()
-    mode.add_argument(
-        "--quick",
-        dest="mode",
-        action="store_const",
-        const="quick",
-        help="a few seconds per backend: CPU, eager and jax.jit (the default)",
-    )
-    mode.add_argument(
-        "--full",
-        dest="mode",
-        action="store_const",
-        const="full",
-        help="every function, dtype and device, torch.compile included",
-    )
-    compare.add_argument(
-        "--backends",
-        type=_csv,
-        metavar="LIST",
-        help="backend names or variant ids, e.g. numpy,torch,jax-jit",
-    )
-    compare.add_argument(
-        "--functions", type=_csv, metavar="LIST", help=f"among {','.join(FUNCTIONS)}"
-    )
-    compare.add_argument(
-        "--dtypes", type=_csv, metavar="LIST", help=f"among {','.join(FLOAT_DTYPES)}"
-    )
-    compare.add_argument(
-        "--sizes",
-        type=_sizes,
-        metavar="LIST",
-        help="BATCHxN shapes, softmax along N, e.g. 16x64,256x1024",
-    )
-    compare.add_argument("--repeats", type=int, metavar="N", help="timing samples (best of N)")
-    compare.add_argument("--json", metavar="PATH", help="write every figure to this JSON file")
-    compare.add_argument("--plot", metavar="PATH", help="draw the figures into this PNG")
-    compare.add_argument("--no-progress", action="store_true", help="no progress bar")
-    # The subcommand's own parser, so that its usage errors show its usage, not the top level's.
-    compare.set_defaults(mode="quick", command_parser=compare)
-    calibrate.add_parser(commands)
-    return parser
 
 
 def _wanted(v: Variant, names: Sequence[str] | None, mode: str) -> bool:
@@ -197,7 +117,7 @@ def _settings(args: argparse.Namespace, parser: argparse.ArgumentParser) -> dict
     for key in ("functions", "dtypes", "sizes", "repeats"):
         if getattr(args, key) is not None:
             settings[key] = tuple(getattr(args, key)) if key != "repeats" else args.repeats
-    for key, allowed in (("functions", FUNCTIONS), ("dtypes", FLOAT_DTYPES)):
+    for key, allowed in (("functions", COMPARED_FUNCTIONS), ("dtypes", FLOAT_DTYPES)):
         bad = [item for item in settings[key] if item not in allowed]
         if bad or not settings[key]:
             parser.error(
@@ -213,9 +133,18 @@ def _settings(args: argparse.Namespace, parser: argparse.ArgumentParser) -> dict
     return settings
 
 
-def plan(variants: list[Variant], settings: dict[str, Any]) -> list[tuple[Any, ...]]:
-    """Every (variant, dtype, function, shape) to measure, in table order."""
-    cells = []
+class PlannedCell(NamedTuple):
+    """One cell to measure: `function` on `variant` in `dtype` at `shape` (batch, n)."""
+
+    variant: Variant
+    dtype: str
+    function: str
+    shape: tuple[int, int]
+
+
+def plan(variants: list[Variant], settings: dict[str, Any]) -> list[PlannedCell]:
+    """Every cell to measure, in table order."""
+    cells: list[PlannedCell] = []
     for v in variants:
         for dtype in (d for d in settings["dtypes"] if d in v.dtypes()):
             for function in settings["functions"]:
@@ -224,8 +153,8 @@ def plan(variants: list[Variant], settings: dict[str, Any]) -> list[tuple[Any, .
                     if function.endswith("jacobian"):
                         n = min(n, JACOBIAN_MAX_N)
                         shape = (max(1, min(rows, JACOBIAN_ENTRIES // (n * n))), n)
-                    if shape not in [c[3] for c in cells if c[:3] == (v, dtype, function)]:
-                        cells.append((v, dtype, function, shape))
+                    if shape not in [c.shape for c in cells if c[:3] == (v, dtype, function)]:
+                        cells.append(PlannedCell(v, dtype, function, shape))
     return cells
 
 
@@ -273,22 +202,3 @@ def run(args: argparse.Namespace, argv: list[str]) -> int:
         plot(cells, args.plot)
         print(f"wrote {args.plot}")
     return status
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Run ``xpsoftmax`` with `argv` (default: ``sys.argv[1:]``); the exit status.
-
-    Usage errors print the usage and a one-line message and return 2, as argparse does.
-    """
-    argv = list(sys.argv[1:] if argv is None else argv)
-    parser = build_parser()
-    try:
-        args = parser.parse_args(argv)
-        if args.command == "calibrate":
-            return calibrate.run(args)
-        return run(args, argv)
-    except SystemExit as exit_:  # argparse's --help (0) and usage errors (2)
-        return exit_.code if isinstance(exit_.code, int) else 2
-    except OSError as err:  # an unwritable --json or --plot path: one line, not a traceback
-        print(f"xpsoftmax: error: {err}", file=sys.stderr)
-        return 2
