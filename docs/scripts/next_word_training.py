@@ -5,7 +5,7 @@ The worked example of the Large vocabularies page (and the test that keeps it tr
 library's pydoc pages (``docs/scripts/stdlib_corpus.py``: nothing is downloaded; more than
 20,000 distinct words). The model reads the two previous words: their embeddings (32 numbers
 each) concatenated, one tanh layer of D = 64, and the classifier over the vocabulary, whose loss
-is ``xpsoftmax.linear_cross_entropy(h, W, y, linear_bias=b)``. It is trained in float64 with Adam
+is ``xpsoftmax.linear_cross_entropy(h, W, y, linear_bias=b, chunk_size=256)``. It is trained in float64 with Adam
 on random batches of positions, the same batches and the same NumPy start in PyTorch and in JAX;
 Adam runs in NumPy on the gradients each framework returns, so the two runs differ only in the
 framework. At every step the materialised loss is computed at the same parameters,
@@ -40,6 +40,10 @@ CONTEXT = 2
 EMBED = 32
 HIDDEN = 64
 LEARNING_RATE = 0.01
+#: Tokens per block of linear_cross_entropy. The rule from the shapes keeps a block's logits no
+#: larger than the hidden states, which for D = 64 and 20,000 words is 3 tokens a block: far too
+#: small to be quick. 256 tokens make blocks of 40 MB in float64.
+CHUNK = 256
 #: One step: (parameters, batch positions) -> (our loss, the materialised loss, gradients).
 Step = Callable[[list[np.ndarray], np.ndarray], tuple[float, float, list[np.ndarray]]]
 
@@ -72,7 +76,9 @@ def torch_step(ids: np.ndarray) -> Step:
         context = embedding[corpus[where[:, None] - offsets]].reshape(len(positions), -1)
         hidden = torch.tanh(context @ layer + layer_bias)
         target = corpus[where]
-        loss = xpsoftmax.linear_cross_entropy(hidden, classifier, target, linear_bias=bias)
+        loss = xpsoftmax.linear_cross_entropy(
+            hidden, classifier, target, linear_bias=bias, chunk_size=CHUNK
+        )
         gradients = torch.autograd.grad(loss, tensors)
         with torch.no_grad():
             materialised = F.cross_entropy(hidden @ classifier.T + bias, target)
@@ -97,7 +103,9 @@ def jax_step(ids: np.ndarray) -> Step:
 
     def ours(params: list[Any], where: Any) -> Any:
         hidden, target = hidden_and_target(params, where)
-        return xpsoftmax.linear_cross_entropy(hidden, params[3], target, linear_bias=params[4])
+        return xpsoftmax.linear_cross_entropy(
+            hidden, params[3], target, linear_bias=params[4], chunk_size=CHUNK
+        )
 
     def materialised(params: list[Any], where: Any) -> Any:
         hidden, target = hidden_and_target(params, where)
@@ -150,7 +158,7 @@ def head_memory(batch: int, vocabulary_size: int) -> dict[str, int]:
     shape = (batch, HIDDEN, vocabulary_size)
     return {
         f"{framework}/{implementation}": cases.loss_memory(
-            framework, implementation, shape, "float64"
+            framework, implementation, shape, "float64", CHUNK
         )
         for framework in ("torch", "jax")
         for implementation in ("xpsoftmax", "reference")
