@@ -5,8 +5,9 @@ The worked example of the Large vocabularies page (and the test that keeps it tr
 library's pydoc pages (``docs/scripts/stdlib_corpus.py``: nothing is downloaded; more than
 20,000 distinct words). The model reads the two previous words: their embeddings (32 numbers
 each) concatenated, one tanh layer of D = 64, and the classifier over the vocabulary, whose loss
-is ``xpsoftmax.linear_cross_entropy(h, W, y, linear_bias=b, chunk_size=256)``. It is trained in float64 with Adam
-on random batches of positions, the same batches and the same NumPy start in PyTorch and in JAX;
+is ``xpsoftmax.linear_cross_entropy(h, W, y, linear_bias=b, chunk_size=256)``. It is trained
+in float64 with Adam on random batches of positions, the same batches and the same NumPy start
+in PyTorch and in JAX;
 Adam runs in NumPy on the gradients each framework returns, so the two runs differ only in the
 framework. At every step the materialised loss is computed at the same parameters,
 ``F.cross_entropy(h @ W.T + b, y)`` in PyTorch and optax's
@@ -15,7 +16,7 @@ compared.
 
 Run from the repository root (its outputs are committed; the docs build never runs it)::
 
-    python docs/scripts/next_word_training.py        # 40 steps of 1,024 positions
+    python docs/scripts/next_word_training.py        # 20 steps of 512 positions
 
 It writes ``docs/_generated/large_vocabularies_example.png`` (the loss curves and the loss
 memory of each head) and ``large_vocabularies_example.rst`` (a table of the same).
@@ -263,8 +264,8 @@ def plot(
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--steps", type=int, default=40)
-    parser.add_argument("--batch", type=int, default=1024)
+    parser.add_argument("--steps", type=int, default=20)
+    parser.add_argument("--batch", type=int, default=512)
     args = parser.parse_args(argv)
     report(args.steps, args.batch)
 
