@@ -29,6 +29,7 @@ temporary bytes of the compiled step.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import pathlib
@@ -72,17 +73,22 @@ def inputs(
 
 
 def make(
-    framework: str, implementation: str, size: str | tuple[int, int, int], dtype: str = "float32"
+    framework: str,
+    implementation: str,
+    size: str | tuple[int, int, int],
+    dtype: str = "float32",
+    chunk_size: int | None = None,
 ) -> Step:
     """A no-argument callable: one loss and its gradients ``(loss, d_hidden, d_weight)``,
-    computed and waited for. Built, compiled and run once before it is returned."""
+    computed and waited for. Built, compiled and run once before it is returned. `chunk_size`
+    goes to xpsoftmax's functions (None: chosen from the shapes)."""
     if implementation not in METHODS.get(framework, ()):
         raise Unavailable(f"{framework} has no {implementation} case")
     shape = SIZES[size] if isinstance(size, str) else size
     hidden, weight, target = inputs(*shape, dtype=dtype)
     builders = {"torch": _torch, "torch-compile": _torch, "jax": _jax, "numpy": _numpy}
     try:
-        run = builders[framework](framework, implementation, hidden, weight, target)
+        run = builders[framework](framework, implementation, hidden, weight, target, chunk_size)
     except ImportError as error:
         raise Unavailable(f"{framework} is not installed: {error}") from None
     run()  # compile, warm up and allocate outside any measurement
@@ -90,7 +96,12 @@ def make(
 
 
 def _torch(
-    framework: str, implementation: str, h: np.ndarray, w: np.ndarray, y: np.ndarray
+    framework: str,
+    implementation: str,
+    h: np.ndarray,
+    w: np.ndarray,
+    y: np.ndarray,
+    chunk_size: int | None = None,
 ) -> Step:
     import torch
     import torch.nn.functional as F
@@ -106,7 +117,7 @@ def _torch(
         return F.linear_cross_entropy(a, b, t, options=torch.nn.LinearCrossEntropyOptions())
 
     if implementation == "xpsoftmax":
-        loss_fn = xpsoftmax.linear_cross_entropy
+        loss_fn = functools.partial(xpsoftmax.linear_cross_entropy, chunk_size=chunk_size)
     else:
         loss_fn = reference if implementation == "reference" else chunked
     if framework == "torch-compile":
@@ -120,11 +131,11 @@ def _torch(
     return step
 
 
-def _jax_step(implementation: str) -> Any:
+def _jax_step(implementation: str, chunk_size: int | None = None) -> Any:
     import jax
 
     if implementation == "xpsoftmax":
-        loss_fn = xpsoftmax.linear_cross_entropy
+        loss_fn = functools.partial(xpsoftmax.linear_cross_entropy, chunk_size=chunk_size)
     else:
         import optax
 
@@ -134,14 +145,21 @@ def _jax_step(implementation: str) -> Any:
     return jax.jit(jax.value_and_grad(loss_fn, argnums=(0, 1)))
 
 
-def _jax(framework: str, implementation: str, h: np.ndarray, w: np.ndarray, y: np.ndarray) -> Step:
+def _jax(
+    framework: str,
+    implementation: str,
+    h: np.ndarray,
+    w: np.ndarray,
+    y: np.ndarray,
+    chunk_size: int | None = None,
+) -> Step:
     import jax
     import jax.numpy as jnp
 
     if h.dtype == np.float64:
         jax.config.update("jax_enable_x64", True)
     arrays = (jnp.asarray(h), jnp.asarray(w), jnp.asarray(y))
-    compiled = _jax_step(implementation)
+    compiled = _jax_step(implementation, chunk_size)
 
     def step() -> Any:
         loss, (d_hidden, d_weight) = jax.block_until_ready(compiled(*arrays))
@@ -162,13 +180,20 @@ def xla_temp_bytes(implementation: str, size: str | tuple[int, int, int]) -> int
 
 
 def _numpy(
-    framework: str, implementation: str, h: np.ndarray, w: np.ndarray, y: np.ndarray
+    framework: str,
+    implementation: str,
+    h: np.ndarray,
+    w: np.ndarray,
+    y: np.ndarray,
+    chunk_size: int | None = None,
 ) -> Step:
     one = np.asarray(1.0, dtype=h.dtype)
     if implementation == "xpsoftmax":
 
         def ours() -> Any:
-            loss, d_hidden, d_weight, _ = xpsoftmax.linear_cross_entropy_vjp(h, w, y, one)
+            loss, d_hidden, d_weight, _ = xpsoftmax.linear_cross_entropy_vjp(
+                h, w, y, one, chunk_size=chunk_size
+            )
             return loss, d_hidden, d_weight
 
         return ours
@@ -198,13 +223,17 @@ def _status_bytes(field: str) -> int:
 
 
 def _measure_here(
-    framework: str, implementation: str, shape: tuple[int, int, int], dtype: str
+    framework: str,
+    implementation: str,
+    shape: tuple[int, int, int],
+    dtype: str,
+    chunk_size: int | None = None,
 ) -> int:
     """In this (fresh) process: the peak resident bytes of one step above its inputs and the
     gradients it returns."""
     import gc
 
-    run = make(framework, implementation, shape, dtype)
+    run = make(framework, implementation, shape, dtype, chunk_size)
     gc.collect()
     before = _status_bytes("VmRSS:")  # the inputs, the frameworks, and the compiled step
     pathlib.Path("/proc/self/clear_refs").write_text("5")  # VmHWM := VmRSS
@@ -219,6 +248,7 @@ def loss_memory(
     implementation: str,
     size: str | tuple[int, int, int],
     dtype: str = "float32",
+    chunk_size: int | None = None,
 ) -> int:
     """Loss memory of the case in bytes, measured in a fresh process (Linux only)."""
     if not sys.platform.startswith("linux"):
@@ -229,11 +259,11 @@ def loss_memory(
     script = (
         "import json, sys; sys.path.insert(0, sys.argv[1]); import linear_cross_entropy as m; "
         "print(json.dumps(m._measure_here(sys.argv[2], sys.argv[3], tuple(json.loads(sys.argv[4])),"
-        " sys.argv[5])))"
+        " sys.argv[5], json.loads(sys.argv[6]))))"
     )
     env = dict(os.environ, MALLOC_MMAP_THRESHOLD_="65536", MALLOC_TRIM_THRESHOLD_="0")
     here = str(pathlib.Path(__file__).resolve().parent)
-    args = [here, framework, implementation, json.dumps(shape), dtype]
+    args = [here, framework, implementation, json.dumps(shape), dtype, json.dumps(chunk_size)]
     done = subprocess.run(
         [sys.executable, "-c", script, *args],
         env=env,

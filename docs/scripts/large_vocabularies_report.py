@@ -2,7 +2,7 @@
 
 Run from the repository root (the docs build never runs it; its outputs are committed)::
 
-    python docs/scripts/large_vocabularies_report.py              # 3 rounds, ~15 min on 2 cores
+    python docs/scripts/large_vocabularies_report.py              # 3 rounds; on an idle 2-core machine ~15 min
     python docs/scripts/large_vocabularies_report.py --rounds 2 --tokens 1024 4096
 
 It writes, under ``docs/_generated/``:
@@ -22,6 +22,7 @@ process per case; for JAX the table also gives XLA's temporary bytes (``memory_a
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from pathlib import Path
@@ -29,6 +30,11 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
 OUT = ROOT / "docs" / "_generated"
+#: Loss memory measured so far, by case, so that the plot reuses the table's 4096-token figures
+#: and a rerun after an interruption measures only what is missing.
+CACHE = OUT / "large_vocabularies_memory.json"
+#: The table's measured rows, by label, so that rows measured by separate runs make one table.
+MEASURED = OUT / "large_vocabularies_rows.json"
 
 sys.path.insert(0, str(ROOT / "asv_bench" / "benchmarks"))
 import linear_cross_entropy as cases
@@ -64,36 +70,56 @@ def best_times(runs: dict[str, Any], rounds: int) -> dict[str, float]:
     return best
 
 
-def measure(rounds: int) -> list[dict[str, Any]]:
-    rows = []
-    for label, framework, peers in ROWS:
+def cached_memory(
+    framework: str, implementation: str, shape: tuple[int, int, int], measure: bool = True
+) -> int | None:
+    """Loss memory of a case (fresh process), read from or added to the cache file; None where
+    it is not in the cache and `measure` is False."""
+    cache = json.loads(CACHE.read_text()) if CACHE.exists() else {}
+    key = f"{framework}/{implementation}/{'x'.join(map(str, shape))}"
+    if key not in cache and not measure:
+        return None
+    if key not in cache:
+        cache[key] = cases.loss_memory(framework, implementation, shape)
+        CACHE.write_text(json.dumps(cache, indent=1, sort_keys=True) + "\n", encoding="utf-8")
+    return int(cache[key])
+
+
+def measure(rounds: int, selected: list[int]) -> None:
+    """The selected rows of the table (1-based), each saved and the table rewritten after it."""
+    shape = cases.SIZES["gpt2"]
+    for label, framework, peers in (ROWS[i - 1] for i in selected):
         print(f"timing {label} ...", flush=True)
         names = {"xpsoftmax": (framework, "xpsoftmax")}
         names.update({peer: (fw, impl) for peer, fw, impl, _, _ in peers})
         runs = {n: cases.make(fw, impl, "gpt2") for n, (fw, impl) in names.items()}
         times = best_times(runs, rounds)
         del runs
-        memory = {n: cases.loss_memory(fw, impl, "gpt2") for n, (fw, impl) in names.items()}
+        memory: dict[str, Any] = {
+            n: cached_memory(fw, impl, shape) for n, (fw, impl) in names.items()
+        }
         if framework == "jax":
             memory.update({n: cases.xla_temp_bytes(impl, "gpt2") for n, (_, impl) in names.items()})
+        rows = json.loads(MEASURED.read_text()) if MEASURED.exists() else {}
         for peer, _, _, time_target, memory_target in peers:
-            rows.append(
-                {
-                    "label": f"{label} / {peer}",
-                    "time": times["xpsoftmax"] / times[peer],
-                    "time_target": time_target,
-                    "times": f"{times['xpsoftmax']:.2f} / {times[peer]:.2f} s",
-                    "memory": memory["xpsoftmax"] / memory[peer],
-                    "memory_target": memory_target,
-                    "memories": f"{memory['xpsoftmax'] / 2**20:.0f} / {memory[peer] / 2**20:.0f} MiB",
-                    "what": "XLA temp" if framework == "jax" else "peak RSS",
-                }
-            )
-            print(rows[-1], flush=True)
-    return rows
+            rows[f"{label} / {peer}"] = {
+                "label": f"{label} / {peer}",
+                "time": times["xpsoftmax"] / times[peer],
+                "time_target": time_target,
+                "times": f"{times['xpsoftmax']:.2f} / {times[peer]:.2f} s",
+                "memory": memory["xpsoftmax"] / memory[peer],
+                "memory_target": memory_target,
+                "memories": f"{memory['xpsoftmax'] / 2**20:.0f} / {memory[peer] / 2**20:.0f} MiB",
+                "what": "XLA temp" if framework == "jax" else "peak RSS",
+            }
+            print(rows[f"{label} / {peer}"], flush=True)
+        MEASURED.write_text(json.dumps(rows, indent=1) + "\n", encoding="utf-8")
+        write_table()
 
 
-def write_table(rows: list[dict[str, Any]]) -> None:
+def write_table() -> None:
+    """The table of the rows measured so far; the others say they were not measured."""
+    measured = json.loads(MEASURED.read_text()) if MEASURED.exists() else {}
     lines = [
         ".. list-table::",
         "   :header-rows: 1",
@@ -104,16 +130,21 @@ def write_table(rows: list[dict[str, Any]]) -> None:
         "     - loss memory (target)",
         "     - xpsoftmax, peer",
     ]
-    for row in rows:
-        t_met = "" if row["time"] <= row["time_target"] else ", not met"
-        m_met = "" if row["memory"] <= row["memory_target"] else ", not met"
-        lines += [
-            f"   * - {row['label']}",
-            f"     - {row['time']:.2f} (<= {row['time_target']:g}{t_met})",
-            f"     - {row['times']}",
-            f"     - {row['memory']:.3f} (<= {row['memory_target']:g}{m_met})",
-            f"     - {row['memories']} ({row['what']})",
-        ]
+    for label, _, peers in ROWS:
+        for peer, *_ in peers:
+            row = measured.get(f"{label} / {peer}")
+            if row is None:
+                lines += [f"   * - {label} / {peer}"] + ["     - not measured"] * 4
+                continue
+            t_met = "" if row["time"] <= row["time_target"] else ", not met"
+            m_met = "" if row["memory"] <= row["memory_target"] else ", not met"
+            lines += [
+                f"   * - {row['label']}",
+                f"     - {row['time']:.2f} (<= {row['time_target']:g}{t_met})",
+                f"     - {row['times']}",
+                f"     - {row['memory']:.3f} (<= {row['memory_target']:g}{m_met})",
+                f"     - {row['memories']} ({row['what']})",
+            ]
     (OUT / "large_vocabularies_table.rst").write_text("\n".join(lines) + "\n", encoding="utf-8")
     print("\n".join(lines))
 
@@ -127,7 +158,8 @@ PLOTTED = [
 ]
 
 
-def plot(token_counts: list[int]) -> None:
+def plot(token_counts: list[int], measure: bool) -> None:
+    """The plot; with `measure` False, of the points already in the cache only."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -137,10 +169,12 @@ def plot(token_counts: list[int]) -> None:
     figure, axes = plt.subplots(figsize=(7, 4.2))
     for label, framework, implementation in PLOTTED:
         print(f"memory of {label} ...", flush=True)
-        mib = [
-            cases.loss_memory(framework, implementation, (n, d, v)) / 2**20 for n in token_counts
+        points = [
+            (n, cached_memory(framework, implementation, (n, d, v), measure)) for n in token_counts
         ]
-        axes.plot(token_counts, mib, marker="o", label=label)
+        measured = [(n, m / 2**20) for n, m in points if m is not None]
+        if measured:
+            axes.plot(*zip(*measured, strict=True), marker="o", label=label)
     logits = [n * v * 4 / 2**20 for n in token_counts]
     axes.plot(token_counts, logits, color="grey", linestyle=":", label="one float32 logits array")
     axes.set_xscale("log", base=2)
@@ -157,11 +191,20 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds (best of)")
     parser.add_argument("--tokens", type=int, nargs="+", default=[512, 1024, 2048, 4096])
+    parser.add_argument(
+        "--rows", type=int, nargs="+", default=[1, 2, 3, 4], help="table rows to measure (1-4)"
+    )
     parser.add_argument("--skip-table", action="store_true", help="the plot only")
+    parser.add_argument("--skip-plot", action="store_true", help="the table only")
+    parser.add_argument(
+        "--cached-only", action="store_true", help="plot only the points already measured"
+    )
     args = parser.parse_args(argv)
     if not args.skip_table:
-        write_table(measure(args.rounds))
-    plot(args.tokens)
+        measure(args.rounds, args.rows)
+    write_table()
+    if not args.skip_plot:
+        plot(args.tokens, measure=not args.cached_only)
 
 
 if __name__ == "__main__":
