@@ -173,7 +173,10 @@ def _log_abs(xp: Namespace, top: Array, tail: Array) -> tuple[Array, Array]:
     nonzero = total != 0.0
     via_total = xp.log(xp.where(nonzero & ~near, xp.abs(total), 1.0))
     log_magnitude = xp.where(near, via_top, xp.where(nonzero, via_total, -xp.inf))
-    return log_magnitude, xp.sign(total)
+    # The sign by comparisons, not xp.sign: array-api-compat's sign for torch writes NaN into
+    # its result through a boolean mask, which torch.func.vmap cannot batch.
+    undecided = xp.where(xp.isnan(total), total, 0.0)  # NaN stays NaN, zeros give 0
+    return log_magnitude, xp.where(total > 0.0, 1.0, xp.where(total < 0.0, -1.0, undecided))
 
 
 # ---- complex input ------------------------------------------------------------------------
