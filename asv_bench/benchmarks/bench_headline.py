@@ -4,8 +4,15 @@
 what a model calls (softmax, log_softmax, mean cross-entropy, and cross-entropy's forward and
 backward) on the frameworks people train with (NumPy, JAX under jit, PyTorch eager and
 compiled), at a tiny size for per-call cost and at one size for throughput (torch.compile at the
-throughput size only: see `common.headline_left_out`), each beside the
-framework's own kernel (``implementation="peer"``) so a slowdown of the machine shows on both.
+throughput size only: see `common.headline_left_out`).
+
+`Headline` times xpsoftmax alone: the frameworks' own kernels (``implementation="peer"``) are
+the same code at every commit, so in a comparison of two commits they can only add noise, and
+a neighbour's burst during a peer's process once failed a pull request that had not changed
+``src/``. They are timed by `Peers`, with the same cases, which ``--bench Headline`` does not
+select (asv matches the regular expression against ``bench_headline.Peers.time_call``, case
+sensitively); ``asv run --bench "Headline|Peers"`` times both, for the ratios the Performance
+page and ``docs/scripts/regressions_report.py`` draw.
 
 The settings trade samples for time: every parameter combination runs in its own process per
 round, so three rounds (interleaved between the two commits by ``asv continuous``) outvote a
@@ -31,7 +38,6 @@ from .common import (
     HEADLINE_FUNCTIONS,
     HEADLINE_SIZES,
     HEADLINE_VARIANT_IDS,
-    IMPLEMENTATIONS,
     XPBenchmark,
     headline_case,
 )
@@ -49,19 +55,22 @@ for _module in ("scipy.special", "jax", "torch", "torch._dynamo", "torch._induct
 with contextlib.suppress(ImportError, AttributeError):
     importlib.import_module("torch._inductor.cpu_vec_isa").valid_vec_isa_list()
 
-# torch.compile says, once per helper, that it traces through array-api-compat's lru_cache'd
-# functions (pyproject.toml ignores the same warning in the tests); it would bury asv's output.
+# Commits before torch.compile became quiet (the benchmarks time old commits too) make it warn,
+# once per helper, that it traces through array-api-compat's lru_cache'd functions; that would
+# bury asv's output.
 warnings.filterwarnings("ignore", "Dynamo detected a call to a `functools.lru_cache`", UserWarning)
 
 
 class Headline(XPBenchmark):
-    """softmax, log_softmax, cross-entropy and its gradient, per framework, beside the peer."""
+    """xpsoftmax's softmax, log_softmax, cross-entropy and its gradient, per framework."""
 
+    # The implementation stays a parameter, with one value, so that `Peers` and this class
+    # report the same parameter tuples and their results pair up into ratios.
     params = (
         list(HEADLINE_VARIANT_IDS),
         list(HEADLINE_FUNCTIONS),
         list(HEADLINE_SIZES),
-        list(IMPLEMENTATIONS),
+        ["xpsoftmax"],
     )
     param_names = ("variant", "function", "size", "implementation")
     # Three rounds, interleaved with the other commit's, each a process of a few samples: on a
@@ -78,6 +87,15 @@ class Headline(XPBenchmark):
     def setup(self, variant: str, function: str, size: str, implementation: str) -> None:
         _one_thread()
         self.case = headline_case(variant, function, implementation, size)
+
+
+class Peers(Headline):
+    """The frameworks' own kernels on the headline cases: the denominators of the ratios.
+
+    Deliberately not named after `Headline`, so that ``--bench Headline`` leaves it out.
+    """
+
+    params = (*Headline.params[:3], ["peer"])
 
 
 def _one_thread() -> None:

@@ -3,13 +3,13 @@
 Run from the repository root after asv has timed some commits (the docs build never runs it;
 its outputs are committed)::
 
-    cd asv_bench && asv run --bench Headline main~5..main && cd ..
+    cd asv_bench && asv run --bench "Headline|Peers" main~5..main && cd ..
     python docs/scripts/regressions_report.py
 
 It reads every ``asv_bench/results/<machine>/<commit>-<environment>.json`` holding the
-``Headline`` benchmark (asv's results format 2: ``result_columns`` names what each entry of a
-benchmark's list holds; ``result`` and ``params`` are the product of the parameter values and
-the times in that order) and writes, under ``docs/_generated/``:
+``Headline`` benchmark, xpsoftmax's times, and ``Peers``, the peers' (asv's results format
+2: ``result_columns`` names what each entry of a benchmark's list holds; ``result`` and
+``params`` are the product of the parameter values and the times in that order) and writes, under ``docs/_generated/``:
 
 * ``regressions_history.png``: one panel per framework, a line per function and size;
 * ``regressions_history.csv``: the ratios plotted, one row per commit and case.
@@ -34,7 +34,8 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
 OUT = ROOT / "docs" / "_generated"
-BENCHMARK = "bench_headline.Headline.time_call"
+#: xpsoftmax's times and the peers', with the same parameter tuples (implementation apart).
+BENCHMARKS = ("bench_headline.Headline.time_call", "bench_headline.Peers.time_call")
 
 
 def branch_commits(branch: str) -> list[str]:
@@ -59,18 +60,23 @@ def load(results_dir: Path, machine: str | None = None) -> list[dict[str, Any]]:
         if path.name == "machine.json" or (machine and path.parent.name != machine):
             continue
         data = json.loads(path.read_text(encoding="utf-8"))
-        entry = data.get("results", {}).get(BENCHMARK)
-        if entry is None:
+        # (Results from before the split hold both implementations under Headline alone.)
+        entries = [data.get("results", {}).get(name) for name in BENCHMARKS]
+        if entries[0] is None:
             continue
+        entries = [entry for entry in entries if entry is not None]
         columns = data["result_columns"]
-        times = entry[columns.index("result")]
-        params = entry[columns.index("params")]
-        ratios = _ratios(dict(zip(itertools.product(*params), times, strict=True)))
+        times: dict[tuple[str, ...], Any] = {}
+        for entry in entries:
+            params = entry[columns.index("params")]
+            times.update(
+                zip(itertools.product(*params), entry[columns.index("result")], strict=True)
+            )
         record = {
             "commit": data["commit_hash"],
             "date": data["date"],
-            "started": entry[columns.index("started_at")] or 0,
-            "ratios": ratios,
+            "started": entries[0][columns.index("started_at")] or 0,
+            "ratios": _ratios(times),
         }
         previous = by_commit.get(record["commit"])
         if previous is None or record["started"] >= previous["started"]:
@@ -162,7 +168,7 @@ def main() -> None:
     records = [r for r in load(args.results, args.machine) if r["commit"] in order]
     records = sorted(records, key=lambda r: order[r["commit"]])[-args.last :]
     if not records:
-        raise SystemExit(f"no {BENCHMARK} results under {args.results}: run asv first")
+        raise SystemExit(f"no {BENCHMARKS[0]} results under {args.results}: run asv first")
     OUT.mkdir(parents=True, exist_ok=True)
     write_csv(records, OUT / "regressions_history.csv")
     plot(records, OUT / "regressions_history.png")
