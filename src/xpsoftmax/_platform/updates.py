@@ -25,10 +25,12 @@ def can_update_in_place(a: Array, *operands: Array | float) -> bool:
 
     Lazy arrays gain nothing from it, read-only ones forbid it, and an array that an autodiff
     mechanism records (it requires grad, or carries a forward-mode tangent) may have been
-    saved for the backward pass. Nor while the array's library compiles the caller: its
-    compiler plans the buffers itself. Nor when a transform wraps the array (see
-    `_owns_memory`): its wrappers have no rule for ``out=`` or an in-place update, nor for
-    writing a wrapped operand's result into a plain array.
+    saved for the backward pass. So may one that records nothing when an operand records:
+    a temporary updated by a recorded array has met that computation before (in ``v - <s,
+    v>``, ``s * d`` saves d, which ``d -= sum(s * d)`` would then overwrite). Nor while the
+    array's library compiles the caller: its compiler plans the buffers itself. Nor when a
+    transform wraps the array (see `_owns_memory`): its wrappers have no rule for ``out=`` or
+    an in-place update, nor for writing a wrapped operand's result into a plain array.
     """
     records = hasattr(a, "requires_grad")
     # (The compiler first: array-api-compat's helpers are cached functions it warns about.)
@@ -40,7 +42,10 @@ def can_update_in_place(a: Array, *operands: Array | float) -> bool:
         return True
     if not (_IN_PLACE.get() and _owns_memory(a)) or has_forward_tangent(a):
         return False
-    return all(_owns_memory(operand) for operand in operands)
+    return all(
+        _owns_memory(operand) and not getattr(operand, "requires_grad", False)
+        for operand in operands
+    )
 
 
 def _owns_memory(a: Array) -> bool:
