@@ -22,6 +22,8 @@ PUBLIC = {
     "log_softmax_jvp",
     "log_softmax_vjp",
     "cross_entropy",
+    "linear_cross_entropy",
+    "linear_cross_entropy_vjp",
     "fit_temperature",
     "calibration_error",
     "calibration_curve",
@@ -33,6 +35,7 @@ MODULES_WITH_EXAMPLES = [
     "xpsoftmax._loss",
     "xpsoftmax._calibration",
     "xpsoftmax._temperature",
+    "xpsoftmax._linear_loss",
     "xpsoftmax.testing.oracle",
 ]
 
@@ -69,7 +72,7 @@ def test_docstring_examples_run(module_name: str) -> None:
 def test_every_public_function_has_a_doctest() -> None:
     finder = doctest.DocTestFinder()
     with_examples = set()
-    for module_name in MODULES_WITH_EXAMPLES[1:6]:
+    for module_name in MODULES_WITH_EXAMPLES[1:-1]:  # the topic modules
         for test in finder.find(importlib.import_module(module_name)):
             if test.examples:
                 with_examples.add(test.name.rpartition(".")[2])

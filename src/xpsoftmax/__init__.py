@@ -1,7 +1,8 @@
 """xpsoftmax: the softmax family, written once for every Python array API library.
 
 Numerically stable `softmax`, `log_softmax`, `logsumexp`, their Jacobians and
-Jacobian-vector products, `cross_entropy`, and temperature scaling with its calibration
+Jacobian-vector products, `cross_entropy`, `linear_cross_entropy` (a classifier's loss
+without its logits), and temperature scaling with its calibration
 measures (`fit_temperature`, `calibration_error`, `calibration_curve`), for NumPy, JAX,
 PyTorch, CuPy, Dask, array-api-strict and any other library that array-api-compat supports.
 Results keep the input's library, device and dtype.
@@ -17,6 +18,7 @@ from ._jacobian import (
     softmax_jvp,
     softmax_vjp,
 )
+from ._linear_loss import linear_cross_entropy, linear_cross_entropy_vjp
 from ._loss import cross_entropy
 from ._softmax import log_softmax, logsumexp, softmax
 from ._temperature import fit_temperature
@@ -31,6 +33,8 @@ __all__ = [
     "calibration_error",
     "cross_entropy",
     "fit_temperature",
+    "linear_cross_entropy",
+    "linear_cross_entropy_vjp",
     "log_softmax",
     "log_softmax_jacobian",
     "log_softmax_jvp",

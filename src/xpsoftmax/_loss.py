@@ -4,16 +4,20 @@
 from __future__ import annotations
 
 import math
-import operator
 
 from ._derivatives.attach import apply
 from ._derivatives.cross_entropy import CROSS_ENTROPY
-from ._platform import Array, Namespace, surely_false, values_are_known
-from ._validation import Prepared, prepare, to_namespace
+from ._platform import Array, Namespace
+from ._validation import prepare, to_namespace
+from ._validation.targets import (
+    check_label_smoothing,
+    check_reduction,
+    class_indices,
+    class_weights,
+    probabilities,
+)
 
 __all__ = ["cross_entropy"]
-
-_REDUCTIONS = ("none", "sum", "mean")
 
 
 def cross_entropy(
@@ -75,10 +79,8 @@ def cross_entropy(
     >>> round(float(loss), 6)  # the first sample alone: log(1 + exp(-2))
     0.126928
     """
-    if reduction not in _REDUCTIONS:
-        raise ValueError(f"reduction must be one of {_REDUCTIONS}, got {reduction!r}")
-    if isinstance(label_smoothing, bool) or not (0.0 <= label_smoothing <= 1.0):
-        raise ValueError(f"label_smoothing must lie in [0, 1], got {label_smoothing!r}")
+    check_reduction(reduction)
+    label_smoothing = check_label_smoothing(label_smoothing)
     p = prepare(
         logits,
         axis=axis,
@@ -90,13 +92,16 @@ def cross_entropy(
     )
     xp, (axis,) = p.xp, p.axes
     target = to_namespace(xp, p.x, target, "target")
-    weights = _class_weights(xp, p, weight)
+    shape, n_classes = tuple(p.x.shape), p.x.shape[axis]
+    weights = class_weights(xp, p.x, weight, n_classes, p.x.dtype, p.lazy)
     ignored = None
-    class_indices = xp.isdtype(target.dtype, "integral")
-    if class_indices:
-        target, ignored = _class_indices(xp, p, target, ignore_index)
+    indices = xp.isdtype(target.dtype, "integral")
+    if indices:
+        batch = shape[:axis] + shape[axis + 1 :]
+        rule = f"logits' shape without axis {axis}"
+        target, ignored = class_indices(xp, target, batch, n_classes, ignore_index, rule)
     else:
-        target = _probabilities(xp, p, target, ignore_index)
+        target = probabilities(xp, target, shape, p.x.dtype, ignore_index, "logits' shape")
     if p.x.shape[axis] == 0:
         label_smoothing = 0.0  # no class to spread probability over: nothing to smooth
     loss = apply(
@@ -105,7 +110,7 @@ def cross_entropy(
         target=target,
         weight=weights,
         label_smoothing=float(label_smoothing),
-        class_indices=class_indices,
+        class_indices=indices,
     )
     # (The loss keeps the class axis, of length 1: the sum and mean need not drop it.)
     if ignored is not None:
@@ -114,92 +119,11 @@ def cross_entropy(
         return p.finish(xp.squeeze(loss, axis=axis))
     total = xp.sum(loss)
     if reduction == "mean":
-        total = total / _mean_denominator(xp, loss, target, weights, ignored, class_indices)
+        total = total / mean_denominator(xp, loss, target, weights, ignored, indices)
     return p.finish(total)
 
 
-def _class_weights(xp: Namespace, p: Prepared, weight: object) -> Array | None:
-    if weight is None:
-        return None
-    w = to_namespace(xp, p.x, weight, "weight")
-    if not xp.isdtype(w.dtype, ("real floating", "integral")):
-        raise TypeError(f"weight must hold real numbers, got dtype {w.dtype}")
-    n_classes = p.x.shape[p.axes[0]]
-    if tuple(w.shape) != (n_classes,):
-        raise ValueError(
-            f"weight must hold one value per class, shape ({n_classes},); got {tuple(w.shape)}"
-        )
-    w = xp.astype(w, p.x.dtype)
-    if not p.lazy and surely_false(xp.all(xp.isfinite(w))):
-        raise ValueError("weight must be finite")
-    return w
-
-
-def _class_indices(
-    xp: Namespace, p: Prepared, target: Array, ignore_index: object
-) -> tuple[Array, Array | None]:
-    """(target with ignored samples pointing at class 0, the ignored samples or None)."""
-    (axis,), shape = p.axes, tuple(p.x.shape)
-    batch = shape[:axis] + shape[axis + 1 :]
-    if tuple(target.shape) != batch:
-        raise ValueError(
-            f"target holds class indices, so its shape must be logits' shape without "
-            f"axis {axis}, {batch}; got {tuple(target.shape)}"
-        )
-    ignored = None
-    if ignore_index is not None:
-        ignored = target == _int_argument(ignore_index, "ignore_index")
-        # Any real class serves for the gather; the ignored samples' losses are dropped.
-        target = xp.where(ignored, xp.zeros_like(target), target)
-    if _surely_outside(xp, target, shape[axis]):
-        raise ValueError(f"target holds class indices outside [0, {shape[axis]})")
-    return target, ignored
-
-
-def _surely_outside(xp: Namespace, target: Array, n_classes: int) -> bool:
-    """Whether some class index is known now to lie outside [0, n_classes).
-
-    Two reductions and two reads (the least and the greatest index): comparing every index
-    against both bounds costs more. Lazy or traced indices cannot be read and pass.
-    """
-    if 0 in tuple(target.shape):
-        return False
-    lowest, highest = xp.min(target), xp.max(target)
-    # (Asked of the results: concrete indices closed over by a traced function give tracers.)
-    if not values_are_known(lowest):
-        return False
-    try:
-        return int(lowest) < 0 or int(highest) >= n_classes
-    except RuntimeError:  # a transform that refuses the read (torch.func.vmap)
-        return False
-
-
-def _int_argument(value: object, name: str) -> int:
-    if isinstance(value, bool) or not hasattr(value, "__index__"):
-        raise TypeError(f"{name} must be an int, got {value!r}")
-    return operator.index(value)
-
-
-def _probabilities(xp: Namespace, p: Prepared, target: Array, ignore_index: object) -> Array:
-    if not xp.isdtype(target.dtype, "real floating"):
-        raise TypeError(
-            f"target must hold integer class indices or real probabilities, got {target.dtype}"
-        )
-    if tuple(target.shape) != tuple(p.x.shape):
-        raise ValueError(
-            f"target holds probabilities, so its shape must be logits' shape "
-            f"{tuple(p.x.shape)}; got {tuple(target.shape)}"
-        )
-    # PyTorch accepts its default -100 here and ignores it; any class it could name is an error.
-    if ignore_index is not None and _int_argument(ignore_index, "ignore_index") >= 0:
-        raise ValueError(
-            f"ignore_index applies to class-index targets only, got {ignore_index!r} with a "
-            "probability target"
-        )
-    return xp.astype(target, p.x.dtype)
-
-
-def _mean_denominator(
+def mean_denominator(
     xp: Namespace,
     loss: Array,
     target: Array,

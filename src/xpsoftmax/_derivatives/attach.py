@@ -25,6 +25,7 @@ from typing import Any
 from .._platform import (
     Array,
     Namespace,
+    array_namespace,
     derivative_mechanism,
     is_compiling,
     no_updates_in_place,
@@ -33,9 +34,9 @@ from .._platform import (
 )
 from .._validation import Prepared
 from .registry import RULES
-from .rule import Inputs, Needs, Rule, Static, Tangents
+from .rule import Inputs, Rule, Static
 
-__all__ = ["apply", "define_for_imported_libraries", "define_functions"]
+__all__ = ["apply", "call", "define_for_imported_libraries", "define_functions"]
 
 
 def apply(
@@ -54,40 +55,56 @@ def apply(
     axis = p.axes[0] if len(p.axes) == 1 else -1
     static = Static(axis, None if t is not None else p.temperature, label_smoothing, class_indices)
     inputs = Inputs(p.x, t, p.where, target, weight)
-    mechanism = derivative_mechanism(p.x)
-    watched = mechanism is not None and (
-        mechanism[0] == "custom_jvp" or records_gradients(p.x, t, target)
-    )
-    if not watched or len(p.axes) != 1 or p.x.shape[axis] == 0:
-        # Nothing to attach, or a call the rules do not cover (several axes, empty slices),
-        # where the framework differentiates the composition, which is correct there too.
+
+    def plain() -> Array:
         return rule.outputs(p, static, inputs)[0]
+
+    if len(p.axes) != 1 or p.x.shape[axis] == 0:
+        # A call the rules do not cover (several axes, empty slices), where the framework
+        # differentiates the composition, which is correct there too.
+        return plain()
+    return call(rule, static, inputs, plain)
+
+
+def call(rule: Rule, static: Any, inputs: Any, plain: Callable[[], Array]) -> Array:
+    """The rule's output for checked `inputs` (a record of the rule's `inputs_record`, its
+    first field the array that decides the mechanism) and `static` (its hashable options),
+    differentiable through the closed forms; `plain()` computes it where nothing watches."""
+    first = inputs[0]
+    mechanism = derivative_mechanism(first)
+    watched = mechanism is not None and (
+        mechanism[0] == "custom_jvp" or records_gradients(*_differentiable(rule, tuple(inputs)))
+    )
+    if not watched:
+        return plain()
     kind, maker = mechanism  # type: ignore[misc]
     if kind == "custom_jvp":
-        return _custom_jvp(rule, maker, p.xp)(static, *inputs)
-    compiling = is_compiling(p.x)
+        return _custom_jvp(rule, maker, array_namespace(first))(static, *inputs)
+    compiling = is_compiling(first)
     attached = _ATTACHED.get((rule.name, kind, not compiling))
     if attached is None:
         if compiling:
             # A compiler cannot trace the definition of a class: the Functions are defined
             # on the first eager call (or import, see `define_for_imported_libraries`), and
             # until then a compiled call differentiates the composition, correctly.
-            return rule.outputs(p, static, inputs)[0]
+            return plain()
         define_functions(maker)
         attached = _ATTACHED[(rule.name, kind, True)]
     return attached(static, *inputs)
 
 
-def _differentiable(per_input: tuple[Any, ...]) -> Tangents:
-    """The differentiable inputs' entries of a tuple with one entry per input, in `Inputs`'
-    order: tangents, as the mechanisms pass them (None for a zero or a constant input)."""
-    named = Inputs.of(per_input)
-    return Tangents(named.x, named.temperature, named.target)
+def _differentiable(rule: Rule, per_input: tuple[Any, ...]) -> Any:
+    """The differentiable inputs' entries of a tuple with one entry per input, in the order
+    of the rule's `inputs_record`: its `tangents_record`, as the mechanisms pass them (None
+    for a zero or a constant input)."""
+    named = rule.inputs_record(*per_input)
+    return rule.tangents_record(*(getattr(named, f) for f in rule.tangents_record._fields))
 
 
-def _per_input(cotangents: Tangents) -> tuple[Any, ...]:
-    """One cotangent per input, in `Inputs`' order (None for the constants)."""
-    return tuple(Inputs(cotangents.x, cotangents.temperature, None, cotangents.target, None))
+def _per_input(rule: Rule, cotangents: Any) -> tuple[Any, ...]:
+    """One cotangent per input, in the order of the rule's `inputs_record` (None for the
+    constants)."""
+    return tuple(getattr(cotangents, f, None) for f in rule.inputs_record._fields)
 
 
 def _custom_jvp(rule: Rule, custom_jvp: Any, xp: Namespace) -> Callable[..., Array]:
@@ -96,22 +113,19 @@ def _custom_jvp(rule: Rule, custom_jvp: Any, xp: Namespace) -> Callable[..., Arr
     if key in _ATTACHED:
         return _ATTACHED[key]
 
-    def primal(static: Static, *arrays: Array | None) -> Array:
-        return rule.forward(static, Inputs.of(arrays))[0]
+    def primal(static: Any, *arrays: Array | None) -> Array:
+        return rule.forward(static, rule.inputs_record(*arrays))[0]
 
-    def jvp(static: Static, primals: tuple[Any, ...], tangents: tuple[Any, ...]) -> Any:
+    def jvp(static: Any, primals: tuple[Any, ...], tangents: tuple[Any, ...]) -> Any:
         # The library may hand the rule arrays of another library: NumPy constants for the
         # primals beside traced tangents, or NumPy tangents beside traced primals (JAX, in
         # reverse mode of second order). The rule computes in the call's namespace, so all
         # are brought into it first (a no-op for arrays already there).
-        inputs = Inputs.of(tuple(None if a is None else xp.asarray(a) for a in primals))
-        outputs = rule.forward(static, inputs)
+        inputs = rule.inputs_record(*(None if a is None else xp.asarray(a) for a in primals))
         dots = _differentiable(
-            tuple(None if _is_symbolic_zero(d) else xp.asarray(d) for d in tangents)
+            rule, tuple(None if _is_symbolic_zero(d) else xp.asarray(d) for d in tangents)
         )
-        if all(d is None for d in dots):
-            return outputs[0], outputs[0] * 0.0
-        return outputs[0], rule.jvp(static, inputs, outputs, dots)
+        return rule.forward_and_jvp(static, inputs, dots)
 
     function = custom_jvp(primal, nondiff_argnums=(0,))
     # Symbolic zeros: an input nobody differentiates (a temperature passed as an array, say)
@@ -142,49 +156,21 @@ def _autograd_function(rule: Rule, function_type: Any, forward_mode: bool) -> Ca
         @staticmethod
         def forward(*args: Any) -> Any:
             *arrays, static = args
-            return RULES[name].forward(static, Inputs.of(tuple(arrays)))
+            rule = RULES[name]
+            return rule.forward(static, rule.inputs_record(*arrays))
 
         @staticmethod
         def setup_context(ctx: Any, inputs: tuple[Any, ...], output: Any) -> None:
-            *arrays, static = inputs
-            ctx.static = static
-            if len(output) > 1:
-                ctx.mark_non_differentiable(*output[1:])
-                # Their gradients are never read: autograd need not fill arrays with zeros.
-                ctx.set_materialize_grads(False)
-            # Save what the rule's derivatives read, and no more: softmax and log_softmax need
-            # their output alone (x too only for a temperature's derivative).
-            if not (RULES[name].reads_input or arrays[1] is not None):
-                arrays[0] = None
-            ctx.save_for_backward(*arrays, *output)
-            if forward_mode:
-                ctx.save_for_forward(*arrays, *output)
+            _setup_context(RULES[name], forward_mode, ctx, inputs, output)
 
         @staticmethod
         def backward(ctx: Any, g: Array, *_: Any) -> tuple[Any, ...]:
-            saved = ctx.saved_tensors
-            if g is None:  # (grads are not materialised: nothing flowed into the output)
-                return (None,) * (_N_INPUTS + 1)
-            needed = _differentiable(ctx.needs_input_grad[:_N_INPUTS])
-            needs = Needs(*(bool(n) for n in needed))
-            recording = records_gradients(g, *saved)
-            with no_updates_in_place() if recording else contextlib.nullcontext():
-                cotangents = RULES[name].vjp(
-                    ctx.static, Inputs.of(saved[:_N_INPUTS]), saved[_N_INPUTS:], g, needs
-                )
-            return (*_per_input(cotangents), None)
+            return _backward(RULES[name], ctx, g)
 
     class ForwardModeRuleFunction(RuleFunction):
         @staticmethod
         def jvp(ctx: Any, *tangents: Any) -> Any:
-            saved = ctx.saved_tensors
-            dots = _differentiable(tangents[:_N_INPUTS])
-            recording = records_gradients(*dots, *saved)
-            with no_updates_in_place() if recording else contextlib.nullcontext():
-                inputs = Inputs.of(saved[:_N_INPUTS])
-                out_dot = RULES[name].jvp(ctx.static, inputs, saved[_N_INPUTS:], dots)
-            # The residuals are not differentiable outputs: they get no tangent.
-            return (out_dot, *(None for _ in saved[_N_INPUTS + 1 :]))
+            return _forward_tangent(RULES[name], ctx, tangents)
 
     # Function.apply binds its arguments to forward's signature on every call, for the
     # defaults it might fill in, and works the signature out each time. A signature kept on
@@ -194,11 +180,57 @@ def _autograd_function(rule: Rule, function_type: Any, forward_mode: bool) -> Ca
     forward.__signature__ = _PassThroughSignature.from_callable(forward)  # type: ignore[attr-defined]
     function = ForwardModeRuleFunction if forward_mode else RuleFunction
 
-    def call(static: Static, *arrays: Array | None) -> Array:
+    def call(static: Any, *arrays: Array | None) -> Array:
         return function.apply(*arrays, static)[0]
 
     _ATTACHED[key] = call
     return call
+
+
+def _setup_context(
+    rule: Rule, forward_mode: bool, ctx: Any, inputs: tuple[Any, ...], output: Any
+) -> None:
+    """What a Function keeps for its derivatives: the static arguments, and the arrays the
+    rule's derivatives read, no more (softmax and log_softmax need their output alone; the
+    logits too only for a temperature's derivative)."""
+    *arrays, static = inputs
+    ctx.static = static
+    if len(output) > 1:
+        ctx.mark_non_differentiable(*output[1:])
+        # Their gradients are never read: autograd need not fill arrays with zeros.
+        ctx.set_materialize_grads(False)
+    named = rule.inputs_record(*arrays)
+    if not (rule.reads_input or getattr(named, "temperature", None) is not None):
+        arrays[0] = None
+    ctx.save_for_backward(*arrays, *output)
+    if forward_mode:
+        ctx.save_for_forward(*arrays, *output)
+
+
+def _backward(rule: Rule, ctx: Any, g: Array | None) -> tuple[Any, ...]:
+    """A Function's backward: the rule's VJP, one cotangent per input (None for the static
+    arguments)."""
+    saved, n_inputs = ctx.saved_tensors, len(rule.inputs_record._fields)
+    if g is None:  # (grads are not materialised: nothing flowed into the output)
+        return (None,) * (n_inputs + 1)
+    needed = _differentiable(rule, ctx.needs_input_grad[:n_inputs])
+    needs = rule.needs_record(*(bool(n) for n in needed))
+    recording = records_gradients(g, *saved)
+    with no_updates_in_place() if recording else contextlib.nullcontext():
+        inputs = rule.inputs_record(*saved[:n_inputs])
+        cotangents = rule.vjp(ctx.static, inputs, saved[n_inputs:], g, needs)
+    return (*_per_input(rule, cotangents), None)
+
+
+def _forward_tangent(rule: Rule, ctx: Any, tangents: tuple[Any, ...]) -> tuple[Any, ...]:
+    """A Function's jvp: the rule's JVP for the output; the residuals get no tangent."""
+    saved, n_inputs = ctx.saved_tensors, len(rule.inputs_record._fields)
+    dots = _differentiable(rule, tangents[:n_inputs])
+    recording = records_gradients(*dots, *saved)
+    with no_updates_in_place() if recording else contextlib.nullcontext():
+        inputs = rule.inputs_record(*saved[:n_inputs])
+        out_dot = rule.jvp(ctx.static, inputs, saved[n_inputs:], dots)
+    return (out_dot, *(None for _ in saved[n_inputs + 1 :]))
 
 
 class _PassThroughSignature(inspect.Signature):
@@ -240,9 +272,6 @@ def define_for_imported_libraries() -> None:
         if isinstance(function_type, type) and hasattr(module, "compile"):
             define_functions(function_type)
 
-
-#: Every rule takes the whole `Inputs` record, its absent arrays as None.
-_N_INPUTS = len(Inputs._fields)
 
 # One attached function per rule and mechanism, made at its first use.
 _ATTACHED: dict[tuple[Any, ...], Callable[..., Array]] = {}

@@ -1,5 +1,8 @@
 """What every derivative rule is made of: its records, its interface and the temperature parts.
 
+The rules keep the contract of spec: Derivatives (reverse and forward mode, higher orders,
+tangents of other libraries, no more memory saved than the framework's own op saves).
+
 Every rule is phrased through the tangent of the scaled logits ``z = x / T``,
 
     dz = (dx - l dT) / T,
@@ -16,7 +19,7 @@ arguments (`Inputs.of`), and never changed.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from .._platform import Array, Namespace, array_namespace, values_are_known
 from .._validation import Prepared
@@ -102,24 +105,36 @@ class Rule:
     name = ""
     #: Whether the derivatives read the logits (else the output suffices, and only it is saved).
     reads_input = False
+    #: The records the mechanisms hand over: the array inputs, in the order they are passed
+    #: (the first decides the mechanism); the tangents of the differentiable ones (fields named
+    #: as in the inputs); which cotangents a backward pass asks for (the tangents' fields).
+    inputs_record: type[Any] = Inputs
+    tangents_record: type[Any] = Tangents
+    needs_record: type[Any] = Needs
 
-    def outputs(self, p: Prepared, static: Static, inputs: Inputs) -> tuple[Array, ...]:
+    def outputs(self, p: Prepared, static: Any, inputs: Any) -> tuple[Array, ...]:
         """The computation itself, on the prepared logits: the output, then residuals."""
         raise NotImplementedError
 
-    def forward(self, static: Static, inputs: Inputs) -> tuple[Array, ...]:
+    def forward(self, static: Any, inputs: Any) -> tuple[Array, ...]:
         """`outputs` of checked inputs, as the autodiff mechanisms pass them."""
         return self.outputs(inputs.prepared(static), static, inputs)
 
-    def jvp(
-        self, static: Static, inputs: Inputs, outputs: tuple[Array, ...], tangents: Tangents
-    ) -> Array:
+    def jvp(self, static: Any, inputs: Any, outputs: tuple[Array, ...], tangents: Any) -> Array:
         raise NotImplementedError
 
     def vjp(
-        self, static: Static, inputs: Inputs, outputs: tuple[Array, ...], g: Array, needs: Needs
-    ) -> Tangents:
+        self, static: Any, inputs: Any, outputs: tuple[Array, ...], g: Array, needs: Any
+    ) -> Any:
         raise NotImplementedError
+
+    def forward_and_jvp(self, static: Any, inputs: Any, tangents: Any) -> tuple[Array, Array]:
+        """(output, its tangent): what a ``custom_jvp`` rule returns. A rule whose forward
+        pass and JVP share their work may compute both at once."""
+        outputs = self.forward(static, inputs)
+        if all(d is None for d in tangents):
+            return outputs[0], outputs[0] * 0.0
+        return outputs[0], self.jvp(static, inputs, outputs, tangents)
 
 
 def finite_log(xp: Namespace, logs: Array) -> Array:

@@ -3,7 +3,7 @@ probability is close to 1.
 
 Both subtract v's value at the slice's largest probability first (``d = v - v_k``, exactly 0
 at k), so neither ever forms ``1 - s_k`` by subtraction: that is why
-``d log_softmax_0 / d x_0`` at [0, -40] is 4.25e-18 and not 0. The Jacobian-vector products
+``d log_softmax_0 / d x_0`` at [0, -40] is 4.25e-18 and not 0 (spec: Accuracy). The Jacobian-vector products
 and the derivative rules share these.
 """
 

@@ -6,7 +6,7 @@ exponentials lie in [0, 1] with at least one exactly 1. Their sum ``c + t`` spli
 c entries that equal the maximum and the tail t of the others; ``log(c) + log1p(t / c)``
 keeps the digits that ``log(c + t)`` loses when one logit dominates.
 
-Special values are handled on the per-slice maximum, which is small: an empty slice
+Special values (spec: Special values) are handled on the per-slice maximum, which is small: an empty slice
 (maximum -inf) is shifted by 0, and a slice holding +inf is replaced by 0 at its +inf
 entries and -inf elsewhere. Eager arrays only pay for that full-size pass when some slice
 needs it; lazy arrays (traced, or task graphs) always take it, since asking would run them.
@@ -260,9 +260,8 @@ def log_total(p: Prepared, n: Normalised) -> Array:
     is empty (t is then 0). Past 2, ``log(total)`` is at least log 2 and accurate to its
     last bits, ties included.
 
-    The tail is read from the exponentials alone (the maximum is the one exponential equal
-    to 1 in such a slice: another would bring the sum to 2), so callers that let the
-    exponentials overwrite the shifted logits can ask for it too.
+    The tail is read from the exponentials alone, so callers that let the exponentials
+    overwrite the shifted logits can ask for it too.
     """
     xp, axes = p.xp, p.axes
     near_one = n.total < 2
@@ -299,11 +298,20 @@ def log_total(p: Prepared, n: Normalised) -> Array:
         # every intermediate anyway and would only grow), and only lazy arrays: eager ones may
         # have overwritten the shifted logits with their exponentials.
         exp_shifted = xp.exp(-xp.abs(n.shifted))
-    # In [0, 1], floor(e) is 1 exactly at the maximum (exp(0)), so e - floor(e) is the tail's
-    # terms: arithmetic a compiler fuses into the reduction, where a select would be written out.
-    # (Eagerly, floor(e) - e is formed in floor's memory and the small sum negated.)
-    tail = -xp.sum(subtract(xp, xp.floor(exp_shifted), exp_shifted), axis=axes, keepdims=True)
-    return xp.where(near_one, xp.log1p(tail), log_total)
+    # The entries from 1/2 up make the top group (the maximum's exp(0) = 1 among them), counted
+    # by ``round(e) = floor(e + 1/2)``; their ``e - 1`` is exact, so ``sum(e - round(e))`` keeps
+    # the other terms to their last digits, and ``total - 1`` is that sum plus the group's size
+    # less one. Arithmetic a compiler fuses into the reductions, where a select would be written
+    # out. The split tolerates exponentials a compiler recomputed a few ulps off (an input it
+    # recomputes in two fusions, say): the maximum's e then lies just below 1 and still rounds
+    # to 1, where ``floor(e)`` would put it among the small terms. (Eagerly, round(e) - e is
+    # formed in round's memory and the small sum negated.)
+    top = xp.floor(exp_shifted + 0.5)
+    count = xp.sum(top, axis=axes, keepdims=True)
+    tail = -xp.sum(subtract(xp, top, exp_shifted), axis=axes, keepdims=True)
+    rest = tail + (count - 1.0)
+    # (An empty slice has count 0: its rest of -1 becomes 0, and so does its log.)
+    return xp.where(near_one, xp.log1p(xp.where(rest > 0.0, rest, 0.0)), log_total)
 
 
 def _exponentials_of(p: Prepared, n: Normalised, rows: Any) -> Array:

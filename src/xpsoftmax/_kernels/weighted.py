@@ -1,8 +1,8 @@
 """logsumexp with weights, a sign, or complex input: the cases of ``scipy.special.logsumexp``.
 
-``T * log(sum_j b_j exp(x_j / T))`` follows SciPy's conventions: a zero weight removes its
-entry (even an infinite one), a negative sum is NaN unless the sign is asked for, and complex
-input gives the principal complex logarithm. The plain real logsumexp is `normalise.log_sum_exp`;
+``T * log(sum_j b_j exp(x_j / T))`` follows SciPy's conventions (spec: Weights, signs and
+complex input): a zero weight removes its entry (even an infinite one), a negative sum is NaN
+unless the sign is asked for, and complex input gives the principal complex logarithm. The plain real logsumexp is `normalise.log_sum_exp`;
 this module is reached only when one of these features is used.
 
 The accuracy ideas are those of `normalise`: shift by the largest (real part of a) logit and
@@ -195,13 +195,14 @@ def _from_parts(xp: Namespace, real: Array, imaginary: Array, dtype: Any) -> Arr
     return xp.astype(real, dtype) + i_times
 
 
-def _complex_parts(c: WeightedCall) -> tuple[Array, Array, Array]:
-    """(log|S|, arg S in (-pi, pi], offset) per slice, with sum b exp(x / T) = exp(offset / T) S."""
-    xp, axes, x = c.xp, c.axes, c.x
+def _complex_terms(c: WeightedCall) -> tuple[Array, Array, Array, Array]:
+    """(offset, at_top, real and imaginary parts of each included term ``b exp(z)``), with
+    ``z = (x - offset) / T`` and at_top marking the terms whose real exponent is the largest."""
+    xp, x = c.xp, c.x
     real = xp.real(x)
     if c.included is not None:
         real = xp.where(c.included, real, -xp.inf)
-    offset, shifted = _shift(xp, real, axes, c.temperature)
+    offset, shifted = _shift(xp, real, c.axes, c.temperature)
     if isinstance(c.temperature, float) and c.temperature == 1.0:
         z = x - xp.astype(offset, x.dtype)
     else:
@@ -223,6 +224,13 @@ def _complex_parts(c: WeightedCall) -> tuple[Array, Array, Array]:
         # (after the weighting: excluded entries may hold anything, NaN or inf included.)
         terms_re = xp.where(c.included, terms_re, 0.0)
         terms_im = xp.where(c.included, terms_im, 0.0)
+    return offset, at_top, terms_re, terms_im
+
+
+def _complex_parts(c: WeightedCall) -> tuple[Array, Array, Array]:
+    """(log|S|, arg S in (-pi, pi], offset) per slice, with sum b exp(x / T) = exp(offset / T) S."""
+    xp, axes = c.xp, c.axes
+    offset, at_top, terms_re, terms_im = _complex_terms(c)
     top_re = _sum(xp, xp.where(at_top, terms_re, 0.0), axes)
     top_im = _sum(xp, xp.where(at_top, terms_im, 0.0), axes)
     tail_re = _sum(xp, xp.where(at_top, 0.0, terms_re), axes)

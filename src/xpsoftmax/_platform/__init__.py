@@ -6,7 +6,7 @@ eager compilation (`compilation`). Each is phrased as a question about an array 
 "may we update it in place?"), never as a framework's name. Everything above imports from here.
 """
 
-from .autodiff import derivative_mechanism, records_gradients
+from .autodiff import block_map, derivative_mechanism, records_gradients, rematerialiser
 from .compilation import eager_kernel
 from .namespaces import (
     Array,
@@ -40,6 +40,7 @@ __all__ = [
     "array_device",
     "array_namespace",
     "as_array",
+    "block_map",
     "can_update_in_place",
     "derivative_mechanism",
     "eager_kernel",
@@ -50,6 +51,7 @@ __all__ = [
     "on_host",
     "ready_compat_modules",
     "records_gradients",
+    "rematerialiser",
     "sets_at_integer_indices",
     "surely_false",
     "surely_true",

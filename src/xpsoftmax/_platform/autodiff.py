@@ -8,7 +8,13 @@ from typing import Any
 
 from .namespaces import Array, array_namespace, attribute, compiling_now, library_of, submodule
 
-__all__ = ["derivative_mechanism", "has_forward_tangent", "records_gradients"]
+__all__ = [
+    "block_map",
+    "derivative_mechanism",
+    "has_forward_tangent",
+    "records_gradients",
+    "rematerialiser",
+]
 
 
 def records_gradients(*arrays: Array | None) -> bool:
@@ -99,3 +105,40 @@ def _namespace_root(x: Array) -> Any:
     method = getattr(type(x), "__array_namespace__", None)
     namespace = method(x) if method is not None else array_namespace(x)
     return sys.modules.get(str(namespace.__name__).partition(".")[0])
+
+
+def block_map(x: Array) -> Callable[..., Any] | None:
+    """The loop primitive of x's library that applies a function to each leading slice of
+    stacked arrays, traced once and run one slice after another (JAX's ``lax.map``), for
+    libraries that derive reverse mode from a JVP rule; None elsewhere.
+
+    Their compilers unroll a Python loop and may then run its independent iterations side by
+    side, each with its own temporaries; a loop primitive keeps one iteration's alive.
+    """
+    for library in _jvp_rule_libraries(x):
+        loop = attribute(attribute(library, "lax"), "map")
+        if callable(loop):
+            return loop  # type: ignore[no-any-return]
+    return None
+
+
+def _jvp_rule_libraries(x: Array) -> tuple[Any, ...]:
+    mechanism = derivative_mechanism(x)
+    if mechanism is None or mechanism[0] != "custom_jvp":
+        return ()
+    return library_of(type(x)), _namespace_root(x)
+
+
+def rematerialiser(x: Array) -> Callable[..., Any] | None:
+    """The transform of x's library that makes a function's reverse mode recompute its
+    intermediates from its inputs rather than keep them (JAX's ``checkpoint``), for libraries
+    that derive reverse mode from a JVP rule; None elsewhere.
+
+    Such a library keeps whatever the linear part of a JVP reads; a rule that works in blocks
+    wraps each block in this so that only the block's inputs are kept.
+    """
+    for library in _jvp_rule_libraries(x):
+        checkpoint = attribute(library, "checkpoint")
+        if callable(checkpoint):
+            return checkpoint  # type: ignore[no-any-return]
+    return None

@@ -47,37 +47,39 @@ def array_namespace(*arrays: Array) -> Namespace:
             if namespace is None:
                 namespace = _array_namespace(*arrays)
                 _NAMESPACES[array_type] = namespace
+                _LIBRARY_NAMESPACES[_library_name(array_type)] = namespace
             return namespace
-        namespace = _compat_module(array_type)
+        # While compiling: array-api-compat's own lookup runs through
+        # ``functools.lru_cache``-wrapped helpers, and torch.compile warns at every one it
+        # traces. The namespace an eager call or our import found is read instead, from a
+        # table that only eager code writes: a compiler guards on what it reads, and an entry
+        # written while it traces would fail its guard at once.
+        namespace = _LIBRARY_NAMESPACES.get(_library_name(array_type))
         if namespace is not None:
             return namespace
     return _array_namespace(*arrays)
 
 
-def _compat_module(array_type: type) -> Namespace | None:
-    """array-api-compat's wrapper namespace for the library of `array_type`, if imported.
-
-    Asked while that library compiles the caller: array-api-compat's own lookup runs through
-    ``functools.lru_cache``-wrapped helpers, and torch.compile warns at every one it traces.
-    sys.modules is read one key at a time (the compiler guards on that entry alone), and the
-    wrapper is imported by any eager call, or at our import (`ready_compat_modules`).
-    """
-    return sys.modules.get("array_api_compat." + array_type.__module__.partition(".")[0])
-
-
 def ready_compat_modules() -> None:
-    """Import array-api-compat's wrapper namespace of every library already imported that
-    compiles Python (has ``compiler.is_compiling``), so that `_compat_module` finds it when a
-    first call comes under that compiler. Libraries without a wrapper are left alone."""
+    """Find the namespace of every library already imported that compiles Python (has
+    ``compiler.is_compiling``), so that a first call under that compiler reads it from
+    `_LIBRARY_NAMESPACES` (a library imported after us is found by its first eager call).
+    Libraries array-api-compat does not wrap are left alone."""
     for name in [name for name in sys.modules if "." not in name]:
         if _compiling_probe(name) is None:
             continue
         with contextlib.suppress(ImportError):
-            importlib.import_module("array_api_compat." + name)
+            _LIBRARY_NAMESPACES[name] = importlib.import_module("array_api_compat." + name)
 
 
-# Filled by `array_namespace` only; a few entries, one per array type seen.
+def _library_name(array_type: type) -> str:
+    return array_type.__module__.partition(".")[0]
+
+
+# Filled by `array_namespace` on eager calls only; a few entries, one per array type seen.
 _NAMESPACES: dict[type, Namespace] = {}
+# The same, per library (by its top-level module's name), for calls under a compiler.
+_LIBRARY_NAMESPACES: dict[str, Namespace] = {}
 
 
 def as_array(value: object, name: str) -> Array:

@@ -1,4 +1,5 @@
-"""Whether values can be read now: lazy arrays, tracers and compilers, and the reads allowed."""
+"""Whether values can be read now: lazy arrays, tracers and compilers, and the reads allowed
+(spec: When a value is known)."""
 
 from __future__ import annotations
 

@@ -2,7 +2,7 @@
 
 `prepare` turns the public arguments into a `Prepared` record: the namespace, the input in
 the dtype we compute in, the reduced axes as a sorted tuple, the temperature and the mask,
-each checked with an error message that names the argument. `prepare_weighted` does the same
+each checked with an error message that names the argument (spec: Errors). `prepare_weighted` does the same
 for logsumexp's weighted, signed and complex cases, with the same checks. Records are frozen:
 what was checked is never changed afterwards.
 """
@@ -14,7 +14,7 @@ import operator
 from dataclasses import dataclass
 from typing import Any
 
-from ._platform import (
+from .._platform import (
     Array,
     Namespace,
     array_device,

@@ -1,0 +1,226 @@
+"""linear_cross_entropy's per-token loss and its closed-form derivatives, a block at a time
+(the math is in `xpsoftmax._kernels.blocks`).
+
+The forward pass keeps one logsumexp per token beside the inputs (hidden, weights, bias);
+the backward pass recomputes each block's logits from them. A backward pass that is itself
+recorded (double backward) recomputes the logsumexp too, so that its own derivative is
+right. Under ``custom_jvp`` (JAX) the rule's JVP computes the loss and its tangent block by
+block, each block wrapped in the library's rematerialiser where it has one: the linear part
+then keeps each block's inputs, not its probabilities, for the transpose.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+from .._kernels.blocks import (
+    Head,
+    block_bounds,
+    block_loss,
+    block_loss_tangent,
+    gradients_and_loss,
+    loss_and_normaliser,
+)
+from .._platform import (
+    Array,
+    array_device,
+    array_namespace,
+    block_map,
+    records_gradients,
+    rematerialiser,
+)
+from .rule import Rule
+
+__all__ = ["LINEAR_CROSS_ENTROPY", "HeadInputs", "HeadNeeds", "HeadTangents"]
+
+
+class HeadInputs(NamedTuple):
+    """The rule's array inputs: hidden (N, D), the linear layer, the target ((N,) class
+    indices or (N, V) probabilities) and the class weights; the last two are constants."""
+
+    hidden: Array
+    linear_weight: Array
+    linear_bias: Array | None = None
+    target: Array | None = None
+    weight: Array | None = None
+
+
+class HeadTangents(NamedTuple):
+    """Tangents (or cotangents) of the differentiable inputs; None is a zero."""
+
+    hidden: Array | None = None
+    linear_weight: Array | None = None
+    linear_bias: Array | None = None
+
+
+class HeadNeeds(NamedTuple):
+    """Which inputs' cotangents a backward pass asks for."""
+
+    hidden: bool = True
+    linear_weight: bool = True
+    linear_bias: bool = False
+
+
+class _LinearCrossEntropy(Rule):
+    """Loss per token (N,); residual: the logsumexp per token (N,)."""
+
+    name = "linear_cross_entropy"
+    reads_input = True
+    inputs_record = HeadInputs
+    tangents_record = HeadTangents
+    needs_record = HeadNeeds
+
+    def forward(self, static: Head, inputs: HeadInputs) -> tuple[Array, ...]:
+        xp = array_namespace(inputs.hidden)
+        if block_map(inputs.hidden) is None:
+            return loss_and_normaliser(xp, static, *inputs)
+
+        def block(b: _BlockArrays) -> tuple[Array, Array]:
+            return block_loss(
+                xp, static, b.hidden, b.linear_weight, b.linear_bias, b.target, b.weight
+            )
+
+        return _blockwise(xp, static, inputs, HeadTangents(), block)
+
+    def jvp(
+        self,
+        static: Head,
+        inputs: HeadInputs,
+        outputs: tuple[Array, ...],
+        tangents: HeadTangents,
+    ) -> Array:
+        xp = array_namespace(inputs.hidden)
+        # A recorded JVP reads the normaliser as a function of the inputs, not a constant.
+        lse = None if records_gradients(*tangents, *inputs) else outputs[1]
+        parts = []
+        for start, stop in block_bounds(inputs.hidden.shape[0], static.rows):
+            rows = _rows(inputs, tangents, start, stop)
+            block_lse = None if lse is None else lse[start:stop]
+            parts.append(_block(xp, static, rows, block_lse)[2])
+        return xp.concat(parts) if parts else outputs[0] * 0.0
+
+    def vjp(
+        self,
+        static: Head,
+        inputs: HeadInputs,
+        outputs: tuple[Array, ...],
+        g: Array,
+        needs: HeadNeeds,
+    ) -> HeadTangents:
+        xp = array_namespace(inputs.hidden)
+        lse = None if records_gradients(g, *inputs) else outputs[1]
+        grads = gradients_and_loss(xp, static, *inputs, g, lse)
+        return HeadTangents(
+            grads.hidden if needs.hidden else None,
+            grads.linear_weight if needs.linear_weight else None,
+            grads.linear_bias if needs.linear_bias else None,
+        )
+
+    def forward_and_jvp(
+        self, static: Head, inputs: HeadInputs, tangents: HeadTangents
+    ) -> tuple[Array, Array]:
+        xp = array_namespace(inputs.hidden)
+        if all(d is None for d in tangents):
+            loss = self.forward(static, inputs)[0]
+            return loss, loss * 0.0
+        remat = rematerialiser(inputs.hidden)
+
+        def block(b: _BlockArrays) -> tuple[Array, Array]:
+            def outputs(b: _BlockArrays) -> tuple[Array, Array]:
+                loss, _, loss_dot = _block(xp, static, b, None)
+                return loss, loss_dot
+
+            # Rematerialised, the transpose keeps the block's inputs, not its probabilities.
+            return (outputs if remat is None else remat(outputs))(b)
+
+        loss, loss_dot = _blockwise(xp, static, inputs, tangents, block)
+        return loss, loss_dot
+
+
+def _blockwise(
+    xp: Any,
+    static: Head,
+    inputs: HeadInputs,
+    tangents: HeadTangents,
+    block: Callable[[_BlockArrays], tuple[Array, ...]],
+) -> tuple[Array, ...]:
+    """`block`'s per-token outputs over all tokens: by the library's loop primitive where it
+    has one (the tokens padded to whole blocks, the padding's outputs dropped), else a
+    Python loop."""
+    n, rows = inputs.hidden.shape[0], static.rows
+    loop = block_map(inputs.hidden)
+    if loop is None or n <= rows:
+        parts = [block(_rows(inputs, tangents, *bounds)) for bounds in block_bounds(n, rows)]
+        if not parts:
+            return (xp.zeros_like(inputs.hidden[:, 0]),) * 2
+        return tuple(xp.concat(outputs) for outputs in zip(*parts, strict=True))
+    n_blocks = -(-n // rows)
+    stacked = tuple(
+        None if a is None else _stacked(xp, a, n_blocks, rows)
+        for a in (inputs.hidden, inputs.target, tangents.hidden)
+    )
+    whole = _rows(inputs, tangents, 0, n)
+
+    def one_block(per_block: tuple[Array | None, ...]) -> tuple[Array, ...]:
+        return block(
+            whole._replace(hidden=per_block[0], target=per_block[1], hidden_dot=per_block[2])
+        )
+
+    outputs = loop(one_block, stacked)
+    return tuple(xp.reshape(out, (n_blocks * rows,))[:n] for out in outputs)
+
+
+def _stacked(xp: Any, a: Array, n_blocks: int, rows: int) -> Array:
+    """(N, ...) as (n_blocks, rows, ...), padded with zeros (class 0) to whole blocks."""
+    padding = n_blocks * rows - a.shape[0]
+    if padding:
+        a = xp.concat([a, xp.zeros((padding, *a.shape[1:]), dtype=a.dtype, device=array_device(a))])
+    return xp.reshape(a, (n_blocks, rows, *a.shape[1:]))
+
+
+class _BlockArrays(NamedTuple):
+    """One block's arrays: its rows of the hidden states, target and hidden tangent, and the
+    whole layer with its tangents."""
+
+    hidden: Array
+    target: Array
+    hidden_dot: Array | None
+    linear_weight: Array
+    linear_bias: Array | None
+    weight: Array | None
+    linear_weight_dot: Array | None
+    linear_bias_dot: Array | None
+
+
+def _rows(inputs: HeadInputs, tangents: HeadTangents, start: int, stop: int) -> _BlockArrays:
+    h_dot = tangents.hidden
+    return _BlockArrays(
+        inputs.hidden[start:stop, ...],
+        inputs.target[start:stop, ...],  # type: ignore[index]
+        None if h_dot is None else h_dot[start:stop, ...],
+        inputs.linear_weight,
+        inputs.linear_bias,
+        inputs.weight,
+        tangents.linear_weight,
+        tangents.linear_bias,
+    )
+
+
+def _block(xp: Any, static: Head, b: _BlockArrays, lse: Array | None) -> tuple[Array, Array, Array]:
+    return block_loss_tangent(
+        xp,
+        static,
+        b.hidden,
+        b.linear_weight,
+        b.linear_bias,
+        b.target,
+        b.weight,
+        lse,
+        b.hidden_dot,
+        b.linear_weight_dot,
+        b.linear_bias_dot,
+    )
+
+
+LINEAR_CROSS_ENTROPY = _LinearCrossEntropy()

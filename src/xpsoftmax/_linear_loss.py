@@ -1,0 +1,222 @@
+"""linear_cross_entropy and linear_cross_entropy_vjp: a classifier's loss without its
+tokens x vocabulary logits (checks in `_validation.linear`, the math in `_kernels.blocks`, the
+rule in `_derivatives.linear_cross_entropy`)."""
+
+from __future__ import annotations
+
+from ._derivatives.attach import call
+from ._derivatives.linear_cross_entropy import LINEAR_CROSS_ENTROPY, HeadInputs
+from ._kernels.blocks import Head, block_rows, gradients_and_loss
+from ._loss import mean_denominator
+from ._platform import Array
+from ._validation import to_namespace
+from ._validation.linear import PreparedHead, prepare_head
+
+__all__ = ["linear_cross_entropy", "linear_cross_entropy_vjp"]
+
+
+def linear_cross_entropy(
+    hidden: Array,
+    linear_weight: Array,
+    target: Array,
+    /,
+    *,
+    linear_bias: Array | None = None,
+    temperature: float = 1.0,
+    softcap: float | None = None,
+    z_loss: float = 0.0,
+    label_smoothing: float = 0.0,
+    reduction: str = "mean",
+    weight: Array | None = None,
+    ignore_index: int | None = None,
+    chunk_size: int | None = None,
+) -> Array:
+    """Cross-entropy of the logits ``hidden @ linear_weight.T + linear_bias``, never held whole.
+
+    The logits of all tokens (tokens x vocabulary numbers) are never built, in the forward
+    or the backward pass: the loss works a block of tokens at a time, and its derivatives
+    recompute each block from hidden, the weights and one saved logsumexp per token.
+
+    Parameters
+    ----------
+    hidden : array
+        Hidden states, shape (..., D).
+    linear_weight : array
+        The classifier's weights, shape (V, D) (PyTorch's ``Linear`` layout).
+    target : array
+        Integer class indices, shape (...), or class probabilities, shape (..., V).
+    linear_bias : array, optional
+        The classifier's bias, shape (V,).
+    temperature : float, optional
+        Positive, finite T: the logits are divided by it. Default 1.
+    softcap : float, optional
+        c > 0: the logits z become ``c * tanh(z / c)`` before the temperature (Gemma 2).
+    z_loss : float, optional
+        Non-negative: adds ``z_loss * lse**2`` per token, lse the log of the softmax's
+        normaliser (PaLM's z-loss). Default 0.
+    label_smoothing : float, optional
+        eps in [0, 1]: the target becomes ``(1 - eps) q + eps / V``.
+    reduction : {"mean", "sum", "none"}, optional
+        As in `cross_entropy`. Default "mean".
+    weight : array, optional
+        One weight per class, as in `cross_entropy`.
+    ignore_index : int, optional
+        Class indices only: tokens whose target equals it add nothing and are not counted.
+        Default None, nothing ignored (PyTorch's ``linear_cross_entropy`` uses -100).
+    chunk_size : int, optional
+        Tokens per block. Default: as many as keep one block's logits no larger than hidden.
+
+    Returns
+    -------
+    array
+        The loss per token (shape (...)), or its sum or mean, in hidden's dtype.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import xpsoftmax
+    >>> hidden = np.array([[1.0, 0.0], [0.0, 1.0]])
+    >>> linear_weight = np.array([[2.0, 0.0], [0.0, 2.0], [0.0, 0.0]])
+    >>> loss = xpsoftmax.linear_cross_entropy(hidden, linear_weight, np.array([0, 1]))
+    >>> round(float(loss), 6)  # log(1 + 2 exp(-2)) for each token
+    0.239545
+    """
+    p = prepare_head(
+        hidden,
+        linear_weight,
+        target,
+        linear_bias=linear_bias,
+        temperature=temperature,
+        softcap=softcap,
+        z_loss=z_loss,
+        label_smoothing=label_smoothing,
+        reduction=reduction,
+        weight=weight,
+        ignore_index=ignore_index,
+        chunk_size=chunk_size,
+    )
+    head, inputs = _head(p), _inputs(p)
+
+    def plain() -> Array:
+        return LINEAR_CROSS_ENTROPY.forward(head, inputs)[0]
+
+    loss = call(LINEAR_CROSS_ENTROPY, head, inputs, plain)
+    return p.finish(_reduced(p, loss, reduction))
+
+
+def linear_cross_entropy_vjp(
+    hidden: Array,
+    linear_weight: Array,
+    target: Array,
+    g: Array,
+    /,
+    *,
+    linear_bias: Array | None = None,
+    temperature: float = 1.0,
+    softcap: float | None = None,
+    z_loss: float = 0.0,
+    label_smoothing: float = 0.0,
+    reduction: str = "mean",
+    weight: Array | None = None,
+    ignore_index: int | None = None,
+    chunk_size: int | None = None,
+) -> tuple[Array, Array, Array, Array | None]:
+    """`linear_cross_entropy` and its gradients in one pass, for libraries without autodiff.
+
+    Parameters
+    ----------
+    hidden, linear_weight, target : array
+        As in `linear_cross_entropy`.
+    g : array
+        The cotangent of the loss: a scalar for "mean" and "sum", one value per token
+        (shape (...)) for "none".
+    linear_bias, temperature, softcap, z_loss, label_smoothing, reduction, weight, \
+ignore_index, chunk_size
+        As in `linear_cross_entropy`.
+
+    Returns
+    -------
+    tuple
+        ``(loss, d_hidden, d_linear_weight, d_linear_bias)``: the loss, and g times its
+        gradients, each in its input's dtype (weight and bias gradients of float16 or bfloat16
+        input are summed in float32 and rounded once); ``d_linear_bias`` is None without a
+        bias. The memory is that of the loss alone: one block's logits at a time.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import xpsoftmax
+    >>> hidden = np.array([[1.0, 0.0]])
+    >>> linear_weight = np.array([[2.0, 0.0], [0.0, 0.0]])
+    >>> loss, d_hidden, d_weight, d_bias = xpsoftmax.linear_cross_entropy_vjp(
+    ...     hidden, linear_weight, np.array([0]), np.array(1.0)
+    ... )
+    >>> round(float(loss), 6), d_bias is None  # log(1 + exp(-2))
+    (0.126928, True)
+    >>> d_hidden.round(6)  # (softmax - onehot) @ W
+    array([[-0.238406,  0.      ]])
+    """
+    p = prepare_head(
+        hidden,
+        linear_weight,
+        target,
+        linear_bias=linear_bias,
+        temperature=temperature,
+        softcap=softcap,
+        z_loss=z_loss,
+        label_smoothing=label_smoothing,
+        reduction=reduction,
+        weight=weight,
+        ignore_index=ignore_index,
+        chunk_size=chunk_size,
+    )
+    xp, n_tokens = p.xp, p.hidden.shape[0]
+    cotangent = to_namespace(xp, p.hidden, g, "g")
+    wanted = p.batch if reduction == "none" else ()
+    if tuple(cotangent.shape) != wanted:
+        raise ValueError(
+            f"g must have the loss's shape {wanted} (reduction {reduction!r}); "
+            f"got {tuple(cotangent.shape)}"
+        )
+    cotangent = xp.astype(cotangent, p.hidden.dtype)
+    if reduction == "none":
+        per_token = xp.reshape(cotangent, (n_tokens,))
+    else:
+        per_token = xp.broadcast_to(cotangent, (n_tokens,))
+        if reduction == "mean":
+            per_token = per_token / _denominator(p, per_token)
+    if p.ignored is not None:
+        per_token = xp.where(p.ignored, 0.0, per_token)
+    grads = gradients_and_loss(xp, _head(p), *_inputs(p), per_token)
+    d_bias = grads.linear_bias
+    return (
+        p.finish(_reduced(p, grads.loss, reduction)),
+        p.finish(xp.reshape(grads.hidden, (*p.batch, p.hidden.shape[1]))),
+        p.finish(grads.linear_weight, p.dtypes[1]),
+        None if d_bias is None else p.finish(d_bias, p.dtypes[2]),
+    )
+
+
+def _head(p: PreparedHead) -> Head:
+    n_tokens, dim = p.hidden.shape
+    rows = block_rows(n_tokens, dim, p.linear_weight.shape[0], p.chunk_size)
+    return Head(p.temperature, p.softcap, p.z_loss, p.label_smoothing, p.class_indices, rows)
+
+
+def _inputs(p: PreparedHead) -> HeadInputs:
+    return HeadInputs(p.hidden, p.linear_weight, p.linear_bias, p.target, p.weight)
+
+
+def _reduced(p: PreparedHead, loss: Array, reduction: str) -> Array:
+    """The per-token loss with ignored tokens zeroed, reshaped or reduced."""
+    xp = p.xp
+    if p.ignored is not None:
+        loss = xp.where(p.ignored, 0.0, loss)
+    if reduction == "none":
+        return xp.reshape(loss, p.batch)
+    total = xp.sum(loss)
+    return total / _denominator(p, loss) if reduction == "mean" else total
+
+
+def _denominator(p: PreparedHead, loss: Array) -> Array | int:
+    return mean_denominator(p.xp, loss, p.target, p.weight, p.ignored, p.class_indices)
