@@ -2,8 +2,9 @@
 
 The figures it prints and writes are checked against computations written out here (SciPy's
 minimiser, `scipy.special.logsumexp`, a NumPy loop over the bins), never against the library.
-Also here: a missing ``cli`` extra makes every subcommand say what to install (exit status 2),
-tested with an import blocker on ``sys.meta_path`` in the subprocess.
+Also here: the command line on a base install (no ``cli`` extra, no framework), and a missing
+module of the extra making a subcommand that needs it say what to install (exit status 2), both
+tested with an import blocker on ``sys.meta_path`` in a real subprocess.
 """
 
 from __future__ import annotations
@@ -168,10 +169,10 @@ BLOCKER = """
 import sys
 
 class _Blocker:
-    '''Makes one module of the cli extra look uninstalled.'''
+    '''Makes the named top-level modules look uninstalled.'''
 
     def find_spec(self, name, path=None, target=None):
-        if name.partition(".")[0] == {name!r}:
+        if name.partition(".")[0] in {names!r}:
             raise ModuleNotFoundError(f"No module named {{name!r}}", name=name)
         return None
 
@@ -183,9 +184,7 @@ sys.meta_path.insert(0, _Blocker())
     ("missing", "command"),
     [
         ("mpmath", ["compare", "--quick"]),
-        ("mpmath", ["calibrate", "logits.npy", "labels.npy"]),
         ("tqdm", ["compare", "--quick", "--backends", "numpy"]),
-        ("tqdm", ["calibrate", "logits.npy", "labels.npy"]),
         ("matplotlib", ["calibrate", "logits.npy", "labels.npy", "--plot", "out.png"]),
     ],
 )
@@ -195,9 +194,173 @@ def test_a_missing_extra_says_what_to_install(
     folder = held_out["folder"]
     assert isinstance(folder, Path)
     args = [str(folder / a) if a.endswith((".npy", ".png")) else a for a in command]
-    proc = run_cli(*args, prelude=BLOCKER.format(name=missing))
+    proc = run_cli(*args, prelude=BLOCKER.format(names={missing}))
     assert proc.returncode == 2, proc.stderr
     assert "Traceback" not in proc.stderr
     assert proc.stderr.strip().count("\n") == 0, proc.stderr
     assert "install xpsoftmax[cli]" in proc.stderr
     assert missing in proc.stderr
+
+
+#: What a base install (``pip install xpsoftmax``) lacks: the cli extra and every framework.
+NOT_IN_A_BASE_INSTALL = {
+    "mpmath",
+    "scipy",
+    "tqdm",
+    "matplotlib",
+    "jax",
+    "jaxlib",
+    "torch",
+    "dask",
+    "distributed",
+    "array_api_strict",
+    "cupy",
+}
+
+
+def run_base(*args: str) -> subprocess.CompletedProcess[str]:
+    """``xpsoftmax ARGS`` with only what a base install has importable."""
+    return run_cli(*args, prelude=BLOCKER.format(names=NOT_IN_A_BASE_INSTALL))
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["--help"], ["compare", "calibrate", "--version"]),
+        (["calibrate", "--help"], ["LOGITS", "LABELS", "--drop-nonfinite"]),
+        (["compare", "--help"], ["--quick", "--wide"]),
+    ],
+    ids=["help", "calibrate-help", "compare-help"],
+)
+def test_help_on_a_base_install(args: list[str], expected: list[str]) -> None:
+    proc = run_base(*args)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr == ""
+    for word in expected:
+        assert word in proc.stdout
+
+
+def test_version_on_a_base_install() -> None:
+    import xpsoftmax
+
+    proc = run_base("--version")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == f"xpsoftmax {xpsoftmax.__version__}"
+
+
+def test_calibrate_on_a_base_install(held_out: dict[str, object]) -> None:
+    folder, z, y = held_out["folder"], held_out["z"], held_out["y"]
+    assert isinstance(folder, Path)
+    assert isinstance(z, np.ndarray)
+    assert isinstance(y, np.ndarray)
+    report = folder / "base.json"
+    proc = run_base(
+        "calibrate", str(folder / "logits.npy"), str(folder / "labels.npy"), "--json", str(report)
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr == ""
+    figures = json.loads(report.read_text())
+    np.testing.assert_allclose(figures["temperature"], scipy_temperature(z, y), rtol=1e-6)
+    assert f"{figures['temperature']:.6g}" in proc.stdout
+
+
+@pytest.mark.parametrize(
+    ("command", "needs"),
+    [
+        (["compare", "--quick"], "mpmath"),
+        (["calibrate", "logits.npy", "labels.npy", "--plot", "out.png"], "matplotlib"),
+    ],
+    ids=["compare", "calibrate-plot"],
+)
+def test_what_needs_the_extra_says_so_on_a_base_install(
+    held_out: dict[str, object], command: list[str], needs: str
+) -> None:
+    folder = held_out["folder"]
+    assert isinstance(folder, Path)
+    args = [str(folder / a) if a.endswith((".npy", ".png")) else a for a in command]
+    proc = run_base(*args)
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stdout == ""
+    assert proc.stderr.strip() == (
+        f"xpsoftmax: error: the command line needs {needs}, which is not installed; "
+        'install xpsoftmax[cli] (pip install "xpsoftmax[cli]")'
+    )
+
+
+def _with_nonfinite(folder: Path, z: np.ndarray, y: np.ndarray) -> dict[str, tuple[str, str]]:
+    """Files whose rows 3 and 7 are bad: a NaN logit, an infinite logit, a NaN label (CSV)."""
+    nan_logits, inf_logits = z.copy(), z.copy()
+    nan_logits[3, 1], nan_logits[7, 0] = np.nan, np.nan
+    inf_logits[3, 2], inf_logits[7, 4] = np.inf, -np.inf
+    np.save(folder / "nan_logits.npy", nan_logits)
+    np.save(folder / "inf_logits.npy", inf_logits)
+    labels = y.astype(np.float64)
+    labels[[3, 7]] = np.nan
+    np.savetxt(folder / "nan_labels.csv", labels, delimiter=",", fmt="%.17g")
+    return {
+        "NaN logit": ("nan_logits.npy", "labels.npy"),
+        "infinite logit": ("inf_logits.npy", "labels.npy"),
+        "NaN label": ("logits.npy", "nan_labels.csv"),
+    }
+
+
+@pytest.mark.parametrize("case", ["NaN logit", "infinite logit", "NaN label"])
+def test_nonfinite_samples_are_bad_input(held_out: dict[str, object], case: str) -> None:
+    folder, z, y = held_out["folder"], held_out["z"], held_out["y"]
+    assert isinstance(folder, Path)
+    assert isinstance(z, np.ndarray)
+    assert isinstance(y, np.ndarray)
+    logits, labels = _with_nonfinite(folder, z, y)[case]
+    proc = run_cli("calibrate", str(folder / logits), str(folder / labels))
+    assert proc.returncode == 2, proc.stdout
+    assert proc.stdout == ""
+    assert proc.stderr.strip() == (
+        f"xpsoftmax calibrate: error: 2 of {len(y)} samples hold a NaN or infinite logit or "
+        "label, the first in row 3 (counting from 0); pass --drop-nonfinite to leave them out"
+    )
+
+
+@pytest.mark.parametrize("case", ["NaN logit", "infinite logit", "NaN label"])
+def test_drop_nonfinite_counts_the_samples_used(
+    held_out: dict[str, object], case: str, tmp_path: Path
+) -> None:
+    folder, z, y = held_out["folder"], held_out["z"], held_out["y"]
+    assert isinstance(folder, Path)
+    assert isinstance(z, np.ndarray)
+    assert isinstance(y, np.ndarray)
+    logits, labels = _with_nonfinite(folder, z, y)[case]
+    report = tmp_path / "report.json"
+    proc = run_cli(
+        "calibrate",
+        str(folder / logits),
+        str(folder / labels),
+        "--drop-nonfinite",
+        "--json",
+        str(report),
+    )
+    assert proc.returncode == 0, proc.stderr
+    kept = np.ones(len(y), dtype=bool)
+    kept[[3, 7]] = False
+    z_kept, y_kept = z[kept], y[kept]
+    figures = json.loads(report.read_text())
+    assert figures["samples"] == len(y) - 2
+    assert figures["dropped"] == 2
+    t = scipy_temperature(z_kept, y_kept)
+    np.testing.assert_allclose(figures["temperature"], t, rtol=1e-6)
+    np.testing.assert_allclose(figures["before"]["nll"], mean_nll(1.0, z_kept, y_kept), rtol=1e-12)
+    accuracy = np.mean(z_kept.argmax(axis=-1) == y_kept)
+    assert figures["before"]["accuracy"] == pytest.approx(accuracy, rel=1e-12)
+    first = proc.stdout.splitlines()[1]
+    assert first == f"{len(y) - 2} samples used (2 of {len(y)} dropped: NaN or infinite), 5 classes"
+
+
+def test_drop_nonfinite_with_nothing_left(tmp_path: Path) -> None:
+    np.save(tmp_path / "z.npy", np.full((3, 4), np.nan))
+    np.save(tmp_path / "y.npy", np.zeros(3, dtype=np.int64))
+    proc = run_cli(
+        "calibrate", str(tmp_path / "z.npy"), str(tmp_path / "y.npy"), "--drop-nonfinite"
+    )
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == (
+        "xpsoftmax calibrate: error: all 3 samples hold a NaN or infinite logit or label"
+    )

@@ -61,19 +61,40 @@ def test_quick_prints_the_table(quick_run: dict[str, Any]) -> None:
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "Traceback" not in proc.stderr
     lines = proc.stdout.splitlines()
-    header = lines[0].split()
-    for column in ("backend", "device", "dtype", "function", "oracle", "own", "time", "status"):
-        assert any(column in word for word in header), header
+    header, units = lines[0].split(), lines[1].split()
+    for column in ("backend", "dtype", "function", "size", "error", "own", "time", "status"):
+        assert column in header, header
+    assert units == ["(eps)", "(eps)", "ours/own"]  # every number with its unit
+    assert set(lines[2].replace(" ", "")) == {"-"}
     body = [
-        line.split() for line in lines[2:] if line.split() and line.split()[-1] in ("ok", "FAIL")
+        line.split() for line in lines[3:] if line.split() and line.split()[-1] in ("ok", "FAIL")
     ]
-    rows = {(r[0], r[2], r[3]) for r in body}
+    assert all(r[-2].endswith("x") for r in body)  # the time ratio, "1.7x"
+    rows = {(r[0], r[1], r[2]) for r in body}
     for variant_id in _quick_variants():
         for dtype in ("float32", "float64"):
             for function in QUICK_FUNCTIONS:
                 assert (variant_id, dtype, function) in rows
     assert all(r[-1] == "ok" for r in body)
     assert "within the accuracy bounds (docs: Specification, Accuracy)" in proc.stdout
+
+
+def test_quick_fits_in_100_columns_and_explains_itself(quick_run: dict[str, Any]) -> None:
+    proc, document = quick_run["proc"], quick_run["json"]
+    assert max(len(line) for line in proc.stdout.splitlines()) <= 100
+    notes = proc.stdout[proc.stdout.index("\nnotes:\n") :]
+    for term in ("error:", "own error:", "time ours/own:"):
+        assert f"\n  {term}" in notes, term
+    text = " ".join(notes.split())
+    assert "in eps: the dtype's machine epsilon" in text
+    assert "docs/spec.rst, section spec-accuracy" in text
+    assert "At 16x64 it measures per-call cost" in text
+    # The framework's own log_softmax loses its digits at the dominant row (SciPy's, jax.nn's,
+    # torch's): the note that says why is there, and names the function and the docs page.
+    lost = {c["function"] for c in document["cells"] if c["their_error"] >= 1e4}
+    assert lost == {"log_softmax"}
+    assert "own error in the millions of eps: expected, not a failure (log_softmax)" in text
+    assert 'docs/accuracy.rst ("Input families", dominant)' in text
 
 
 def test_quick_shows_a_progress_bar_on_stderr(quick_run: dict[str, Any]) -> None:
@@ -210,3 +231,55 @@ def test_a_crash_of_ours_is_a_failed_cell() -> None:
     assert cell.status == "ERROR"
     assert compare.report([cell], [], out=io.StringIO()) == 1
     assert "broken on purpose" in cell.note
+
+
+def test_wide_shows_every_column_and_its_notes() -> None:
+    proc = run_cli(
+        "compare",
+        "--backends",
+        "numpy",
+        "--functions",
+        "softmax",
+        "--dtypes",
+        "float64",
+        "--sizes",
+        "16x64,256x1024",
+        "--repeats",
+        "1",
+        "--no-progress",
+        "--wide",
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    lines = proc.stdout.splitlines()
+    assert lines[0].split() == [
+        "backend",
+        "device",
+        "dtype",
+        "function",
+        "size",
+        "error",
+        "bound",
+        "own",
+        "error",
+        "diff",
+        "vs",
+        "own",
+        "ours",
+        "own",
+        "time",
+        "status",
+    ]
+    assert lines[1].split() == ["(eps)"] * 4 + ["(us)", "(us)", "ours/own"]
+    rows = [line.split() for line in lines[3:5]]
+    assert [r[4] for r in rows] == ["16x64", "256x1024"]
+    for row in rows:  # microseconds: the time ratio is the ratio of the two
+        ours, own, ratio = float(row[9]), float(row[10]), float(row[11].rstrip("x"))
+        assert ratio == pytest.approx(ours / own, rel=0.06)
+    notes = " ".join(proc.stdout.split())
+    assert "diff vs own: largest difference" in notes
+    assert "ours, own: the best time per call, in microseconds (us)." in notes
+    assert "At 16x64 it measures per-call cost" in notes
+    assert "At 256x1024 it measures throughput." in notes
+    # SciPy's softmax keeps its digits: no note on lost digits when no cell shows any.
+    assert "own error in the millions of eps" not in notes

@@ -135,3 +135,58 @@ def test_the_index_lists_every_page() -> None:
     index = (DOCS / "index.rst").read_text(encoding="utf-8")
     entries = set(re.findall(r"^   (\w+)$", index, flags=re.MULTILINE))
     assert {page.stem for page in PAGES} - {"index"} <= entries
+
+
+def test_the_readme_has_two_commands_a_users_install_and_ci_s_tests() -> None:
+    """The README's first command installs what the main job needs and runs it; its second is
+    the test command, exactly as .ci/run ends; the contributor's setup is in CONTRIBUTING.md."""
+    root = DOCS.parent
+    readme = (root / "README.md").read_text(encoding="utf-8")
+    section = readme.split("## The two commands", 1)[1].split("\n## ", 1)[0]
+    commands = re.findall(r"```bash\n(.*?)\n```", section, flags=re.DOTALL)
+    assert len(commands) == 2, commands
+    install, tests = commands
+    # PyTorch pinned: a range would let pip take the newest (on Linux, CUDA) build.
+    assert 'pip install "torch==2.13.0" -e ".[cli,jax,torch]"' in install
+    assert install.endswith("&& xpsoftmax compare --quick")
+    assert "[all]" not in install
+    ci = (root / ".ci" / "run").read_text(encoding="utf-8").strip().splitlines()
+    assert tests == ci[-1] == "python -m pytest -n 2"
+    assert "CONTRIBUTING.md" in section
+    assert "https://download.pytorch.org/whl/cpu" in section  # CPU-only PyTorch: its CPU wheel
+    assert "these machines" not in readme
+    contributing = (root / "CONTRIBUTING.md").read_text(encoding="utf-8")
+    assert '-e ".[all]"' in contributing
+    assert "## Setting up" in contributing  # the README links its anchor, #setting-up
+
+
+def test_the_performance_page_leads_with_ratios_not_targets() -> None:
+    """The page's tables are generated from the saved measurements, hold a ratio for every
+    framework and size, and carry no target column (targets live with the benchmark suites)."""
+    import json
+
+    generated = DOCS / "_generated"
+    page = (DOCS / "performance.rst").read_text(encoding="utf-8")
+    first_section = page.split("\n----", 2)[1]
+    assert ".. include:: _generated/performance_table.rst" in first_section
+    for image in ("performance_ratios.png", "performance_throughput.png", "training_ratios.png"):
+        assert f".. image:: _generated/{image}" in page
+        assert (generated / image).read_bytes()[:4] == b"\x89PNG"
+    assert "performance_targets.png" not in page
+    table = (generated / "performance_table.rst").read_text(encoding="utf-8")
+    data = json.loads((generated / "performance_data.json").read_text(encoding="utf-8"))
+    assert data["machine"] in table
+    for key, sizes in data["matrix"].items():
+        function, variant = key.split("/")
+        block = table.split(f".. list-table:: {function}\n", 1)[1].split(".. list-table::")[0]
+        row = block.split(f"   * - {variant}\n", 1)[1].split("   * - ")[0]
+        ratios = [float(r) for r in re.findall(r"     - ([0-9.]+) \(", row)]
+        expected = [ours / peer for ours, peer, *_ in sizes.values()]
+        assert ratios == [float(f"{r:.2f}") for r in expected], (key, ratios)
+    training = (generated / "training_table.rst").read_text(encoding="utf-8")
+    rows = json.loads((generated / "training_data.json").read_text(encoding="utf-8"))["rows"]
+    for row in rows:
+        assert f"   * - {row['label']}\n     - {row['ratio']:.2f}\n" in training
+    for text in (page, table, training):
+        assert "target" not in text.split("How the figures are measured")[0].lower()
+        assert "met" not in re.findall(r"\b\w+\b", text.split("How the figures")[0])

@@ -45,19 +45,6 @@ def oracle_rows(function: str, n: int) -> int:
     return ORACLE_ROWS
 
 
-#: The functions ``xpsoftmax compare`` measures, in table order.
-COMPARED_FUNCTIONS = (
-    "softmax",
-    "log_softmax",
-    "logsumexp",
-    "cross_entropy",
-    "softmax_jacobian",
-    "log_softmax_jacobian",
-    "softmax_jvp",
-    "softmax_vjp",
-    "log_softmax_jvp",
-    "log_softmax_vjp",
-)
 _JACOBIANS = {"softmax_jacobian": "softmax", "log_softmax_jacobian": "log_softmax"}
 _PRODUCTS = {
     "softmax_jvp": ("softmax", "jvp"),

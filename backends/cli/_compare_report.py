@@ -8,9 +8,11 @@ import json
 import math
 import platform
 import sys
+from collections.abc import Callable
 from typing import Any
 
 from ._compare_cells import Cell
+from ._compare_notes import notes, size_name, wrap_notes
 
 #: Where the bounds each cell is held to are stated, as the command's output cites them.
 BOUNDS = "the accuracy bounds (docs: Specification, Accuracy)"
@@ -24,72 +26,48 @@ def _fmt(value: float | None, digits: int = 3) -> str:
     return f"{value:.{digits}g}"
 
 
-def format_table(cells: list[Cell]) -> str:
-    """The comparison table: one row per cell, errors in eps of the dtype, time ours / theirs.
+def _ratio(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2g}x"
 
-    "own" is the framework's own function (SciPy for NumPy, Dask and array-api-strict, autodiff for
-    the Jacobian family); its error against the oracle shows where a difference comes from.
+
+def _microseconds(value: float | None) -> str:
+    return "-" if value is None else f"{value * 1e6:.3g}"
+
+
+#: The columns of the table: (header, units line, value of a cell, shown without --wide).
+_COLUMNS: tuple[tuple[str, str, Callable[[Cell], str], bool], ...] = (
+    ("backend", "", lambda c: c.variant, True),
+    ("device", "", lambda c: c.device, False),
+    ("dtype", "", lambda c: c.dtype, True),
+    ("function", "", lambda c: c.function, True),
+    ("size", "", lambda c: size_name(c.shape), True),
+    ("error", "(eps)", lambda c: _fmt(c.error), True),
+    ("bound", "(eps)", lambda c: _fmt(c.bound), False),
+    ("own error", "(eps)", lambda c: _fmt(c.their_error), True),
+    ("diff vs own", "(eps)", lambda c: _fmt(c.difference), False),
+    ("ours", "(us)", lambda c: _microseconds(c.time_ours_s), False),
+    ("own", "(us)", lambda c: _microseconds(c.time_theirs_s), False),
+    ("time", "ours/own", lambda c: _ratio(c.ratio), True),
+    ("status", "", lambda c: c.status, True),
+)
+
+
+def format_table(cells: list[Cell], wide: bool = False) -> str:
+    """The comparison table: one row per cell, a header of two lines (the name, then the unit).
+
+    Without `wide` it fits in 100 columns: errors of xpsoftmax and of the framework's own
+    function against the oracle, in eps of the dtype, and the time ratio. `wide` adds the
+    device, the bound, the difference between the two results and both times in microseconds.
+    "own" is the framework's own function (SciPy for NumPy, Dask and array-api-strict, autodiff
+    for the Jacobian family); its error against the oracle shows where a difference comes from.
     """
-    header = (
-        "backend",
-        "device",
-        "dtype",
-        "function",
-        "size",
-        "err vs oracle (eps)",
-        "bound (eps)",
-        "own err vs oracle",
-        "diff vs own (eps)",
-        "time ours/own",
-        "status",
-    )
-    rows = [
-        (
-            c.variant,
-            c.device,
-            c.dtype,
-            c.function,
-            f"{c.shape[0]}x{c.shape[1]}",
-            _fmt(c.error),
-            _fmt(c.bound),
-            _fmt(c.their_error),
-            _fmt(c.difference),
-            _fmt(c.ratio, 2),
-            c.status,
-        )
-        for c in cells
-    ]
-    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
-    lines = ["  ".join(str(h).ljust(w) for h, w in zip(header, widths, strict=True))]
-    lines.append("  ".join("-" * w for w in widths))
-    lines += ["  ".join(str(v).ljust(w) for v, w in zip(r, widths, strict=True)) for r in rows]
+    columns = [column for column in _COLUMNS if wide or column[3]]
+    table = [[name for name, *_ in columns], [unit for _, unit, *_ in columns]]
+    table += [[value(c) for _, _, value, _ in columns] for c in cells]
+    widths = [max(len(row[i]) for row in table) for i in range(len(columns))]
+    lines = ["  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)) for row in table]
+    lines.insert(2, "  ".join("-" * w for w in widths))
     return "\n".join(line.rstrip() for line in lines)
-
-
-#: Below this many entries a call's time is mostly its fixed cost (argument checks, dispatch).
-PER_CALL_ENTRIES = 65536
-
-
-def _time_note(cells: list[Cell]) -> str:
-    """What "time ours/own" measures at the sizes in the table: a 16x64 figure of 16 against
-    torch is per-call cost (a few tensor dispatches against one fused call), not throughput."""
-    small = sorted({c.shape for c in cells if c.shape[0] * c.shape[1] < PER_CALL_ENTRIES})
-    large = sorted({c.shape for c in cells if c.shape[0] * c.shape[1] >= PER_CALL_ENTRIES})
-
-    def names(shapes: list[tuple[int, int]]) -> str:
-        return ", ".join("x".join(map(str, s)) for s in shapes)
-
-    note = "time ours/own: best seconds per call of xpsoftmax over the framework's own function"
-    if small:
-        note += (
-            f"; at {names(small)} it measures per-call cost (argument checks, one dispatch per"
-            " array operation against one fused call), not throughput"
-        )
-    if large:
-        note += f"; at {names(large)} it measures throughput"
-    elif small:
-        note += " (--full adds 256x1024)"
-    return note + "."
 
 
 def failures(cells: list[Cell]) -> list[Cell]:
@@ -97,15 +75,25 @@ def failures(cells: list[Cell]) -> list[Cell]:
     return [c for c in cells if c.status != "ok"]
 
 
-def report(cells: list[Cell], missing: list[tuple[str, str]], out: Any = None) -> int:
-    """Print the table, what was skipped and the failures; the exit status (1 on any failure)."""
+def report(
+    cells: list[Cell],
+    missing: list[tuple[str, str]],
+    out: Any = None,
+    *,
+    wide: bool = False,
+    repeats: int | None = None,
+) -> int:
+    """Print the table, its notes, what was skipped and the failures; the exit status (1 on any
+    failure). `wide` prints every column; `repeats` is the number of timing samples."""
     out = out or sys.stdout
     print(
-        format_table(cells) if cells else "nothing to compare: no selected backend is installed",
+        format_table(cells, wide)
+        if cells
+        else "nothing to compare: no selected backend is installed",
         file=out,
     )
     if cells:
-        print(_time_note(cells), file=out)
+        print("\n".join(wrap_notes(notes(cells, wide, repeats))), file=out)
     for variant_id, reason in missing:
         print(f"skipped {variant_id}: {reason}", file=out)
     for c in cells:

@@ -18,10 +18,12 @@ Examples
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import os
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -67,8 +69,23 @@ def _load_csv(path: str) -> np.ndarray:
         return np.loadtxt(path, delimiter=",", ndmin=1, skiprows=1)
 
 
-def checked(logits: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Logits as a (samples, classes) real array and labels as one integer per sample."""
+def _nonfinite_rows(logits: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """Which samples hold a NaN or an infinite logit or label (a boolean per sample)."""
+    bad: np.ndarray = ~np.all(np.isfinite(logits), axis=1)
+    if np.issubdtype(labels.dtype, np.inexact):
+        bad |= ~np.isfinite(labels)
+    return bad
+
+
+def checked(
+    logits: np.ndarray, labels: np.ndarray, drop_nonfinite: bool = False
+) -> tuple[np.ndarray, np.ndarray, int]:
+    """(logits as samples x classes reals, labels as one integer per sample, samples dropped).
+
+    A sample whose logits or label hold a NaN or an infinity is bad input (a temperature cannot
+    be fitted to it, and the figures would not count it): an `InputError` naming how many there
+    are and the first, unless `drop_nonfinite`, which drops them and says how many.
+    """
     if logits.ndim == 1:  # a one-column CSV or a single sample's row would be ambiguous
         raise InputError(f"LOGITS must be samples x classes, got shape {logits.shape}")
     if logits.ndim != 2 or not np.issubdtype(logits.dtype, np.number):
@@ -84,16 +101,29 @@ def checked(logits: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndar
         raise InputError(
             f"LABELS must hold one class per sample ({len(logits)}), got shape {labels.shape}"
         )
+    if not np.issubdtype(labels.dtype, np.number) or np.iscomplexobj(labels):
+        raise InputError("LABELS must be integer class indices")
+    bad = _nonfinite_rows(logits, labels)
+    dropped = int(np.count_nonzero(bad))
+    if dropped and not drop_nonfinite:
+        first = int(np.argmax(bad))
+        raise InputError(
+            f"{dropped} of {len(bad)} samples hold a NaN or infinite logit or label, the first "
+            f"in row {first} (counting from 0); pass --drop-nonfinite to leave them out"
+        )
+    if dropped == len(bad):
+        raise InputError(f"all {dropped} samples hold a NaN or infinite logit or label")
+    logits, labels = logits[~bad], labels[~bad]
     if not np.issubdtype(labels.dtype, np.integer):
         # A CSV reads as floats: accept those that are whole numbers.
-        if not np.issubdtype(labels.dtype, np.floating) or not np.all(labels == np.round(labels)):
+        if not np.all(labels == np.round(labels)):
             raise InputError("LABELS must be integer class indices")
         labels = labels.astype(np.int64)
-    if labels.size and (labels.min() < 0 or labels.max() >= logits.shape[1]):
+    if labels.min() < 0 or labels.max() >= logits.shape[1]:
         raise InputError(f"LABELS must lie in [0, {logits.shape[1]}), the classes of LOGITS")
     if not np.issubdtype(logits.dtype, np.floating):
         logits = logits.astype(np.float64)
-    return logits, labels
+    return logits, labels, dropped
 
 
 def figures_at(
@@ -125,11 +155,12 @@ _NO_OPTIMUM = {
 
 
 def figures(
-    logits: np.ndarray, labels: np.ndarray, n_bins: int, progress: Any = None
+    logits: np.ndarray, labels: np.ndarray, n_bins: int, progress: Any = None, dropped: int = 0
 ) -> dict[str, Any]:
     """Every figure the command prints and writes, as a JSON-ready dictionary.
 
-    `progress`, a tqdm bar of two steps (fitting, measuring), is advanced when given.
+    `progress`, a tqdm bar of two steps (fitting, measuring), is advanced when given; `dropped`
+    counts the samples left out before (``--drop-nonfinite``), which the report states.
     """
     if progress is not None:
         progress.set_description_str("fitting the temperature")
@@ -139,6 +170,7 @@ def figures(
         progress.set_description_str("measuring")
     result: dict[str, Any] = {
         "samples": int(logits.shape[0]),
+        "dropped": dropped,
         "classes": int(logits.shape[1]),
         "n_bins": n_bins,
         "temperature": temperature if math.isfinite(temperature) else None,
@@ -161,8 +193,12 @@ def format_report(result: dict[str, Any]) -> str:
     """The table the command prints."""
     before, after = result["before"], result["after"] or {}
     temperature = result["temperature"]
+    samples = f"{result['samples']} samples"
+    if result.get("dropped"):
+        total = result["samples"] + result["dropped"]
+        samples += f" used ({result['dropped']} of {total} dropped: NaN or infinite)"
     lines = [
-        f"{result['samples']} samples, {result['classes']} classes",
+        f"{samples}, {result['classes']} classes",
         f"{'temperature':14} {temperature:10.6g}" if temperature is not None else "temperature  -",
         f"{'':14} {'before':>10} {'after':>10}",
     ]
@@ -222,15 +258,34 @@ def plot(result: dict[str, Any], path: str, title: str = "") -> None:
         diagram.set_ylabel("accuracy")
         diagram.set_xlim(0, 1)
         diagram.set_ylim(0, 1)
-        diagram.legend(loc="upper left", fontsize="small")
         histogram.bar(centres, curve["count"], width=1 / n_bins, edgecolor="black")
         histogram.set_xlabel("confidence (largest probability)")
         histogram.set_ylabel("samples")
     if title:
         fig.suptitle(title)
-    fig.tight_layout()
+    # One legend for every diagram, below them all: inside a diagram it would cover a bar.
+    handles, names = axes[0, 0].get_legend_handles_labels()
+    fig.legend(handles, names, loc="lower center", ncol=3, fontsize="small", frameon=False)
+    fig.tight_layout(rect=(0, 0.05, 1, 1))
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+@contextlib.contextmanager
+def _progress_bar(quiet: bool) -> Iterator[Any]:
+    """A two-step tqdm bar on stderr, or None when quiet or tqdm (the cli extra) is missing.
+
+    The bar is a courtesy on large inputs: calibrate works on a base install without it.
+    """
+    try:
+        from tqdm import tqdm
+    except ImportError:
+        quiet = True
+    if quiet:
+        yield None
+        return
+    with tqdm(total=2, file=sys.stderr, desc="calibrate", unit="step") as progress:
+        yield progress
 
 
 def run(args: argparse.Namespace) -> int:
@@ -242,18 +297,18 @@ def run(args: argparse.Namespace) -> int:
         folder = os.path.dirname(os.path.abspath(path)) if path else ""
         if path and not os.path.isdir(folder):
             parser.error(f"{option}: folder {folder!r} does not exist")
-    from tqdm import tqdm
-
     if args.plot:
         import matplotlib  # noqa: F401  (a missing extra should stop us before the work)
     try:
-        logits, labels = checked(load(args.logits, "logits"), load(args.labels, "labels"))
+        logits, labels, dropped = checked(
+            load(args.logits, "logits"), load(args.labels, "labels"), args.drop_nonfinite
+        )
     except InputError as error:
         print(f"xpsoftmax calibrate: error: {error}", file=sys.stderr)
         return 2
     quiet = args.no_progress or logits.size < PROGRESS_ENTRIES
-    with tqdm(total=2, file=sys.stderr, disable=quiet, desc="calibrate", unit="step") as progress:
-        result = figures(logits, labels, args.n_bins, progress)
+    with _progress_bar(quiet) as progress:
+        result = figures(logits, labels, args.n_bins, progress, dropped)
     print(f"xpsoftmax calibrate {args.logits} {args.labels}")
     print(format_report(result))
     if args.json:

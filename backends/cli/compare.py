@@ -27,7 +27,8 @@ from collections.abc import Sequence
 from typing import Any, NamedTuple
 
 from .. import BACKENDS, FLOAT_DTYPES, Variant, all_variants
-from ._compare_cells import COMPARED_FUNCTIONS, Cell, measure
+from ._choices import COMPARED_FUNCTIONS
+from ._compare_cells import Cell, measure
 from ._compare_report import failures, format_table, report, write_json
 
 __all__ = [
@@ -192,13 +193,13 @@ def run(args: argparse.Namespace, argv: list[str]) -> int:
                 )
             )
             progress.update()
-    status = report(cells, missing)
+    status = report(cells, missing, wide=args.wide, repeats=settings["repeats"])
     if args.json:
         write_json(args.json, cells, missing, settings, argv)
         print(f"wrote {args.json}")
     if args.plot:
         from ._compare_plot import plot
 
-        plot(cells, args.plot)
+        plot(cells, args.plot, repeats=settings["repeats"])
         print(f"wrote {args.plot}")
     return status

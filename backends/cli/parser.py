@@ -2,7 +2,10 @@
 
 Each subcommand's work lives in its own module (`compare`, `calibrate`), which receives the parsed
 arguments; usage errors stay here, or go through ``args.command_parser`` so that they show the
-subcommand's usage.
+subcommand's usage. This module imports only what a base install has (no ``cli`` extra), and a
+subcommand's module is imported when that subcommand runs: ``--help``, ``--version`` and
+``calibrate`` work without the extra, and ``compare``, which needs the mpmath oracle, fails with
+the message of ``python -m xpsoftmax`` naming the extra.
 
 Examples
 --------
@@ -19,9 +22,10 @@ import argparse
 import sys
 from typing import NoReturn
 
+import xpsoftmax
+
 from .._base import FLOAT_DTYPES
-from . import calibrate, compare
-from ._compare_cells import COMPARED_FUNCTIONS
+from ._choices import COMPARED_FUNCTIONS
 
 __all__ = ["build_parser", "main"]
 
@@ -98,6 +102,11 @@ def _add_compare(commands: argparse._SubParsersAction[_Parser]) -> None:
         "--json", metavar="PATH", help="write every figure to this JSON file"
     )
     compare_parser.add_argument("--plot", metavar="PATH", help="draw the figures into this PNG")
+    compare_parser.add_argument(
+        "--wide",
+        action="store_true",
+        help="every column (device, bound, the framework's own error); the default fits 100",
+    )
     compare_parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     # The subcommand's own parser, so that its usage errors show its usage, not the top level's.
     compare_parser.set_defaults(mode="quick", command_parser=compare_parser)
@@ -125,6 +134,12 @@ def _add_calibrate(commands: argparse._SubParsersAction[_Parser]) -> None:
     calibrate_parser.add_argument(
         "--plot", metavar="PATH", help="draw reliability diagrams into this PNG"
     )
+    calibrate_parser.add_argument(
+        "--drop-nonfinite",
+        action="store_true",
+        help="drop the samples whose logits or label are NaN or infinite, and count the rest "
+        "(without it such samples are an error, exit status 2)",
+    )
     calibrate_parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     calibrate_parser.set_defaults(command_parser=calibrate_parser)
 
@@ -132,6 +147,7 @@ def _add_calibrate(commands: argparse._SubParsersAction[_Parser]) -> None:
 def build_parser() -> argparse.ArgumentParser:
     """The ``xpsoftmax`` parser, with its ``compare`` and ``calibrate`` subcommands."""
     parser = _Parser(prog="xpsoftmax", description="xpsoftmax command line")
+    parser.add_argument("--version", action="version", version=f"xpsoftmax {xpsoftmax.__version__}")
     commands = parser.add_subparsers(
         dest="command", required=True, metavar="command", parser_class=_Parser
     )
@@ -150,7 +166,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         args = parser.parse_args(argv)
         if args.command == "calibrate":
+            from . import calibrate
+
             return calibrate.run(args)
+        from . import compare  # needs the cli extra (the mpmath oracle)
+
         return compare.run(args, argv)
     except SystemExit as exit_:  # argparse's --help (0) and usage errors (2)
         return exit_.code if isinstance(exit_.code, int) else 2

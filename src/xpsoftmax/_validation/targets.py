@@ -76,7 +76,11 @@ def class_indices(
         # Any real class serves for the gather; the ignored samples' losses are dropped.
         target = xp.where(ignored, xp.zeros_like(target), target)
     if _surely_outside(xp, target, n_classes):
-        raise ValueError(f"target holds class indices outside [0, {n_classes})")
+        hint = "; ignore_index is None by default, not -100 as in PyTorch"
+        negative = int(xp.min(target)) < 0  # (its values are known: it was just read)
+        raise ValueError(
+            f"target holds class indices outside [0, {n_classes})" + (hint if negative else "")
+        )
     return target, ignored
 
 
