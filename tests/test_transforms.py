@@ -263,6 +263,9 @@ def _torch_vmap_grad(row: Row) -> tuple[Any, Any]:
 
 def _torch_compiled(row: Row) -> tuple[Any, Any]:
     """The forward value and the gradient of one compilation (each compilation costs seconds)."""
+    # Every row compiles the same lambda's code object: without a reset, Dynamo counts each
+    # row as a recompilation of it and, past its limit, fails under fullgraph.
+    torch._dynamo.reset()
     x = _t(row.input).requires_grad_(True)
     value = torch.compile(_torch_scalar(row), fullgraph=True)(x)
     value.backward()
@@ -364,20 +367,36 @@ JAX: dict[str, Callable[[Row], tuple[Any, Any]]] = {
 
 # -- the cells that cannot work, each with its reason (listed on docs/frameworks.rst) -------------
 
-_COMPILE_BUG = (
-    "bug, open: with xpsoftmax imported before torch, the platform layer has no array-api-compat "
-    "torch namespace primed, so Dynamo traces array-api-compat's lru_cache helpers (it warns; "
-    "with backward, its guard on sys.modules fails on the frame that made it)"
+XFAIL: dict[tuple[str, str], str] = {}
+
+# Cells left out of the matrix on purpose, each with its reason (listed on docs/frameworks.rst).
+_UNROLLED = (
+    "second order through fit_temperature's 30 unrolled Newton steps: minutes of tracing a "
+    "cell, and its first-order columns already exercise the same steps"
 )
-XFAIL: dict[tuple[str, str], str] = {
-    (name, "torch:compile(fullgraph) forward+backward"): _COMPILE_BUG for name in ROWS
+NOT_RUN: dict[tuple[str, str], str] = {
+    ("fit_temperature", f"jax:{transform}"): _UNROLLED
+    for transform in ("jit(hessian)", "check_grads(order=2, fwd)", "check_grads(order=2, rev)")
 }
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _eager_torch_call_first() -> None:
+    """One eager torch call before any compiled one in this process.
+
+    With torch imported after xpsoftmax, a first call that is compiled makes Dynamo trace
+    array-api-compat's lru_cache helpers, and it warns (a known limitation, pinned by
+    tests/test_quiet_compile.py); pytest would turn those warnings into errors here.
+    """
+    xps.softmax(torch.zeros(2, 3))
 
 
 def _cells() -> list[Any]:
     cells = []
     for (framework, transforms), name in itertools.product((("torch", TORCH), ("jax", JAX)), ROWS):
         for transform in transforms:
+            if (name, f"{framework}:{transform}") in NOT_RUN:
+                continue
             reason = XFAIL.get((name, f"{framework}:{transform}"))
             marks = [pytest.mark.xfail(strict=True, reason=reason)] if reason else []
             cells.append(
