@@ -287,7 +287,8 @@ def log_total(p: Prepared, n: Normalised) -> Array:
             log_total[rows] = xp.log1p(tail)
             return log_total
     exp_shifted = n.exp_shifted if n.exp_shifted is not None else _exponentials_of(p, n, ...)
-    if p.lazy and n.shifted is not None and not may_warn_on_overflow(exp_shifted):
+    compiled = p.lazy and not may_warn_on_overflow(exp_shifted)
+    if compiled and n.shifted is not None:
         # A compiler that materialises each reduction's input (XLA on CPU) would write the
         # exponentials out once for two reductions, beside the shifted logits the caller keeps;
         # computed again here, from ``-|shifted|`` (equal to it, shifted is <= 0, but not merged
@@ -298,19 +299,22 @@ def log_total(p: Prepared, n: Normalised) -> Array:
         # every intermediate anyway and would only grow), and only lazy arrays: eager ones may
         # have overwritten the shifted logits with their exponentials.
         exp_shifted = xp.exp(-xp.abs(n.shifted))
-    # The entries from 1/2 up make the top group (the maximum's exp(0) = 1 among them), counted
-    # by ``round(e) = floor(e + 1/2)``; their ``e - 1`` is exact, so ``sum(e - round(e))`` keeps
-    # the other terms to their last digits, and ``total - 1`` is that sum plus the group's size
-    # less one. Arithmetic a compiler fuses into the reductions, where a select would be written
-    # out. The split tolerates exponentials a compiler recomputed a few ulps off (an input it
-    # recomputes in two fusions, say): the maximum's e then lies just below 1 and still rounds
-    # to 1, where ``floor(e)`` would put it among the small terms. (Eagerly, round(e) - e is
-    # formed in round's memory and the small sum negated.)
-    top = xp.floor(exp_shifted + 0.5)
-    count = xp.sum(top, axis=axes, keepdims=True)
-    tail = -xp.sum(subtract(xp, top, exp_shifted), axis=axes, keepdims=True)
-    rest = tail + (count - 1.0)
-    # (An empty slice has count 0: its rest of -1 becomes 0, and so does its log.)
+    if compiled:
+        # A compiler may compute the logits again in each fusion that reads them (an input it
+        # computed itself, a softcap say), a few ulps apart, so the maximum's exponential can
+        # fall just below 1. The entries from 1/2 up make the top group, by
+        # ``round(e) = floor(e + 1/2)``: their ``e - 1`` is exact, so ``sum(e - round(e))``
+        # keeps the other terms to their last digits, and ``total - 1`` is that sum plus the
+        # group's size less one (an empty slice's -1 becomes 0 below, and so does its log).
+        top = xp.floor(exp_shifted + 0.5)
+        excess = xp.sum(top, axis=axes, keepdims=True) - 1.0
+    else:
+        # Computed once, the maximum's exponential is exactly 1 and floor(e) marks it alone.
+        top, excess = xp.floor(exp_shifted), 0.0
+    # e - top is the tail's terms: arithmetic a compiler fuses into the reduction, where a
+    # select would be written out. (Eagerly, top - e is formed in top's memory and the small
+    # sum negated.)
+    rest = excess - xp.sum(subtract(xp, top, exp_shifted), axis=axes, keepdims=True)
     return xp.where(near_one, xp.log1p(xp.where(rest > 0.0, rest, 0.0)), log_total)
 
 
