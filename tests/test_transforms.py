@@ -317,10 +317,6 @@ def _check_grads(mode: str) -> Callable[[Row], tuple[Any, Any]]:
         def f(x: Any) -> Any:
             return row.call(_j(x), _j)
 
-        if row.call is ROWS["fit_temperature"].call:
-            # Differentiated through its 30 unrolled Newton steps, no rule of ours to hand NumPy
-            # arrays to, and minutes a check when eager: compiled.
-            f = jax.jit(f)
         jax_test_util.check_grads(f, (_j(row.input),), order=2, modes=[mode], eps=1e-4)
         return 0.0, 0.0
 
@@ -369,27 +365,6 @@ JAX: dict[str, Callable[[Row], tuple[Any, Any]]] = {
 
 XFAIL: dict[tuple[str, str], str] = {}
 
-# Cells left out of the matrix on purpose, each with its reason (listed on docs/frameworks.rst).
-_UNROLLED = (
-    "second order through fit_temperature's 30 unrolled Newton steps: minutes of tracing a "
-    "cell, and its first-order columns already run the same steps"
-)
-_UNROLLED_AGAIN = (
-    "fit_temperature's 30 unrolled Newton steps make every JAX cell minutes of tracing on a "
-    "loaded 2-core machine; jit, jit(grad) (reverse mode) and jit(jacfwd) (forward mode) keep "
-    "the value and both modes, and the gradient of its scalar output is what jacrev would give"
-)
-NOT_RUN: dict[tuple[str, str], str] = {
-    **{
-        ("fit_temperature", f"jax:{transform}"): _UNROLLED
-        for transform in ("jit(hessian)", "check_grads(order=2, fwd)", "check_grads(order=2, rev)")
-    },
-    **{
-        ("fit_temperature", f"jax:{transform}"): _UNROLLED_AGAIN
-        for transform in ("vmap", "jit(jacrev)", "jit(vmap(grad))")
-    },
-}
-
 
 @pytest.fixture(scope="module", autouse=True)
 def _eager_torch_call_first() -> None:
@@ -406,8 +381,6 @@ def _cells() -> list[Any]:
     cells = []
     for (framework, transforms), name in itertools.product((("torch", TORCH), ("jax", JAX)), ROWS):
         for transform in transforms:
-            if (name, f"{framework}:{transform}") in NOT_RUN:
-                continue
             reason = XFAIL.get((name, f"{framework}:{transform}"))
             marks = [pytest.mark.xfail(strict=True, reason=reason)] if reason else []
             cells.append(

@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from ._calibration import prepare_classified
 from ._kernels.arithmetic import exponentiate, multiply
-from ._platform import Array, Namespace, array_device, surely_false, surely_true
+from ._platform import Array, Namespace, array_device, fixed_loop, surely_false, surely_true
 from ._validation import Prepared
 
 __all__ = ["fit_temperature"]
@@ -99,28 +100,48 @@ def _solve(loss: _Loss, lazy: bool, dtype: object) -> Array:
     A step is at most `reach` long; each step cut to that length doubles it (the optimum is
     far: get there in a few steps), any other sets it back. Eager arrays stop when a step is
     below sqrt(eps) (Newton's next would be below eps); values that cannot be read (jit, Dask)
-    take a fixed number of steps, free of branches.
+    take a fixed number of steps, free of branches, in the library's loop primitive where it
+    has one (traced once rather than unrolled).
     """
     xp = loss.xp
     bound = _search_bound(xp, dtype)
     zero = xp.zeros((), dtype=dtype, device=array_device(loss.shifted))
-    u, low, high, reach = zero, zero - bound, zero + bound, zero + _FIRST_REACH
+    state = _Bracket(zero, zero - bound, zero + bound, zero + _FIRST_REACH)
+    loop = fixed_loop(loss.shifted) if lazy else None
+    if loop is not None:
+        return loop(0, _LAZY_STEPS, lambda _, s: _newton_update(loss, s)[0], state).u
     tolerance = math.sqrt(float(xp.finfo(dtype).eps))
     for _ in range(_LAZY_STEPS if lazy else _MAX_STEPS):
-        beta = xp.exp(u)
-        slope, curvature = loss.derivatives(beta)
-        # The root lies above u where the loss still falls, below it where it rises.
-        low = xp.where(slope < 0, u, low)
-        high = xp.where(slope > 0, u, high)
-        newton, cut = _newton_step(xp, slope, beta * curvature, reach)
-        candidate = u + newton
-        inside = (candidate >= low) & (candidate <= high)
-        step = xp.where(inside, candidate, (low + high) / 2) - u
-        reach = xp.where(cut & inside, 2 * reach, _FIRST_REACH)
-        u = u + step
+        state, step = _newton_update(loss, state)
         if not lazy and surely_true(xp.abs(step) <= tolerance):
             break
-    return u
+    return state.u
+
+
+class _Bracket(NamedTuple):
+    """The search's state: log beta, the bracket around the root, and the longest step."""
+
+    u: Array
+    low: Array
+    high: Array
+    reach: Array
+
+
+def _newton_update(loss: _Loss, state: _Bracket) -> tuple[_Bracket, Array]:
+    """(the state after one safeguarded Newton step, that step)."""
+    xp = loss.xp
+    u, low, high, reach = state
+    beta = xp.exp(u)
+    slope, curvature = loss.derivatives(beta)
+    # The root lies above u where the loss still falls, below it where it rises.
+    low = xp.where(slope < 0, u, low)
+    high = xp.where(slope > 0, u, high)
+    newton, cut = _newton_step(xp, slope, beta * curvature, reach)
+    candidate = u + newton
+    inside = (candidate >= low) & (candidate <= high)
+    step = xp.where(inside, candidate, (low + high) / 2) - u
+    reach = xp.where(cut & inside, 2 * reach, _FIRST_REACH)
+    return _Bracket(u + step, low, high, reach), step
 
 
 def _newton_step(

@@ -6,7 +6,13 @@ eager compilation (`compilation`). Each is phrased as a question about an array 
 "may we update it in place?"), never as a framework's name. Everything above imports from here.
 """
 
-from .autodiff import block_map, derivative_mechanism, records_gradients, rematerialiser
+from .autodiff import (
+    block_map,
+    derivative_mechanism,
+    fixed_loop,
+    records_gradients,
+    rematerialiser,
+)
 from .compilation import eager_kernel
 from .namespaces import (
     Array,
@@ -46,6 +52,7 @@ __all__ = [
     "can_update_in_place",
     "derivative_mechanism",
     "eager_kernel",
+    "fixed_loop",
     "is_compiling",
     "may_warn_on_overflow",
     "namespace_of",

@@ -11,6 +11,7 @@ from .namespaces import Array, array_namespace, attribute, compiling_now, librar
 __all__ = [
     "block_map",
     "derivative_mechanism",
+    "fixed_loop",
     "has_forward_tangent",
     "records_gradients",
     "rematerialiser",
@@ -117,6 +118,22 @@ def block_map(x: Array) -> Callable[..., Any] | None:
     """
     for library in _jvp_rule_libraries(x):
         loop = attribute(attribute(library, "lax"), "map")
+        if callable(loop):
+            return loop  # type: ignore[no-any-return]
+    return None
+
+
+def fixed_loop(x: Array) -> Callable[..., Any] | None:
+    """The loop primitive of x's library that runs a body a fixed number of times on a carried
+    state, traced once (JAX's ``lax.fori_loop``, differentiable in both modes with a trip
+    count known in Python), for libraries that derive reverse mode from a JVP rule; None
+    elsewhere.
+
+    Their compilers unroll a Python loop, so a loop of many steps costs its trace and its
+    compilation many times over, and each derivative transform multiplies that again.
+    """
+    for library in _jvp_rule_libraries(x):
+        loop = attribute(attribute(library, "lax"), "fori_loop")
         if callable(loop):
             return loop  # type: ignore[no-any-return]
     return None
