@@ -44,6 +44,9 @@ P = sp.softmax(RNG.standard_normal((2, 3)), axis=-1)  # probability targets
 LABELS = np.array([2, 1])
 CLASS_WEIGHT = np.array([0.5, 1.0, 2.0])
 IGNORED = 1  # ignore_index: the second sample adds nothing
+W = RNG.standard_normal((4, 3))  # linear_cross_entropy's weight: V = 4 classes of D = 3
+BIAS = np.array([0.1, -0.2, 0.0, 0.3])
+SOFTCAP, Z_LOSS = 2.0, 0.01
 
 
 class Row(NamedTuple):
@@ -77,6 +80,16 @@ def _fitted_temperature(x: np.ndarray) -> np.ndarray:
     return np.asarray(1.0 / brentq(slope, 1e-3, 1e3, xtol=1e-300, rtol=4 * np.finfo(float).eps))
 
 
+def _linear_ce(h: np.ndarray, w: np.ndarray, extras: bool) -> Any:
+    """Mean cross-entropy of the logits ``h @ w.T`` (with BIAS, SOFTCAP and Z_LOSS if `extras`)."""
+    z = h @ w.T
+    if extras:
+        z = SOFTCAP * np.tanh((z + BIAS) / SOFTCAP)
+    lse = sp.logsumexp(z, axis=-1)
+    loss = lse - np.take_along_axis(z, LABELS[:, None], axis=-1)[:, 0]
+    return np.mean(loss + (Z_LOSS * lse**2 if extras else 0.0))
+
+
 def _softmax_jacobian(x: np.ndarray) -> np.ndarray:
     s = sp.softmax(x, axis=-1)
     return s[..., :, None] * (np.eye(x.shape[-1]) - s[..., None, :])
@@ -87,7 +100,7 @@ def _log_softmax_jacobian(x: np.ndarray) -> np.ndarray:
     return np.eye(x.shape[-1]) - s[..., None, :]
 
 
-# One line per row. (linear_cross_entropy joins here once it lands.)
+# One line per row.
 ROWS: dict[str, Row] = {
     "softmax": Row(lambda x, c: xps.softmax(x), lambda x: sp.softmax(x, axis=-1)),
     "log_softmax": Row(lambda x, c: xps.log_softmax(x), lambda x: sp.log_softmax(x, axis=-1)),
@@ -155,6 +168,17 @@ ROWS: dict[str, Row] = {
         lambda x: _ce_probabilities(x, 0.9 * np.eye(3)[LABELS] + 0.1 / 3),
     ),
     "fit_temperature": Row(lambda x, c: xps.fit_temperature(x, c(LABELS)), _fitted_temperature),
+    "linear_cross_entropy_d_hidden": Row(
+        lambda h, c: xps.linear_cross_entropy(
+            h, c(W), c(LABELS), linear_bias=c(BIAS), softcap=SOFTCAP, z_loss=Z_LOSS
+        ),
+        lambda h: _linear_ce(h, W, extras=True),
+    ),
+    "linear_cross_entropy_d_weight": Row(
+        lambda w, c: xps.linear_cross_entropy(c(X), w, c(LABELS)),
+        lambda w: _linear_ce(X, w, extras=False),
+        W,
+    ),
 }
 
 
