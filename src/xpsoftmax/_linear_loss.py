@@ -8,7 +8,7 @@ from ._derivatives.attach import call
 from ._derivatives.linear_cross_entropy import LINEAR_CROSS_ENTROPY, HeadInputs
 from ._kernels.blocks import Head, block_rows, gradients_and_loss
 from ._loss import mean_denominator
-from ._platform import Array, array_namespace, values_are_known
+from ._platform import Array, array_namespace, block_map, values_are_known
 from ._validation import to_namespace
 from ._validation.linear import PreparedHead, prepare_head
 
@@ -65,7 +65,8 @@ def linear_cross_entropy(
         Default None, nothing ignored (PyTorch's ``linear_cross_entropy`` uses -100).
     chunk_size : int, optional
         Tokens per block. Default: as many as keep one block's logits no larger than hidden,
-        but at least 256, or as many as make 2**21 logits where that is fewer.
+        but at least 256, or as many as make 2**24 logits where that is fewer (2**21 where
+        the blocks run in the library's loop primitive, JAX's ``lax.map``).
 
     Returns
     -------
@@ -212,7 +213,8 @@ def _scalar_as_number(xp: object, g: object) -> object:
 
 def _head(p: PreparedHead) -> Head:
     n_tokens, dim = p.hidden.shape
-    rows = block_rows(n_tokens, dim, p.linear_weight.shape[0], p.chunk_size)
+    looped = block_map(p.hidden) is not None
+    rows = block_rows(n_tokens, dim, p.linear_weight.shape[0], p.chunk_size, looped)
     return Head(p.temperature, p.softcap, p.z_loss, p.label_smoothing, p.class_indices, rows)
 
 

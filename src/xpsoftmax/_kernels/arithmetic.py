@@ -13,12 +13,14 @@ from .._platform import (
     array_device,
     can_update_in_place,
     may_warn_on_overflow,
+    records_gradients,
     surely_true,
     values_are_known,
     writes_into_out,
 )
 
 __all__ = [
+    "add_product",
     "divide",
     "exponentiate",
     "halvings",
@@ -149,3 +151,20 @@ def subtract(xp: Namespace, minuend: Array, subtrahend: Array | float) -> Array:
         minuend -= subtrahend
         return minuend
     return minuend - subtrahend
+
+
+def add_product(xp: Namespace, total: Array, a: Array, b: Array) -> Array:
+    """``total + a.T @ b`` for total (V, D), a (rows, V) and b (rows, D).
+
+    Where total may be updated in place, the product is added a slice of V at a time, each
+    slice's product no larger than `a`: no (V, D) temporary, the weights' size, beside total.
+    Elsewhere (lazy or immutable arrays, a product that autodiff records) one product, one sum.
+    """
+    if records_gradients(a, b) or not can_update_in_place(total):
+        return total + xp.matmul(xp.matrix_transpose(a), b)
+    n_classes, dim = total.shape
+    slice_rows = max(1, (a.shape[0] * n_classes) // max(dim, 1))
+    for start in range(0, n_classes, slice_rows):
+        stop = min(start + slice_rows, n_classes)
+        total[start:stop, ...] += xp.matmul(xp.matrix_transpose(a[:, start:stop]), b)
+    return total

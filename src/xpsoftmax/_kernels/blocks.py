@@ -20,7 +20,8 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 from .._platform import Array, Namespace, shards_along_first_axis
-from .indexing import is_index
+from .arithmetic import add_product, exponentiate, multiply, subtract
+from .indexing import is_index, put_at
 
 __all__ = [
     "BlockTarget",
@@ -63,21 +64,28 @@ class HeadGradients(NamedTuple):
     linear_bias: Array | None
 
 
-# The fewest tokens per block that the rule from the shapes picks: 256 tokens, or as many as
-# make 2**21 logits (8 MB in float32) where the vocabulary is larger. Fewer tokens per block
-# cost more in per-block overhead (a loop step, an operation's dispatch) than in arithmetic.
+# The fewest tokens per block that the rule from the shapes picks: 256, or as many as make
+# MIN_BLOCK_LOGITS logits where the vocabulary is larger. Thinner blocks make thin matrix
+# products, well below a processor's peak, and more per-block overhead. A loop primitive (JAX's
+# lax.map) keeps a few blocks' temporaries alive at once, hence its lower floor; an eager
+# library updates one block's arrays in place and holds about one block at a time.
 MIN_BLOCK_TOKENS = 256
-MIN_BLOCK_LOGITS = 2**21
+MIN_BLOCK_LOGITS = 2**24
+MIN_LOOPED_BLOCK_LOGITS = 2**21
 
 
-def block_rows(n_tokens: int, dim: int, n_classes: int, chunk_size: int | None) -> int:
+def block_rows(
+    n_tokens: int, dim: int, n_classes: int, chunk_size: int | None, looped: bool = False
+) -> int:
     """Tokens per block: `chunk_size`, else as many as keep one block's logits no larger than
     the hidden states (rows x V <= N x D), but at least the smaller of `MIN_BLOCK_TOKENS` and
-    `MIN_BLOCK_LOGITS` / V (at least one), and at most N."""
+    `MIN_BLOCK_LOGITS` / V (`MIN_LOOPED_BLOCK_LOGITS` / V when `looped`, the blocks run in a
+    loop primitive) and at least one, and at most N."""
     if chunk_size is not None:
         return max(1, min(chunk_size, n_tokens))
     classes = max(n_classes, 1)
-    floor = max(1, min(MIN_BLOCK_TOKENS, MIN_BLOCK_LOGITS // classes))
+    logits = MIN_LOOPED_BLOCK_LOGITS if looped else MIN_BLOCK_LOGITS
+    floor = max(1, min(MIN_BLOCK_TOKENS, logits // classes))
     return max(1, min(n_tokens, max(floor, (n_tokens * dim) // classes)))
 
 
@@ -120,21 +128,30 @@ def target_logit(
 
 
 def log_normaliser(xp: Namespace, u: Array) -> Array:
-    """lse per token, shaped (rows, 1): ``m + log(sum(exp(u - m)))``, m the row's maximum."""
+    """lse per token, shaped (rows, 1): ``m + log(sum(exp(u - m)))``, m the row's maximum.
+    u's memory may be reused (see `normaliser_parts`)."""
     return normaliser_parts(xp, u)[0]
 
 
 def normaliser_parts(xp: Namespace, u: Array) -> tuple[Array, Array, Array]:
-    """(lse, exp(u - m), sum(exp(u - m))), m the row's maximum: lse, and the pieces that give
-    the softmax without another exponential.
+    """(lse, exp(u - m), sum(exp(u - m))), m the floor of the row's maximum: lse, and the
+    pieces that give the softmax without another exponential. u, a block's logits of ours, is
+    consumed: where it may be updated, ``exp(u - m)`` is written into its memory (read u
+    first), so that a block holds one array of its logits' size rather than two.
+
+    The shift m is a constant to autodiff (floor's derivative is zero), as the exact
+    derivative of lse is whatever the shift: a derivative through the maximum (ties spread
+    over equal entries) is work thrown away, and PyTorch 2.13's inductor compiles it wrongly
+    beside the target's gather. ``u - m <= 1`` keeps the sum from overflowing, and the largest
+    term, at least 1, from underflowing. Logits of finite hidden states and weights are
+    finite, so m needs no special values.
 
     Not `normalise.log_total`: its near-one tail reads ``floor(exp(u - m))`` as exactly 1
     at the maximum, which fails where a compiler recomputes u (a softcap's tanh) in two
     fusions with different roundings, so that u - m at the maximum is not exactly 0.
-    Logits of finite hidden states and weights are finite, so m needs no special values.
     """
-    maximum = xp.max(u, axis=-1, keepdims=True)
-    shifted = xp.exp(u - maximum)
+    maximum = xp.floor(xp.max(u, axis=-1, keepdims=True))
+    shifted = exponentiate(xp, subtract(xp, u, maximum))
     total = xp.sum(shifted, axis=-1, keepdims=True)
     return maximum + xp.log(total), shifted, total
 
@@ -218,9 +235,9 @@ def block_loss(
 ) -> tuple[Array, Array]:
     """(loss, lse) per token of one block."""
     u, _ = scaled_logits(xp, head, h, weight, bias)
-    lse = log_normaliser(xp, u)
     t = block_target(xp, head, target, class_weight, weight.shape[0])
     dot = target_dot(xp, head, u, t, (h, weight, bias))
+    lse = log_normaliser(xp, u)
     return token_loss(xp, head, lse, t, dot), lse[..., 0]
 
 
@@ -264,12 +281,13 @@ def block_loss_tangent(
 
     The tangent of the logits is ``dh @ W.T + h @ dW.T + db`` (None tangents are zeros)."""
     u, capped = scaled_logits(xp, head, h, weight, bias)
+    t = block_target(xp, head, target, class_weight, weight.shape[0])
+    dot = target_dot(xp, head, u, t, (h, weight, bias))
     parts = None
     if lse is None:
         lse, *parts = normaliser_parts(xp, u)
     else:
         lse = lse[..., None]
-    t = block_target(xp, head, target, class_weight, weight.shape[0])
     z_dot = None
     for part in (
         None if h_dot is None else xp.matmul(h_dot, xp.matrix_transpose(weight)),
@@ -280,8 +298,7 @@ def block_loss_tangent(
             z_dot = part if z_dot is None else z_dot + part
     cotangent = logit_cotangent(xp, head, u, lse, t, capped, parts=parts)
     loss_dot = xp.sum(cotangent * z_dot, axis=-1)
-    loss = token_loss(xp, head, lse, t, target_dot(xp, head, u, t, (h, weight, bias)))
-    return loss, lse[..., 0], loss_dot
+    return token_loss(xp, head, lse, t, dot), lse[..., 0], loss_dot
 
 
 def logit_cotangent(
@@ -297,25 +314,30 @@ def logit_cotangent(
     """g times d loss / d z for each token of the block: ``g ((S + 2 z_loss lse) s - q') du/dz``
     (g per token, shaped (rows, 1); None is one), in as few passes over the block as the
     target allows. `parts`, ``[exp(u - m), its sum]`` from `normaliser_parts`, give the
-    softmax s without another exponential; du/dz is ``(1 - tanh(z / c)**2) / T``."""
+    softmax s without another exponential; du/dz is ``(1 - tanh(z / c)**2) / T``. Like
+    `normaliser_parts`, it writes into u (or ``exp(u - m)``) where it may: read them first."""
     factor = t.mass
     if head.z_loss:
         factor = factor + (2.0 * head.z_loss) * lse
     per_token = 1.0 / head.temperature if g is None else g / head.temperature
     if parts is None:
-        cotangent = xp.exp(u - lse) * (factor * per_token)
+        cotangent = multiply(xp, exponentiate(xp, subtract(xp, u, lse)), factor * per_token)
     else:
-        cotangent = parts[0] * (factor * per_token / parts[1])
+        cotangent = multiply(xp, parts[0], factor * per_token / parts[1])
     if t.dense is not None:
-        cotangent = cotangent - t.dense * per_token
+        cotangent = subtract(xp, cotangent, t.dense * per_token)
     else:
         if not isinstance(t.spread, float) or t.spread:
-            cotangent = cotangent - t.spread * per_token
-        hits = is_index(xp, u, t.classes, u.ndim - 1)
-        # (The selection holds only the target's weights: its layout is the hits', as a
-        # library with typed layouts wants, whatever the logits' layout.)
-        cotangent = cotangent - xp.where(hits, t.at_index * per_token, 0.0)
-    return cotangent if capped is None else cotangent * (1.0 - capped * capped)
+            cotangent = subtract(xp, cotangent, t.spread * per_token)
+        # (Where it cannot write in place, put_at adds a selection that holds only the
+        # target's weights: its layout is the indices', as a library with typed layouts
+        # wants, whatever the logits' layout.)
+        cotangent = put_at(
+            xp, cotangent, t.classes, cotangent.ndim - 1, -(t.at_index * per_token), add=True
+        )
+    if capped is None:
+        return cotangent
+    return multiply(xp, cotangent, 1.0 - capped * capped)
 
 
 def gradients_and_loss(
@@ -340,17 +362,17 @@ def gradients_and_loss(
     for start, stop in block_bounds(hidden.shape[0], head.rows):
         h = hidden[start:stop, ...]
         u, capped = scaled_logits(xp, head, h, weight, bias)
+        t = block_target(xp, head, target[start:stop, ...], class_weight, weight.shape[0])
+        dot = target_dot(xp, head, u, t, (h, weight, bias))
         parts = None
         if lse is None:
             block_lse, *parts = normaliser_parts(xp, u)
         else:
             block_lse = lse[start:stop, None]
-        t = block_target(xp, head, target[start:stop, ...], class_weight, weight.shape[0])
-        dot = target_dot(xp, head, u, t, (h, weight, bias))
         losses.append(token_loss(xp, head, block_lse, t, dot))
         cotangent = logit_cotangent(xp, head, u, block_lse, t, capped, g[start:stop, None], parts)
         hidden_grads.append(xp.matmul(cotangent, weight))
-        weight_grad = weight_grad + xp.matmul(xp.matrix_transpose(cotangent), h)
+        weight_grad = add_product(xp, weight_grad, cotangent, h)
         if bias_grad is not None:
             bias_grad = bias_grad + xp.sum(cotangent, axis=0)
     if not losses:
