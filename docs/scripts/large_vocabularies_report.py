@@ -149,12 +149,14 @@ def write_table() -> None:
     print("\n".join(lines))
 
 
+#: (label, framework, implementation, marker, line style): lines that coincide (ours on PyTorch
+#: and NumPy hold the same blocks) stay visible by their markers and dashes.
 PLOTTED = [
-    ("PyTorch reference", "torch", "reference"),
-    ("PyTorch chunked path", "torch", "chunked"),
-    ("xpsoftmax, PyTorch", "torch", "xpsoftmax"),
-    ("xpsoftmax, JAX", "jax", "xpsoftmax"),
-    ("xpsoftmax, NumPy", "numpy", "xpsoftmax"),
+    ("PyTorch reference", "torch", "reference", "o", "-"),
+    ("PyTorch chunked path", "torch", "chunked", "s", "-"),
+    ("xpsoftmax, PyTorch", "torch", "xpsoftmax", "^", "-"),
+    ("xpsoftmax, JAX", "jax", "xpsoftmax", "D", "-"),
+    ("xpsoftmax, NumPy", "numpy", "xpsoftmax", "x", "--"),
 ]
 
 
@@ -167,14 +169,15 @@ def plot(token_counts: list[int], measure: bool) -> None:
 
     _, d, v = cases.SIZES["gpt2"]
     figure, axes = plt.subplots(figsize=(7, 4.2))
-    for label, framework, implementation in PLOTTED:
+    for label, framework, implementation, marker, style in PLOTTED:
         print(f"memory of {label} ...", flush=True)
         points = [
             (n, cached_memory(framework, implementation, (n, d, v), measure)) for n in token_counts
         ]
         measured = [(n, m / 2**20) for n, m in points if m is not None]
         if measured:
-            axes.plot(*zip(*measured, strict=True), marker="o", label=label)
+            points_mib = zip(*measured, strict=True)
+            axes.plot(*points_mib, marker=marker, linestyle=style, markersize=7, label=label)
     logits = [n * v * 4 / 2**20 for n in token_counts]
     axes.plot(token_counts, logits, color="grey", linestyle=":", label="one float32 logits array")
     axes.set_xscale("log", base=2)
