@@ -59,7 +59,8 @@ EAGER_VARIANTS = variant_params([v for v in MATRIX if not v.compiled], id=_by_id
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Leave out the cells of the matrix that do not exist, rather than skip them: a dtype the
     backend lacks (NumPy has no bfloat16), and on compiled variants the dtypes a test's
-    ``compiled_dtypes`` marker does not name (each compilation costs seconds)."""
+    ``compiled_dtypes`` marker does not name (each compilation costs seconds). Then put the
+    tests marked slow first."""
     kept, left_out = [], []
     for item in items:
         params = getattr(item, "callspec", None)
@@ -73,7 +74,9 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         (kept if exists else left_out).append(item)
     if left_out:
         config.hook.pytest_deselected(items=left_out)
-        items[:] = kept
+    # The long tests first (a stable sort): started early, they run beside the many short ones,
+    # and no worker is left with one at the end while the others wait.
+    items[:] = sorted(kept, key=lambda item: item.get_closest_marker("slow") is None)
 
 
 def _has_dtype(v: backends.Variant, dtype: str) -> bool:

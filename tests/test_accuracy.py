@@ -129,6 +129,7 @@ def test_compiled_dominant(v: backends.Variant) -> None:
     check(v, *reference("dominant", "float32"), names=("log_softmax",))
 
 
+@pytest.mark.slow
 def test_long_rows() -> None:
     """One row of 1e5 logits on every eager variant and dtype (one exact result serves all)."""
     case, exact, _ = reference("long rows", "float32")

@@ -169,6 +169,7 @@ def test_torch_gradients_are_finite_for_special_values(name: str) -> None:
 # -- Dask --------------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_torch_compile_with_axis_as_an_argument() -> None:
     """torch.compile turns an int argument that changes between calls into a symbolic int; the
     axis must still work, with no graph break, one value after another."""

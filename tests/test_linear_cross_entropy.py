@@ -279,6 +279,7 @@ print(json.dumps(max(float((a - b).abs().max()) for a, b in zip(got, want))))
 """
 
 
+@pytest.mark.slow
 def test_torch_compile_as_the_first_call_with_torch_imported_after() -> None:
     """The composition's gradients under inductor are right too (they once were not: PyTorch
     2.13's inductor mis-compiles a derivative through each block's maximum beside the target's
@@ -294,6 +295,7 @@ def test_torch_compile_as_the_first_call_with_torch_imported_after() -> None:
     assert json.loads(done.stdout.strip().splitlines()[-1]) < 1e-12
 
 
+@pytest.mark.slow
 def test_jax_transforms() -> None:
     jax = pytest.importorskip("jax")
     jnp = jax.numpy

@@ -45,10 +45,12 @@ def _ours(stderr: str) -> list[str]:
     return [line for line in stderr.splitlines() if "Warning" in line and OWN not in line]
 
 
+@pytest.mark.slow
 def test_compiling_prints_nothing_with_torch_imported_first() -> None:
     assert not _ours(_stderr("import torch\nimport xpsoftmax\n"))
 
 
+@pytest.mark.slow
 @pytest.mark.xfail(
     strict=True,
     reason="known limitation: with torch imported after xpsoftmax and no eager call before the "
@@ -59,6 +61,7 @@ def test_compiling_prints_nothing_with_torch_imported_after() -> None:
     assert not _ours(_stderr("import xpsoftmax\nimport torch\n"))
 
 
+@pytest.mark.slow
 def test_one_eager_call_first_makes_it_quiet() -> None:
     eager = "x0 = torch.zeros(2, 3, dtype=torch.float64)\nxpsoftmax.softmax(x0)\n"
     assert not _ours(_stderr("import xpsoftmax\nimport torch\n" + eager))

@@ -90,6 +90,7 @@ def _run_scipy_suite(backend: str, tmp_path: Path) -> list[dict[str, str]]:
     return records
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_scipy_logsumexp_suite(backend: str, tmp_path: Path) -> None:
     if importlib.util.find_spec(backend.partition(".")[0]) is None:

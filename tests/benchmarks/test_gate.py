@@ -15,6 +15,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from asv_common import (
     HEADLINE_FUNCTIONS,
     HEADLINE_SIZES,
@@ -86,6 +87,7 @@ def _gate(results: Path, baseline: Path) -> subprocess.CompletedProcess[str]:
     )
 
 
+@pytest.mark.slow
 def test_the_gate_fails_on_a_slowdown_and_passes_without_one(tmp_path: Path) -> None:
     (tmp_path / "inject_slowdown.py").write_text(SLOWDOWN_PLUGIN, encoding="utf-8")
     baseline, slowed, unchanged = (tmp_path / f"{n}.json" for n in ("base", "slow", "same"))
