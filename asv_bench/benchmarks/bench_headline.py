@@ -30,8 +30,6 @@ from __future__ import annotations
 
 import contextlib
 import importlib
-import os
-import sys
 import warnings
 
 from .common import (
@@ -39,6 +37,7 @@ from .common import (
     HEADLINE_SIZES,
     HEADLINE_VARIANT_IDS,
     XPBenchmark,
+    compute_on_one_thread,
     headline_case,
 )
 
@@ -85,7 +84,7 @@ class Headline(XPBenchmark):
     timeout = 120
 
     def setup(self, variant: str, function: str, size: str, implementation: str) -> None:
-        _one_thread()
+        compute_on_one_thread()
         self.case = headline_case(variant, function, implementation, size)
 
 
@@ -96,15 +95,3 @@ class Peers(Headline):
     """
 
     params = (*Headline.params[:3], ["peer"])
-
-
-def _one_thread() -> None:
-    """Compute on one thread in this process (see the module docstring for why).
-
-    asv runs each parameter combination in a process of its own, so this changes nothing but
-    the benchmark at hand. XLA reads its flags when JAX first computes, which is after this.
-    """
-    flags = "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
-    os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} {flags}".strip()
-    if "torch" in sys.modules:
-        sys.modules["torch"].set_num_threads(1)

@@ -19,6 +19,8 @@ from __future__ import annotations
 import abc
 import dataclasses
 import importlib.util
+import os
+import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -62,6 +64,19 @@ def headline_left_out(variant_id: str, function: str, size: str) -> str | None:
         # compilation in a fresh process costs more than all the timing of the process.
         return "torch.compile per call is its guard check: timed at the throughput size only"
     return None
+
+
+def compute_on_one_thread() -> None:
+    """Compute on one thread in this process: on a busy shared machine a second thread waits
+    for a core, and a millisecond call turns into a hundred in one sample or another.
+
+    asv runs each parameter combination in a process of its own, so this changes nothing but
+    the benchmark at hand. XLA reads its flags when JAX first computes, so call this first.
+    """
+    flags = "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
+    os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} {flags}".strip()
+    if "torch" in sys.modules:
+        sys.modules["torch"].set_num_threads(1)
 
 
 class Unavailable(NotImplementedError):
