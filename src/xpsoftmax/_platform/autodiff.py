@@ -116,11 +116,7 @@ def block_map(x: Array) -> Callable[..., Any] | None:
     Their compilers unroll a Python loop and may then run its independent iterations side by
     side, each with its own temporaries; a loop primitive keeps one iteration's alive.
     """
-    for library in _jvp_rule_libraries(x):
-        loop = attribute(attribute(library, "lax"), "map")
-        if callable(loop):
-            return loop  # type: ignore[no-any-return]
-    return None
+    return _loop_primitive(x, "map")
 
 
 def fixed_loop(x: Array) -> Callable[..., Any] | None:
@@ -132,8 +128,13 @@ def fixed_loop(x: Array) -> Callable[..., Any] | None:
     Their compilers unroll a Python loop, so a loop of many steps costs its trace and its
     compilation many times over, and each derivative transform multiplies that again.
     """
+    return _loop_primitive(x, "fori_loop")
+
+
+def _loop_primitive(x: Array, name: str) -> Callable[..., Any] | None:
+    """``lax.<name>`` of the library of x, if it derives reverse mode from a JVP rule."""
     for library in _jvp_rule_libraries(x):
-        loop = attribute(attribute(library, "lax"), "fori_loop")
+        loop = attribute(attribute(library, "lax"), name)
         if callable(loop):
             return loop  # type: ignore[no-any-return]
     return None
