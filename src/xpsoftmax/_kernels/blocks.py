@@ -128,8 +128,8 @@ def target_logit(
 
 
 def log_normaliser(xp: Namespace, u: Array) -> Array:
-    """lse per token, shaped (rows, 1): ``m + log(sum(exp(u - m)))``, m the row's maximum.
-    u's memory may be reused (see `normaliser_parts`)."""
+    """lse per token, shaped (rows, 1): ``m + log(sum(exp(u - m)))``, m the floor of the row's
+    maximum. u's memory may be reused (see `normaliser_parts`)."""
     return normaliser_parts(xp, u)[0]
 
 
