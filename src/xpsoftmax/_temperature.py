@@ -25,6 +25,8 @@ _FIRST_REACH = 2.0
 #: Steps where values cannot be read (jit, Dask): with the reach doubling, 30 reach any T in
 #: the search interval.
 _LAZY_STEPS = 30
+#: Of those, the last ones, taken outside the library's loop primitive (`_converged_step`).
+_STEPS_AFTER_LOOP = 2
 _MAX_STEPS = 100
 
 
@@ -101,16 +103,20 @@ def _solve(loss: _Loss, lazy: bool, dtype: object) -> Array:
     far: get there in a few steps), any other sets it back. Eager arrays stop when a step is
     below sqrt(eps) (Newton's next would be below eps); values that cannot be read (jit, Dask)
     take a fixed number of steps, free of branches, in the library's loop primitive where it
-    has one (traced once rather than unrolled).
+    has one (traced once rather than unrolled), the last of them outside it (`_converged_step`).
     """
     xp = loss.xp
     bound = _search_bound(xp, dtype)
     zero = xp.zeros((), dtype=dtype, device=array_device(loss.shifted))
     state = _Bracket(zero, zero - bound, zero + bound, zero + _FIRST_REACH)
     loop = fixed_loop(loss.shifted) if lazy else None
-    if loop is not None:
-        return loop(0, _LAZY_STEPS, lambda _, s: _newton_update(loss, s)[0], state).u
     tolerance = math.sqrt(float(xp.finfo(dtype).eps))
+    if loop is not None:
+        steps = _LAZY_STEPS - _STEPS_AFTER_LOOP
+        state = loop(0, steps, lambda _, s: _newton_update(loss, s)[0], state)
+        for _ in range(_STEPS_AFTER_LOOP):
+            state = _converged_step(loss, state, tolerance)
+        return state.u
     for _ in range(_LAZY_STEPS if lazy else _MAX_STEPS):
         state, step = _newton_update(loss, state)
         if not lazy and surely_true(xp.abs(step) <= tolerance):
@@ -142,6 +148,23 @@ def _newton_update(loss: _Loss, state: _Bracket) -> tuple[_Bracket, Array]:
     step = xp.where(inside, candidate, (low + high) / 2) - u
     reach = xp.where(cut & inside, 2 * reach, _FIRST_REACH)
     return _Bracket(u + step, low, high, reach), step
+
+
+def _converged_step(loss: _Loss, state: _Bracket, tolerance: float) -> _Bracket:
+    """The state after a plain Newton step where it is below `tolerance`, else unchanged.
+
+    Taken after the library's loop primitive, whose result may be a constant to autodiff
+    (see `fixed_loop`): from the optimum, Newton steps differentiate as the optimum does (one
+    gives its first derivative, two its derivatives to the third order). Not `_newton_update`:
+    at the optimum its bracket has closed to within a rounding of u, and a step that rounds
+    outside it would return the bracket's midpoint, whose derivative the loop did not keep.
+    """
+    xp = loss.xp
+    beta = xp.exp(state.u)
+    slope, curvature = loss.derivatives(beta)
+    newton, cut = _newton_step(xp, slope, beta * curvature, state.reach)
+    converged = ~cut & (xp.abs(newton) <= tolerance)
+    return state._replace(u=state.u + xp.where(converged, newton, 0.0))
 
 
 def _newton_step(

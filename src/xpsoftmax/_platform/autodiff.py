@@ -120,15 +120,51 @@ def block_map(x: Array) -> Callable[..., Any] | None:
 
 
 def fixed_loop(x: Array) -> Callable[..., Any] | None:
-    """The loop primitive of x's library that runs a body a fixed number of times on a carried
-    state, traced once (JAX's ``lax.fori_loop``, differentiable in both modes with a trip
-    count known in Python), for libraries that derive reverse mode from a JVP rule; None
-    elsewhere.
+    """A loop primitive of x's library that runs a body a fixed number of times on a carried
+    state, traced once, with ``lax.fori_loop``'s signature ``loop(lower, upper, body, state)``
+    and ``body(i, state) -> state``; None where the library has none or runs eagerly.
 
-    Their compilers unroll a Python loop, so a loop of many steps costs its trace and its
-    compilation many times over, and each derivative transform multiplies that again.
+    JAX's ``lax.fori_loop``, differentiable with a trip count known in Python. While a
+    compiler traces the call, a library's ``while_loop`` over a counter carried beside the
+    state, run under its ``no_grad``: its result is a constant to autodiff, since PyTorch
+    2.13's ``torch.compile`` differentiates ``torch.while_loop`` wrongly (about half the
+    derivative, against finite differences); a caller that wants derivatives takes its last
+    steps outside the loop. Compilers unroll a Python loop, so a loop of many steps costs its
+    trace and its compilation many times over, and each derivative transform multiplies that.
     """
-    return _loop_primitive(x, "fori_loop")
+    loop = _loop_primitive(x, "fori_loop")
+    if loop is not None or not compiling_now(type(x)):
+        return loop
+    library = library_of(type(x))
+    while_loop, no_grad = attribute(library, "while_loop"), attribute(library, "no_grad")
+    if not (callable(while_loop) and callable(no_grad)):
+        return None
+    return _counted(while_loop, no_grad, array_namespace(x).asarray, x)
+
+
+def _counted(
+    while_loop: Callable[..., Any],
+    no_grad: Callable[[], Any],
+    asarray: Callable[..., Array],
+    x: Array,
+) -> Callable[..., Any]:
+    """``fori_loop`` from ``while_loop(cond, body, carried)``, whose carry is a flat tuple of
+    arrays: the counter first, then the fields of the state (a NamedTuple)."""
+
+    def fori_loop(lower: int, upper: int, body: Callable[[Any, Any], Any], state: Any) -> Any:
+        rebuild = type(state)
+
+        def more(i: Array, *fields: Array) -> Array:
+            return i < upper
+
+        def step(i: Array, *fields: Array) -> tuple[Array, ...]:
+            return (i + 1, *body(i, rebuild(*fields)))
+
+        counter = asarray(lower, device=getattr(x, "device", None))
+        with no_grad():
+            return rebuild(*while_loop(more, step, (counter, *state))[1:])
+
+    return fori_loop
 
 
 def _loop_primitive(x: Array, name: str) -> Callable[..., Any] | None:
