@@ -182,7 +182,8 @@ def test_torch_compile_with_axis_as_an_argument() -> None:
         ),
     }
     x = torch.tensor(np.linspace(-3.0, 4.0, 24).reshape(2, 3, 4))
-    for axis in (0, 1, 2, -1, (0, 2), (1, 2)):
+    # The second int makes the axis symbolic; the third, negative, runs on that graph.
+    for axis in (0, 1, -1, (0, 2)):
         dims = axis if isinstance(axis, tuple) else (axis,)
         expected = torch.logsumexp(x, dim=dims)
         torch.testing.assert_close(ours["logsumexp"](x, axis), expected, rtol=1e-14, atol=0)
