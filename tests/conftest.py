@@ -32,6 +32,12 @@ from xpsoftmax.testing.pytest_plugin import variant_params
 import xpsoftmax
 from xpsoftmax import backends, testing
 
+# Two xdist workers share two cores: inductor's pool of compile subprocesses (one per core, in
+# each worker) would only oversubscribe them, so it compiles in the worker itself. Read by
+# torch's config when it is first imported (after this: nothing above imports torch), and
+# inherited by the tests' own subprocesses.
+os.environ.setdefault("TORCHINDUCTOR_COMPILE_THREADS", "1")
+
 #: The dtype the library computes in for each input dtype.
 COMPUTE_DTYPE = {
     "float16": "float32",
