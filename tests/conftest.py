@@ -33,9 +33,9 @@ import xpsoftmax
 from xpsoftmax import backends, testing
 
 # Two xdist workers share two cores: inductor's pool of compile subprocesses (one per core, in
-# each worker) would only oversubscribe them, so it compiles in the worker itself. Read by
-# torch's config when it is first imported (after this: nothing above imports torch), and
-# inherited by the tests' own subprocesses.
+# each worker) would only oversubscribe them, so it compiles in the worker itself. Read when
+# torch._inductor's config is first imported (nothing above imports it; torch itself may be),
+# and inherited by the tests' own subprocesses.
 os.environ.setdefault("TORCHINDUCTOR_COMPILE_THREADS", "1")
 
 #: The dtype the library computes in for each input dtype.

@@ -22,10 +22,11 @@ __all__ = ["fit_temperature"]
 
 #: The largest change of log T in a first step: Newton's step is trusted only this far.
 _FIRST_REACH = 2.0
-#: Steps where values cannot be read (jit, Dask): with the reach doubling, 30 reach any T in
-#: the search interval.
+#: Steps where values cannot be read (jit, Dask): with the reach doubling, the first 28 reach
+#: any T in the search interval.
 _LAZY_STEPS = 30
-#: Of those, the last ones, taken outside the library's loop primitive (`_converged_step`).
+#: Of those, the last ones: plain Newton steps from the optimum (`_converged_step`), outside
+#: the library's loop primitive, so that they carry the derivative.
 _STEPS_AFTER_LOOP = 2
 _MAX_STEPS = 100
 
@@ -103,23 +104,26 @@ def _solve(loss: _Loss, lazy: bool, dtype: object) -> Array:
     far: get there in a few steps), any other sets it back. Eager arrays stop when a step is
     below sqrt(eps) (Newton's next would be below eps); values that cannot be read (jit, Dask)
     take a fixed number of steps, free of branches, in the library's loop primitive where it
-    has one (traced once rather than unrolled), the last of them outside it (`_converged_step`).
+    has one (traced once rather than unrolled), the last two outside it (`_converged_step`).
     """
     xp = loss.xp
     bound = _search_bound(xp, dtype)
     zero = xp.zeros((), dtype=dtype, device=array_device(loss.shifted))
     state = _Bracket(zero, zero - bound, zero + bound, zero + _FIRST_REACH)
-    loop = fixed_loop(loss.shifted) if lazy else None
     tolerance = math.sqrt(float(xp.finfo(dtype).eps))
-    if loop is not None:
-        steps = _LAZY_STEPS - _STEPS_AFTER_LOOP
-        state = loop(0, steps, lambda _, s: _newton_update(loss, s)[0], state)
+    if lazy:
+        steps, loop = _LAZY_STEPS - _STEPS_AFTER_LOOP, fixed_loop(loss.shifted)
+        if loop is not None:
+            state = loop(0, steps, lambda _, s: _newton_update(loss, s)[0], state)
+        else:
+            for _ in range(steps):
+                state = _newton_update(loss, state)[0]
         for _ in range(_STEPS_AFTER_LOOP):
             state = _converged_step(loss, state, tolerance)
         return state.u
-    for _ in range(_LAZY_STEPS if lazy else _MAX_STEPS):
+    for _ in range(_MAX_STEPS):
         state, step = _newton_update(loss, state)
-        if not lazy and surely_true(xp.abs(step) <= tolerance):
+        if surely_true(xp.abs(step) <= tolerance):
             break
     return state.u
 

@@ -6,7 +6,15 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from .namespaces import Array, array_namespace, attribute, compiling_now, library_of, submodule
+from .namespaces import (
+    Array,
+    array_device,
+    array_namespace,
+    attribute,
+    compiling_now,
+    library_of,
+    submodule,
+)
 
 __all__ = [
     "block_map",
@@ -127,9 +135,8 @@ def fixed_loop(x: Array) -> Callable[..., Any] | None:
     JAX's ``lax.fori_loop``, differentiable with a trip count known in Python. While a
     compiler traces the call, a library's ``while_loop`` over a counter carried beside the
     state, run under its ``no_grad``: its result is a constant to autodiff, since PyTorch
-    2.13's ``torch.compile`` differentiates ``torch.while_loop`` wrongly (about half the
-    derivative, against finite differences); a caller that wants derivatives takes its last
-    steps outside the loop. Compilers unroll a Python loop, so a loop of many steps costs its
+    2.13's ``torch.compile`` differentiates ``torch.while_loop`` wrongly (docs: Calibration); a
+    caller that wants derivatives takes its last steps outside the loop. Compilers unroll a Python loop, so a loop of many steps costs its
     trace and its compilation many times over, and each derivative transform multiplies that.
     """
     loop = _loop_primitive(x, "fori_loop")
@@ -139,14 +146,14 @@ def fixed_loop(x: Array) -> Callable[..., Any] | None:
     while_loop, no_grad = attribute(library, "while_loop"), attribute(library, "no_grad")
     if not (callable(while_loop) and callable(no_grad)):
         return None
-    return _counted(while_loop, no_grad, array_namespace(x).asarray, x)
+    return _counted(while_loop, no_grad, array_namespace(x).asarray, array_device(x))
 
 
 def _counted(
     while_loop: Callable[..., Any],
     no_grad: Callable[[], Any],
     asarray: Callable[..., Array],
-    x: Array,
+    device: Any,
 ) -> Callable[..., Any]:
     """``fori_loop`` from ``while_loop(cond, body, carried)``, whose carry is a flat tuple of
     arrays: the counter first, then the fields of the state (a NamedTuple)."""
@@ -160,7 +167,7 @@ def _counted(
         def step(i: Array, *fields: Array) -> tuple[Array, ...]:
             return (i + 1, *body(i, rebuild(*fields)))
 
-        counter = asarray(lower, device=getattr(x, "device", None))
+        counter = asarray(lower, device=device)
         with no_grad():
             return rebuild(*while_loop(more, step, (counter, *state))[1:])
 
