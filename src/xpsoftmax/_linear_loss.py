@@ -35,7 +35,8 @@ def linear_cross_entropy(
 
     The logits of all tokens (tokens x vocabulary numbers) are never built, in the forward
     or the backward pass: the loss works a block of tokens at a time, and its derivatives
-    recompute each block from hidden, the weights and one saved logsumexp per token.
+    recompute the logits from hidden, the weights and one saved logsumexp per token, a block's
+    worth at a time (see `chunk_size`).
 
     Parameters
     ----------
@@ -66,7 +67,9 @@ def linear_cross_entropy(
     chunk_size : int, optional
         Tokens per block. Default: as many as keep one block's logits no larger than hidden,
         but at least 256, or as many as make 2**24 logits where that is fewer (2**21 where
-        the blocks run in the library's loop primitive, JAX's ``lax.map``).
+        the blocks run in the library's loop primitive, JAX's ``lax.map``). A backward pass
+        that reads the saved logsumexp works as many logits at a time: every token by a block
+        of classes.
 
     Returns
     -------

@@ -2,9 +2,9 @@
 (the math is in `xpsoftmax._kernels.blocks`).
 
 The forward pass keeps one logsumexp per token beside the inputs (hidden, weights, bias);
-the backward pass recomputes each block's logits from them. A backward pass that is itself
-recorded (double backward) recomputes the logsumexp too, so that its own derivative is
-right. Under ``custom_jvp`` (JAX) the rule's JVP computes the loss and its tangent block by
+the backward pass recomputes the logits from them, a block of classes at a time. A backward
+pass that is itself recorded (double backward) recomputes the logsumexp too, a block of tokens
+at a time, so that its own derivative is right. Under ``custom_jvp`` (JAX) the rule's JVP computes the loss and its tangent block by
 block, each block wrapped in the library's rematerialiser where it has one: the linear part
 then keeps each block's inputs, not its probabilities, for the transpose.
 """
@@ -20,6 +20,7 @@ from .._kernels.blocks import (
     block_loss,
     block_loss_tangent,
     gradients_and_loss,
+    gradients_from_normaliser,
     loss_and_normaliser,
 )
 from .._platform import (
@@ -110,12 +111,14 @@ class _LinearCrossEntropy(Rule):
         needs: HeadNeeds,
     ) -> HeadTangents:
         xp = array_namespace(inputs.hidden)
-        lse = None if records_gradients(g, *inputs) else outputs[1]
-        grads = gradients_and_loss(xp, static, *inputs, g, lse)
+        if records_gradients(g, *inputs):
+            # Recorded (double backward): the normaliser is recomputed as a function of the
+            # inputs, not read as a constant.
+            _, *grads = gradients_and_loss(xp, static, *inputs, g)
+        else:
+            grads = list(gradients_from_normaliser(xp, static, *inputs, g, outputs[1]))
         return HeadTangents(
-            grads.hidden if needs.hidden else None,
-            grads.linear_weight if needs.linear_weight else None,
-            grads.linear_bias if needs.linear_bias else None,
+            *(grad if need else None for grad, need in zip(grads, needs, strict=True))
         )
 
     def forward_and_jvp(

@@ -20,6 +20,7 @@ from .._platform import (
 )
 
 __all__ = [
+    "add",
     "add_product",
     "divide",
     "exponentiate",
@@ -143,6 +144,14 @@ def multiply(xp: Namespace, a: Array, factor: Array | float) -> Array:
         a *= factor
         return a
     return a * factor
+
+
+def add(xp: Namespace, augend: Array, addend: Array | float) -> Array:
+    """augend + addend, reusing augend's memory: pass only our own temporaries."""
+    if can_update_in_place(augend, addend):
+        augend += addend
+        return augend
+    return augend + addend
 
 
 def subtract(xp: Namespace, minuend: Array, subtrahend: Array | float) -> Array:

@@ -11,7 +11,9 @@ class index or the given probabilities) of mass ``S = sum_c q'_c``, the loss is
 and its gradient in u is ``(S + 2 z_loss lse) softmax(u) - q'``. The chain to z multiplies by
 ``(1 - tanh(z / c)**2) / T``; to the inputs, ``dh = G @ W``, ``dW = G.T @ h``, ``db = sum G``.
 Only one block's logits exist at a time; the weight and bias gradients are summed over the
-blocks in the compute dtype (float32 for float16 and bfloat16 input).
+blocks in the compute dtype (float32 for float16 and bfloat16 input). A backward pass that has
+the forward's lse works a block of classes at a time instead (`gradients_from_normaliser`):
+each block's rows of the weight gradient are then one product over all tokens, written once.
 """
 
 from __future__ import annotations
@@ -19,8 +21,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import NamedTuple
 
-from .._platform import Array, Namespace, shards_along_first_axis
-from .arithmetic import add_product, exponentiate, multiply, subtract
+from .._platform import Array, Namespace, can_update_in_place, shards_along_first_axis
+from .arithmetic import add, add_product, exponentiate, multiply, subtract
 from .indexing import is_index, put_at
 
 __all__ = [
@@ -32,7 +34,10 @@ __all__ = [
     "block_loss_tangent",
     "block_rows",
     "block_target",
+    "class_block_target",
+    "class_bounds",
     "gradients_and_loss",
+    "gradients_from_normaliser",
     "logit_cotangent",
     "loss_and_normaliser",
     "normaliser_parts",
@@ -40,6 +45,7 @@ __all__ = [
     "target_dot",
     "target_logit",
     "token_loss",
+    "whole_target",
 ]
 
 
@@ -99,7 +105,10 @@ def scaled_logits(
 ) -> tuple[Array, Array | None]:
     """(u, tanh(z / c)): the block's scaled logits, and the capped ones (None without a
     softcap), from which `logit_cotangent` takes the slope du/dz."""
-    z = xp.matmul(h, xp.matrix_transpose(weight))
+    # Computed as (W @ h.T).T, the vocabulary along the product's rows: a block of a few
+    # hundred tokens times the whole vocabulary runs much nearer a full product's speed that
+    # way round (docs: Large vocabularies).
+    z = xp.matrix_transpose(xp.matmul(weight, xp.matrix_transpose(h)))
     if bias is not None:
         z = z + bias
     return _scaled(xp, head, z)
@@ -185,6 +194,61 @@ def block_target(
         return BlockTarget(at_index, None, index, at_index, 0.0)
     spread = (eps / n_classes) * class_weight
     return BlockTarget(at_index + xp.sum(spread), None, index, at_index, spread)
+
+
+def class_bounds(n_tokens: int, n_classes: int, rows: int) -> list[tuple[int, int]]:
+    """(start, stop) of each block of classes whose logits over all `n_tokens` are as many as
+    `rows` tokens' over all classes."""
+    return block_bounds(n_classes, max(1, (rows * n_classes) // max(n_tokens, 1)))
+
+
+def whole_target(
+    xp: Namespace, head: Head, target: Array, class_weight: Array | None, n_classes: int
+) -> BlockTarget:
+    """q' of all tokens, with no tokens x classes array: `block_target` for class indices; for
+    probabilities only the mass, ``(1 - eps) <q, w> + eps mean(w)`` (w = 1 without class
+    weights), whose columns `class_block_target` takes a block at a time."""
+    if head.class_indices:
+        return block_target(xp, head, target, class_weight, n_classes)
+    eps = head.label_smoothing
+    if class_weight is None:
+        mass = xp.sum(target, axis=-1, keepdims=True)
+        spread: Array | float = eps
+    else:
+        mass = xp.matmul(target, class_weight[:, None])
+        spread = (eps / n_classes) * xp.sum(class_weight)
+    mass = (1.0 - eps) * mass + spread if eps else mass
+    return BlockTarget(mass, None, None, 0.0, 0.0)
+
+
+def class_block_target(
+    xp: Namespace,
+    head: Head,
+    target: Array,
+    class_weight: Array | None,
+    whole: BlockTarget,
+    bounds: tuple[int, int],
+    dtype: object,
+) -> BlockTarget:
+    """q' of every token over the classes in `bounds`, (start, stop), with the mass of all
+    classes, from `whole_target`; `dtype` is the logits'."""
+    start, stop = bounds
+    weights = None if class_weight is None else class_weight[start:stop]
+    if not head.class_indices:
+        n_classes = target.shape[-1]
+        t = block_target(xp, head, target[:, start:stop], weights, n_classes)
+        return t._replace(mass=whole.mass)
+    classes = whole.classes
+    assert classes is not None  # (class indices: `block_target` keeps them)
+    inside = (classes >= start) & (classes < stop)
+    spread = whole.spread if isinstance(whole.spread, float) else whole.spread[start:stop]
+    return BlockTarget(
+        whole.mass,
+        None,
+        xp.where(inside, classes - start, 0),
+        xp.astype(inside, dtype) * whole.at_index,
+        spread,
+    )
 
 
 def target_dot(
@@ -349,13 +413,9 @@ def gradients_and_loss(
     target: Array,
     class_weight: Array | None,
     g: Array,
-    lse: Array | None = None,
 ) -> HeadGradients:
-    """The loss per token and the gradients of ``sum(g * loss)``, a block at a time.
-
-    `hidden` is (N, D), `g` (N,). With `lse` (N,), saved by a forward pass, each block's
-    normaliser is read rather than recomputed.
-    """
+    """The loss per token and the gradients of ``sum(g * loss)``, a block of tokens at a time:
+    `hidden` is (N, D), `g` (N,)."""
     losses, hidden_grads = [], []
     weight_grad = xp.zeros_like(weight)
     bias_grad = None if bias is None else xp.zeros_like(bias)
@@ -364,11 +424,7 @@ def gradients_and_loss(
         u, capped = scaled_logits(xp, head, h, weight, bias)
         t = block_target(xp, head, target[start:stop, ...], class_weight, weight.shape[0])
         dot = target_dot(xp, head, u, t, (h, weight, bias))
-        parts = None
-        if lse is None:
-            block_lse, *parts = normaliser_parts(xp, u)
-        else:
-            block_lse = lse[start:stop, None]
+        block_lse, *parts = normaliser_parts(xp, u)
         losses.append(token_loss(xp, head, block_lse, t, dot))
         cotangent = logit_cotangent(xp, head, u, block_lse, t, capped, g[start:stop, None], parts)
         hidden_grads.append(xp.matmul(cotangent, weight))
@@ -380,3 +436,47 @@ def gradients_and_loss(
             xp.zeros_like(hidden[:, 0]), xp.zeros_like(hidden), weight_grad, bias_grad
         )
     return HeadGradients(xp.concat(losses), xp.concat(hidden_grads, axis=0), weight_grad, bias_grad)
+
+
+def gradients_from_normaliser(
+    xp: Namespace,
+    head: Head,
+    hidden: Array,
+    weight: Array,
+    bias: Array | None,
+    target: Array,
+    class_weight: Array | None,
+    g: Array,
+    lse: Array,
+) -> tuple[Array, Array, Array | None]:
+    """The gradients of ``sum(g * loss)`` in hidden, weight and bias, from the forward pass's
+    `lse` (N,), a block of classes at a time (`class_bounds`): each block's rows of the weight
+    gradient are one product over all tokens, written once, and the hidden gradient, the
+    smaller, is summed over the blocks."""
+    n_tokens, n_classes = hidden.shape[0], weight.shape[0]
+    g, lse = g[:, None], lse[:, None]
+    whole = whole_target(xp, head, target, class_weight, n_classes)
+    hidden_grad = xp.zeros_like(hidden)
+    weight_grad = xp.empty_like(weight)  # every row is written below
+    in_place = can_update_in_place(weight_grad)
+    weight_parts, bias_parts = [], []
+    for bounds in class_bounds(n_tokens, n_classes, head.rows):
+        rows = slice(*bounds)
+        w = weight[rows, ...]
+        u, capped = scaled_logits(xp, head, hidden, w, None if bias is None else bias[rows])
+        t = class_block_target(xp, head, target, class_weight, whole, bounds, u.dtype)
+        cotangent = logit_cotangent(xp, head, u, lse, t, capped, g)
+        hidden_grad = add(xp, hidden_grad, xp.matmul(cotangent, w))
+        product = xp.matmul(xp.matrix_transpose(cotangent), hidden)
+        if in_place:
+            weight_grad[rows, ...] = product
+        else:
+            weight_parts.append(product)
+        if bias is not None:
+            bias_parts.append(xp.sum(cotangent, axis=0))
+    if not in_place:
+        weight_grad = xp.concat(weight_parts, axis=0) if weight_parts else xp.zeros_like(weight)
+    bias_grad = None
+    if bias is not None:
+        bias_grad = xp.concat(bias_parts) if bias_parts else xp.zeros_like(bias)
+    return hidden_grad, weight_grad, bias_grad
