@@ -4,9 +4,10 @@
 The forward pass keeps one logsumexp per token beside the inputs (hidden, weights, bias);
 the backward pass recomputes the logits from them, a block of classes at a time. A backward
 pass that is itself recorded (double backward) recomputes the logsumexp too, a block of tokens
-at a time, so that its own derivative is right. Under ``custom_jvp`` (JAX) the rule's JVP computes the loss and its tangent block by
-block, each block wrapped in the library's rematerialiser where it has one: the linear part
-then keeps each block's inputs, not its probabilities, for the transpose.
+at a time, so that its own derivative is right. Under ``custom_jvp`` (JAX) the rule's JVP
+computes the loss and its tangent a block of tokens at a time, each block wrapped in the
+library's rematerialiser where it has one: the linear part then keeps each block's inputs, not
+its probabilities, for the transpose.
 """
 
 from __future__ import annotations
