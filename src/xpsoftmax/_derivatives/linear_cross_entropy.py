@@ -1,5 +1,5 @@
 """linear_cross_entropy's per-token loss and its closed-form derivatives, a block at a time
-(the math is in `xpsoftmax._kernels.blocks`).
+(the math is in `xpsoftmax._kernels.blocks` and `class_blocks`).
 
 The forward pass keeps one logsumexp per token beside the inputs (hidden, weights, bias);
 the backward pass recomputes the logits from them, a block of classes at a time. A backward
@@ -21,9 +21,9 @@ from .._kernels.blocks import (
     block_loss,
     block_loss_tangent,
     gradients_and_loss,
-    gradients_from_normaliser,
     loss_and_normaliser,
 )
+from .._kernels.class_blocks import gradients_from_normaliser
 from .._platform import (
     Array,
     array_namespace,

@@ -12,8 +12,7 @@ and its gradient in u is ``(S + 2 z_loss lse) softmax(u) - q'``. The chain to z 
 ``(1 - tanh(z / c)**2) / T``; to the inputs, ``dh = G @ W``, ``dW = G.T @ h``, ``db = sum G``.
 Only one block's logits exist at a time; the weight and bias gradients are summed over the
 blocks in the compute dtype (float32 for float16 and bfloat16 input). A backward pass that has
-the forward's lse works a block of classes at a time instead (`gradients_from_normaliser`):
-each block's rows of the weight gradient are then one product over all tokens, written once.
+the forward's lse works a block of classes at a time instead (`class_blocks`).
 """
 
 from __future__ import annotations
@@ -21,8 +20,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import NamedTuple
 
-from .._platform import Array, Namespace, can_update_in_place, shards_along_first_axis
-from .arithmetic import add, add_product, exponentiate, multiply, subtract
+from .._platform import Array, Namespace, shards_along_first_axis
+from .arithmetic import add_product, exponentiate, multiply, subtract
 from .indexing import is_index, put_at
 
 __all__ = [
@@ -34,10 +33,7 @@ __all__ = [
     "block_loss_tangent",
     "block_rows",
     "block_target",
-    "class_block_target",
-    "class_bounds",
     "gradients_and_loss",
-    "gradients_from_normaliser",
     "logit_cotangent",
     "loss_and_normaliser",
     "normaliser_parts",
@@ -45,7 +41,6 @@ __all__ = [
     "target_dot",
     "target_logit",
     "token_loss",
-    "whole_target",
 ]
 
 
@@ -194,61 +189,6 @@ def block_target(
         return BlockTarget(at_index, None, index, at_index, 0.0)
     spread = (eps / n_classes) * class_weight
     return BlockTarget(at_index + xp.sum(spread), None, index, at_index, spread)
-
-
-def class_bounds(n_tokens: int, n_classes: int, rows: int) -> list[tuple[int, int]]:
-    """(start, stop) of each block of classes whose logits over all `n_tokens` are as many as
-    `rows` tokens' over all classes."""
-    return block_bounds(n_classes, max(1, (rows * n_classes) // max(n_tokens, 1)))
-
-
-def whole_target(
-    xp: Namespace, head: Head, target: Array, class_weight: Array | None, n_classes: int
-) -> BlockTarget:
-    """q' of all tokens, with no tokens x classes array: `block_target` for class indices; for
-    probabilities only the mass, ``(1 - eps) <q, w> + eps mean(w)`` (w = 1 without class
-    weights), whose columns `class_block_target` takes a block at a time."""
-    if head.class_indices:
-        return block_target(xp, head, target, class_weight, n_classes)
-    eps = head.label_smoothing
-    if class_weight is None:
-        mass = xp.sum(target, axis=-1, keepdims=True)
-        spread: Array | float = eps
-    else:
-        mass = xp.matmul(target, class_weight[:, None])
-        spread = (eps / n_classes) * xp.sum(class_weight)
-    mass = (1.0 - eps) * mass + spread if eps else mass
-    return BlockTarget(mass, None, None, 0.0, 0.0)
-
-
-def class_block_target(
-    xp: Namespace,
-    head: Head,
-    target: Array,
-    class_weight: Array | None,
-    whole: BlockTarget,
-    bounds: tuple[int, int],
-    dtype: object,
-) -> BlockTarget:
-    """q' of every token over the classes in `bounds`, (start, stop), with the mass of all
-    classes, from `whole_target`; `dtype` is the logits'."""
-    start, stop = bounds
-    weights = None if class_weight is None else class_weight[start:stop]
-    if not head.class_indices:
-        n_classes = target.shape[-1]
-        t = block_target(xp, head, target[:, start:stop], weights, n_classes)
-        return t._replace(mass=whole.mass)
-    classes = whole.classes
-    assert classes is not None  # (class indices: `block_target` keeps them)
-    inside = (classes >= start) & (classes < stop)
-    spread = whole.spread if isinstance(whole.spread, float) else whole.spread[start:stop]
-    return BlockTarget(
-        whole.mass,
-        None,
-        xp.where(inside, classes - start, 0),
-        xp.astype(inside, dtype) * whole.at_index,
-        spread,
-    )
 
 
 def target_dot(
@@ -436,47 +376,3 @@ def gradients_and_loss(
             xp.zeros_like(hidden[:, 0]), xp.zeros_like(hidden), weight_grad, bias_grad
         )
     return HeadGradients(xp.concat(losses), xp.concat(hidden_grads, axis=0), weight_grad, bias_grad)
-
-
-def gradients_from_normaliser(
-    xp: Namespace,
-    head: Head,
-    hidden: Array,
-    weight: Array,
-    bias: Array | None,
-    target: Array,
-    class_weight: Array | None,
-    g: Array,
-    lse: Array,
-) -> tuple[Array, Array, Array | None]:
-    """The gradients of ``sum(g * loss)`` in hidden, weight and bias, from the forward pass's
-    `lse` (N,), a block of classes at a time (`class_bounds`): each block's rows of the weight
-    gradient are one product over all tokens, written once, and the hidden gradient, the
-    smaller, is summed over the blocks."""
-    n_tokens, n_classes = hidden.shape[0], weight.shape[0]
-    g, lse = g[:, None], lse[:, None]
-    whole = whole_target(xp, head, target, class_weight, n_classes)
-    hidden_grad = xp.zeros_like(hidden)
-    weight_grad = xp.empty_like(weight)  # every row is written below
-    in_place = can_update_in_place(weight_grad)
-    weight_parts, bias_parts = [], []
-    for bounds in class_bounds(n_tokens, n_classes, head.rows):
-        rows = slice(*bounds)
-        w = weight[rows, ...]
-        u, capped = scaled_logits(xp, head, hidden, w, None if bias is None else bias[rows])
-        t = class_block_target(xp, head, target, class_weight, whole, bounds, u.dtype)
-        cotangent = logit_cotangent(xp, head, u, lse, t, capped, g)
-        hidden_grad = add(xp, hidden_grad, xp.matmul(cotangent, w))
-        product = xp.matmul(xp.matrix_transpose(cotangent), hidden)
-        if in_place:
-            weight_grad[rows, ...] = product
-        else:
-            weight_parts.append(product)
-        if bias is not None:
-            bias_parts.append(xp.sum(cotangent, axis=0))
-    if not in_place:
-        weight_grad = xp.concat(weight_parts, axis=0) if weight_parts else xp.zeros_like(weight)
-    bias_grad = None
-    if bias is not None:
-        bias_grad = xp.concat(bias_parts) if bias_parts else xp.zeros_like(bias)
-    return hidden_grad, weight_grad, bias_grad

@@ -1,0 +1,116 @@
+"""linear_cross_entropy's backward pass from the forward's lse, a block of classes at a time.
+
+With each token's lse saved, a block of classes needs nothing from the others: its logits over
+every token give its rows of the weight gradient in one product over all tokens, written once,
+where a block of tokens adds a thin product into the whole weight gradient; only the hidden
+gradient, the smaller, is summed over the blocks. A block of classes holds as many logits as a
+block of tokens (`class_bounds`). The math is `blocks`' (`scaled_logits`, `logit_cotangent`);
+here is only the target's share of each block of classes.
+"""
+
+from __future__ import annotations
+
+from .._platform import Array, Namespace, can_update_in_place
+from .arithmetic import add
+from .blocks import BlockTarget, Head, block_bounds, block_target, logit_cotangent, scaled_logits
+
+__all__ = ["class_block_target", "class_bounds", "gradients_from_normaliser", "whole_target"]
+
+
+def class_bounds(n_tokens: int, n_classes: int, rows: int) -> list[tuple[int, int]]:
+    """(start, stop) of each block of classes whose logits over all `n_tokens` are as many as
+    `rows` tokens' over all classes."""
+    return block_bounds(n_classes, max(1, (rows * n_classes) // max(n_tokens, 1)))
+
+
+def whole_target(
+    xp: Namespace, head: Head, target: Array, class_weight: Array | None, n_classes: int
+) -> BlockTarget:
+    """q' of all tokens, with no tokens x classes array: `block_target` for class indices; for
+    probabilities only the mass, ``(1 - eps) <q, w> + eps mean(w)`` (w = 1 without class
+    weights), whose columns `class_block_target` takes a block at a time."""
+    if head.class_indices:
+        return block_target(xp, head, target, class_weight, n_classes)
+    eps = head.label_smoothing
+    if class_weight is None:
+        mass = xp.sum(target, axis=-1, keepdims=True)
+        spread: Array | float = eps
+    else:
+        mass = xp.matmul(target, class_weight[:, None])
+        spread = (eps / n_classes) * xp.sum(class_weight)
+    mass = (1.0 - eps) * mass + spread if eps else mass
+    return BlockTarget(mass, None, None, 0.0, 0.0)
+
+
+def class_block_target(
+    xp: Namespace,
+    head: Head,
+    target: Array,
+    class_weight: Array | None,
+    whole: BlockTarget,
+    bounds: tuple[int, int],
+    dtype: object,
+) -> BlockTarget:
+    """q' of every token over the classes in `bounds`, (start, stop), with the mass of all
+    classes, from `whole_target`; `dtype` is the logits'."""
+    start, stop = bounds
+    weights = None if class_weight is None else class_weight[start:stop]
+    if not head.class_indices:
+        n_classes = target.shape[-1]
+        t = block_target(xp, head, target[:, start:stop], weights, n_classes)
+        return t._replace(mass=whole.mass)
+    classes = whole.classes
+    assert classes is not None  # (class indices: `block_target` keeps them)
+    inside = (classes >= start) & (classes < stop)
+    spread = whole.spread if isinstance(whole.spread, float) else whole.spread[start:stop]
+    return BlockTarget(
+        whole.mass,
+        None,
+        xp.where(inside, classes - start, 0),
+        xp.astype(inside, dtype) * whole.at_index,
+        spread,
+    )
+
+
+def gradients_from_normaliser(
+    xp: Namespace,
+    head: Head,
+    hidden: Array,
+    weight: Array,
+    bias: Array | None,
+    target: Array,
+    class_weight: Array | None,
+    g: Array,
+    lse: Array,
+) -> tuple[Array, Array, Array | None]:
+    """The gradients of ``sum(g * loss)`` in hidden, weight and bias, from the forward pass's
+    `lse` (N,), a block of classes at a time (`class_bounds`): each block's rows of the weight
+    gradient are one product over all tokens, written once, and the hidden gradient, the
+    smaller, is summed over the blocks."""
+    n_tokens, n_classes = hidden.shape[0], weight.shape[0]
+    g, lse = g[:, None], lse[:, None]
+    whole = whole_target(xp, head, target, class_weight, n_classes)
+    hidden_grad = xp.zeros_like(hidden)
+    weight_grad = xp.empty_like(weight)  # every row is written below
+    in_place = can_update_in_place(weight_grad)
+    weight_parts, bias_parts = [], []
+    for bounds in class_bounds(n_tokens, n_classes, head.rows):
+        rows = slice(*bounds)
+        w = weight[rows, ...]
+        u, capped = scaled_logits(xp, head, hidden, w, None if bias is None else bias[rows])
+        t = class_block_target(xp, head, target, class_weight, whole, bounds, u.dtype)
+        cotangent = logit_cotangent(xp, head, u, lse, t, capped, g)
+        hidden_grad = add(xp, hidden_grad, xp.matmul(cotangent, w))
+        product = xp.matmul(xp.matrix_transpose(cotangent), hidden)
+        if in_place:
+            weight_grad[rows, ...] = product
+        else:
+            weight_parts.append(product)
+        if bias is not None:
+            bias_parts.append(xp.sum(cotangent, axis=0))
+    if not in_place:
+        weight_grad = xp.concat(weight_parts, axis=0) if weight_parts else xp.zeros_like(weight)
+    bias_grad = None
+    if bias is not None:
+        bias_grad = xp.concat(bias_parts) if bias_parts else xp.zeros_like(bias)
+    return hidden_grad, weight_grad, bias_grad
