@@ -136,8 +136,9 @@ def fixed_loop(x: Array) -> Callable[..., Any] | None:
     compiler traces the call, a library's ``while_loop`` over a counter carried beside the
     state, run under its ``no_grad``: its result is a constant to autodiff, since PyTorch
     2.13's ``torch.compile`` differentiates ``torch.while_loop`` wrongly (docs: Calibration); a
-    caller that wants derivatives takes its last steps outside the loop. Compilers unroll a Python loop, so a loop of many steps costs its
-    trace and its compilation many times over, and each derivative transform multiplies that.
+    caller that wants derivatives takes its last steps outside the loop. Compilers unroll a
+    Python loop, so a loop of many steps costs its trace and its compilation many times over,
+    and each derivative transform multiplies that.
     """
     loop = _loop_primitive(x, "fori_loop")
     if loop is not None or not compiling_now(type(x)):
