@@ -5,8 +5,8 @@ torch's own ``cross_entropy`` or the formula written out) and against
 ``torch.nn.functional.linear_cross_entropy`` on every combination both accept; the extras
 (softcap, z-loss, temperature); every backend CI installs; PyTorch's and JAX's transforms;
 blocks of one token and blocks that do not divide the tokens; float16/bfloat16 gradients
-against PyTorch's chunked path; the argument errors; unmodified inputs; and a measurement
-that no tokens x vocabulary array is made.
+against PyTorch's chunked path; the argument errors; unmodified inputs; and measurements
+that no tokens x vocabulary array is made, in one call and in the backward pass.
 """
 
 from __future__ import annotations
@@ -451,6 +451,43 @@ def test_no_tokens_by_vocabulary_array() -> None:
         tracemalloc.stop()
     assert materialised >= logits_bytes
     assert ours < 0.4 * logits_bytes
+
+
+def test_backward_by_blocks_of_classes_holds_no_tokens_by_vocabulary_array() -> None:
+    """The backward pass from the saved logsumexp (a block of classes at a time, the path
+    PyTorch's autograd takes) run on NumPy, where tracemalloc sees every allocation: its
+    gradients are those of the materialised formula, and its peak, beside the gradients it
+    returns, stays far below one logits array."""
+    from xpsoftmax._kernels.blocks import Head
+    from xpsoftmax._kernels.class_blocks import gradients_from_normaliser
+    from xpsoftmax._platform import array_namespace
+
+    rng = np.random.default_rng(13)
+    n, d, v = 4096, 8, 2048
+    h = rng.normal(size=(n, d)).astype(np.float32)
+    w = (rng.normal(size=(v, d)) * 0.1).astype(np.float32)
+    y = rng.integers(0, v, size=n)
+    z = (h @ w.T).astype(np.float64)
+    lse = np.log(np.sum(np.exp(z), axis=1))
+    saved_lse = lse.astype(np.float32)
+    g = np.full(n, 1.0 / n, dtype=np.float32)
+    head = Head(1.0, None, 0.0, 0.0, True, 256)
+    xp = array_namespace(h)
+    # A first call sets up what every later one reuses (namespaces, probes): not the pass's.
+    gradients_from_normaliser(xp, head, h[:2], w, None, y[:2], None, g[:2], saved_lse[:2])
+    tracemalloc.start()
+    try:
+        tracemalloc.reset_peak()
+        d_h, d_w, _ = gradients_from_normaliser(xp, head, h, w, None, y, None, g, saved_lse)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak - d_h.nbytes - d_w.nbytes < 0.4 * n * v * 4
+    cotangent = np.exp(z - lse[:, None])
+    cotangent[np.arange(n), y] -= 1.0
+    cotangent /= n
+    np.testing.assert_allclose(d_h, cotangent @ w, rtol=1e-4, atol=1e-7)
+    np.testing.assert_allclose(d_w, cotangent.T @ h, rtol=1e-4, atol=1e-7)
 
 
 def test_class_probability_targets_and_empty_batches() -> None:
