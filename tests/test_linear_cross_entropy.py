@@ -101,6 +101,36 @@ def test_agrees_with_torch_linear_cross_entropy(seed: int) -> None:
     _assert_close_all([g for g in grads if g is not None], expected_grads)
 
 
+@pytest.mark.parametrize("seed", range(8))
+def test_jax_gradients_agree_with_torch_linear_cross_entropy(seed: int) -> None:
+    """JAX differentiates the rule's JVP, which takes the tangent a block of classes at a
+    time: the same random combinations, in blocks of 3 tokens' worth of logits (most cases
+    then have several blocks of classes, some a shorter last one), the gradients of
+    ``jax.jit(jax.grad)`` against PyTorch's."""
+    jax = pytest.importorskip("jax")
+    backend = backends.get("jax")
+    case = _case(np.random.default_rng(seed))
+    leaves = _torch_leaves(case)
+    expected = _call_torch(F.linear_cross_entropy, case, leaves)
+    expected_grads = torch.autograd.grad(expected.sum(), leaves)
+    options = {k: a for k, a in case.items() if k not in ("hidden", "linear_weight", "target")}
+    options = {
+        k: backend.asarray(a) if isinstance(a, np.ndarray) else a for k, a in options.items()
+    }
+    bias = options.pop("linear_bias")
+    options["chunk_size"] = 3
+    target = backend.asarray(case["target"])
+
+    def summed(h: Any, w: Any, b: Any) -> Any:
+        loss = xpsoftmax.linear_cross_entropy(h, w, target, linear_bias=b, **options)
+        return jax.numpy.sum(loss)
+
+    arrays = (backend.asarray(case["hidden"]), backend.asarray(case["linear_weight"]), bias)
+    argnums = (0, 1) if bias is None else (0, 1, 2)
+    got = jax.jit(jax.grad(summed, argnums))(*arrays)
+    _assert_close_all([backend.to_numpy(g) for g in got], expected_grads)
+
+
 def _assert_close_all(got: Any, expected: Any, rtol: float = 1e-10) -> None:
     assert len(got) == len(expected)
     for a, b in zip(got, expected, strict=True):

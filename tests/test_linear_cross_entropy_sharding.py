@@ -4,7 +4,9 @@ In a fresh interpreter with four host devices (``conftest.run_with_host_devices`
 the device count when it starts), ``jax.jit(jax.value_and_grad(...))`` of the mean loss, with
 respect to hidden and the weight, on a 4-device mesh of Explicit or Auto axes (hidden ``P("d", None)``, weight
 ``P("d", None)``: rows of the vocabulary split) must give the loss and gradients of the same
-call on unsharded arrays, and those of optax on the materialised logits, in float64.
+call on unsharded arrays, and those of optax on the materialised logits, in float64; so must
+the same call with the weight whole on every device (the derivative then works a block of
+classes at a time, over the tokens' pieces).
 """
 
 from __future__ import annotations
@@ -50,6 +52,8 @@ CHECKS = textwrap.dedent(
     w_sharded = jax.device_put(weight, NamedSharding(mesh, P("d", None)))
     t_sharded = jax.device_put(target, NamedSharding(mesh, P("d")))
     sharded = step(h_sharded, w_sharded, t_sharded)
+    w_whole = jax.device_put(weight, NamedSharding(mesh, P()))
+    tokens_only = step(h_sharded, w_whole, t_sharded)
 
     def flat(result):
         loss, (d_h, d_w) = result
@@ -62,6 +66,7 @@ CHECKS = textwrap.dedent(
         "inputs_sharded": [len(a.sharding.device_set) for a in (h_sharded, w_sharded)],
         "vs_unsharded": relative(flat(sharded), flat(unsharded)),
         "vs_materialised": relative(flat(sharded), flat(reference)),
+        "tokens_only_vs_materialised": relative(flat(tokens_only), flat(reference)),
         "gradient_devices": [len(g.sharding.device_set) for g in sharded[1]],
     }, sys.stdout)
     """
@@ -80,3 +85,4 @@ def test_sharded_over_tokens_and_vocabulary(chunk_size: int, axis_type: str) -> 
     # The same float64 sums in another order: a few ulps.
     assert max(record["vs_unsharded"]) < 1e-13, record
     assert max(record["vs_materialised"]) < 1e-13, record
+    assert max(record["tokens_only_vs_materialised"]) < 1e-13, record

@@ -67,9 +67,9 @@ def linear_cross_entropy(
     chunk_size : int, optional
         Tokens per block. Default: as many as keep one block's logits no larger than hidden,
         but at least 256, or as many as make 2**24 logits where that is fewer (2**21 where
-        the blocks run in the library's loop primitive, JAX's ``lax.map``). A backward pass
-        that reads the saved logsumexp works as many logits at a time: every token by a block
-        of classes.
+        the blocks run in the library's loop primitive, JAX's ``lax.map``). Derivatives
+        taken from the logsumexp (PyTorch's backward pass, JAX's tangent) work as many logits
+        at a time: every token by a block of classes.
 
     Returns
     -------

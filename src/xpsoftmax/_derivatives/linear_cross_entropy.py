@@ -5,9 +5,12 @@ The forward pass keeps one logsumexp per token beside the inputs (hidden, weight
 the backward pass recomputes the logits from them, a block of classes at a time. A backward
 pass that is itself recorded (double backward) recomputes the logsumexp too, a block of tokens
 at a time, so that its own derivative is right. Under ``custom_jvp`` (JAX) the rule's JVP
-computes the loss and its tangent a block of tokens at a time, each block wrapped in the
-library's rematerialiser where it has one: the linear part then keeps each block's inputs, not
-its probabilities, for the transpose.
+computes the loss and its logsumexp a block of tokens at a time, then the tangent from them a
+block of classes at a time, each block wrapped in the library's rematerialiser: the linear
+part then keeps each block's inputs, not its probabilities, for the transpose, which writes
+each block's rows of the weight gradient once. With the weight split over devices by the
+vocabulary, loss and tangent come together, a block of tokens at a time, each gathered whole
+on every device.
 """
 
 from __future__ import annotations
@@ -17,15 +20,23 @@ from typing import Any, NamedTuple
 
 from .._kernels.blocks import (
     Head,
+    HeadRows,
     block_bounds,
     block_loss,
     block_loss_tangent,
     gradients_and_loss,
     loss_and_normaliser,
 )
-from .._kernels.class_blocks import gradients_from_normaliser
+from .._kernels.class_blocks import (
+    ClassBlock,
+    class_block_size,
+    class_block_tangent,
+    gradients_from_normaliser,
+    whole_target,
+)
 from .._platform import (
     Array,
+    array_device,
     array_namespace,
     block_map,
     records_gradients,
@@ -129,6 +140,12 @@ class _LinearCrossEntropy(Rule):
         if all(d is None for d in tangents):
             loss = self.forward(static, inputs)[0]
             return loss, loss * 0.0
+        if (
+            block_map(inputs.hidden) is not None
+            and shards_along_first_axis(inputs.linear_weight) == 1
+        ):
+            loss, lse = self.forward(static, inputs)
+            return loss, _tangent_by_classes(xp, static, inputs, tangents, lse)
         remat = rematerialiser(inputs.hidden)
 
         def block(b: _BlockArrays) -> tuple[Array, Array]:
@@ -191,6 +208,56 @@ def _blockwise(
     )
 
 
+def _tangent_by_classes(
+    xp: Any, static: Head, inputs: HeadInputs, tangents: HeadTangents, lse: Array
+) -> Array:
+    """The loss's tangent from its `lse`, a block of classes at a time in the library's loop
+    primitive, each block rematerialised: the transpose of the loop then writes each block's
+    rows of the weight gradient once, where a block of tokens would add a thin product into
+    all of it. The classes past the last whole block make one more block, outside the loop."""
+    hidden, n_classes = inputs.hidden, inputs.linear_weight.shape[0]
+    size = class_block_size(hidden.shape[0], n_classes, static.rows)
+    looped = (n_classes // size) * size
+    whole = whole_target(xp, static, inputs.target, inputs.weight, n_classes)
+    per_class = (
+        inputs.linear_weight,
+        inputs.linear_bias,
+        tangents.linear_weight,
+        tangents.linear_bias,
+        inputs.weight,
+        None if static.class_indices else xp.matrix_transpose(inputs.target),
+    )
+
+    def part(start: Array | int, rows: tuple[Any, ...]) -> Array:
+        weight, bias, weight_dot, bias_dot, class_weight, columns = rows
+        block = ClassBlock(
+            start,
+            weight.shape[0],
+            class_weight,
+            None if columns is None else xp.matrix_transpose(columns),
+        )
+        layer = HeadRows(weight, bias, tangents.hidden, weight_dot, bias_dot)
+        return class_block_tangent(xp, static, hidden, lse[:, None], whole, n_classes, block, layer)
+
+    def looped_part(stacked: tuple[Any, ...]) -> Array:
+        return part(stacked[0], stacked[1:])
+
+    remat, loop = rematerialiser(hidden), block_map(hidden)
+    assert loop is not None  # (the caller checks)
+    stacked = tuple(
+        None if a is None else xp.reshape(a[:looped, ...], (-1, size, *a.shape[1:]))
+        for a in per_class
+    )
+    starts = xp.arange(0, looped, size, device=array_device(hidden))
+    tangent = xp.sum(
+        loop(looped_part if remat is None else remat(looped_part), (starts, *stacked)), axis=0
+    )
+    if looped < n_classes:
+        rest = tuple(None if a is None else a[looped:, ...] for a in per_class)
+        tangent = tangent + part(looped, rest)
+    return tangent
+
+
 def _gathering_rows(
     block: Callable[[_BlockArrays], tuple[Array, ...]],
 ) -> Callable[[_BlockArrays], tuple[Array, ...]]:
@@ -249,19 +316,10 @@ def _rows(inputs: HeadInputs, tangents: HeadTangents, start: int, stop: int) -> 
 
 
 def _block(xp: Any, static: Head, b: _BlockArrays, lse: Array | None) -> tuple[Array, Array, Array]:
-    return block_loss_tangent(
-        xp,
-        static,
-        b.hidden,
-        b.linear_weight,
-        b.linear_bias,
-        b.target,
-        b.weight,
-        lse,
-        b.hidden_dot,
-        b.linear_weight_dot,
-        b.linear_bias_dot,
+    rows = HeadRows(
+        b.linear_weight, b.linear_bias, b.hidden_dot, b.linear_weight_dot, b.linear_bias_dot
     )
+    return block_loss_tangent(xp, static, b.hidden, b.target, b.weight, lse, rows)
 
 
 LINEAR_CROSS_ENTROPY = _LinearCrossEntropy()

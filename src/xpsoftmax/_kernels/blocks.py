@@ -28,6 +28,7 @@ __all__ = [
     "BlockTarget",
     "Head",
     "HeadGradients",
+    "HeadRows",
     "block_bounds",
     "block_loss",
     "block_loss_tangent",
@@ -35,6 +36,7 @@ __all__ = [
     "block_target",
     "gradients_and_loss",
     "logit_cotangent",
+    "logit_tangent",
     "loss_and_normaliser",
     "normaliser_parts",
     "scaled_logits",
@@ -268,40 +270,59 @@ def loss_and_normaliser(
     return xp.concat(losses), xp.concat(normalisers)
 
 
+class HeadRows(NamedTuple):
+    """The layer as one block sees it: the weights and bias (all of them, or a block of
+    classes' rows), their tangents, and the tangent of the block's hidden states; a None
+    tangent is a zero."""
+
+    linear_weight: Array
+    linear_bias: Array | None
+    hidden_dot: Array | None
+    linear_weight_dot: Array | None
+    linear_bias_dot: Array | None
+
+
+def logit_tangent(xp: Namespace, h: Array, rows: HeadRows) -> Array:
+    """The tangent of the logits ``z = h @ W.T + b``: ``dh @ W.T + h @ dW.T + db``, from the
+    tangents that are not None (at least one is)."""
+    z_dot = None
+    for part in (
+        None
+        if rows.hidden_dot is None
+        else xp.matmul(rows.hidden_dot, xp.matrix_transpose(rows.linear_weight)),
+        None
+        if rows.linear_weight_dot is None
+        else xp.matmul(h, xp.matrix_transpose(rows.linear_weight_dot)),
+        rows.linear_bias_dot,
+    ):
+        if part is not None:
+            z_dot = part if z_dot is None else z_dot + part
+    assert z_dot is not None  # (the callers return a zero tangent without tangents)
+    return z_dot
+
+
 def block_loss_tangent(
     xp: Namespace,
     head: Head,
     h: Array,
-    weight: Array,
-    bias: Array | None,
     target: Array,
     class_weight: Array | None,
     lse: Array | None,
-    h_dot: Array | None,
-    weight_dot: Array | None,
-    bias_dot: Array | None,
+    rows: HeadRows,
 ) -> tuple[Array, Array, Array]:
-    """(loss, lse, the loss's tangent) per token of one block; lse is recomputed when None.
-
-    The tangent of the logits is ``dh @ W.T + h @ dW.T + db`` (None tangents are zeros)."""
-    u, capped = scaled_logits(xp, head, h, weight, bias)
+    """(loss, lse, the loss's tangent) per token of one block of tokens; lse is recomputed
+    when None."""
+    weight = rows.linear_weight
+    u, capped = scaled_logits(xp, head, h, weight, rows.linear_bias)
     t = block_target(xp, head, target, class_weight, weight.shape[0])
-    dot = target_dot(xp, head, u, t, (h, weight, bias))
+    dot = target_dot(xp, head, u, t, (h, weight, rows.linear_bias))
     parts = None
     if lse is None:
         lse, *parts = normaliser_parts(xp, u)
     else:
         lse = lse[..., None]
-    z_dot = None
-    for part in (
-        None if h_dot is None else xp.matmul(h_dot, xp.matrix_transpose(weight)),
-        None if weight_dot is None else xp.matmul(h, xp.matrix_transpose(weight_dot)),
-        bias_dot,
-    ):
-        if part is not None:
-            z_dot = part if z_dot is None else z_dot + part
     cotangent = logit_cotangent(xp, head, u, lse, t, capped, parts=parts)
-    loss_dot = xp.sum(cotangent * z_dot, axis=-1)
+    loss_dot = xp.sum(cotangent * logit_tangent(xp, h, rows), axis=-1)
     return token_loss(xp, head, lse, t, dot), lse[..., 0], loss_dot
 
 

@@ -10,17 +10,41 @@ here is only the target's share of each block of classes.
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 from .._platform import Array, Namespace, can_update_in_place
 from .arithmetic import add
-from .blocks import BlockTarget, Head, block_bounds, block_target, logit_cotangent, scaled_logits
+from .blocks import (
+    BlockTarget,
+    Head,
+    HeadRows,
+    block_bounds,
+    block_target,
+    logit_cotangent,
+    logit_tangent,
+    scaled_logits,
+)
 
-__all__ = ["class_block_target", "class_bounds", "gradients_from_normaliser", "whole_target"]
+__all__ = [
+    "ClassBlock",
+    "class_block_size",
+    "class_block_tangent",
+    "class_block_target",
+    "class_bounds",
+    "gradients_from_normaliser",
+    "whole_target",
+]
+
+
+def class_block_size(n_tokens: int, n_classes: int, rows: int) -> int:
+    """Classes per block: as many as make the logits of all `n_tokens` as many as `rows`
+    tokens' over all classes."""
+    return max(1, (rows * n_classes) // max(n_tokens, 1))
 
 
 def class_bounds(n_tokens: int, n_classes: int, rows: int) -> list[tuple[int, int]]:
-    """(start, stop) of each block of classes whose logits over all `n_tokens` are as many as
-    `rows` tokens' over all classes."""
-    return block_bounds(n_classes, max(1, (rows * n_classes) // max(n_tokens, 1)))
+    """(start, stop) of each block of classes (`class_block_size`)."""
+    return block_bounds(n_classes, class_block_size(n_tokens, n_classes, rows))
 
 
 def whole_target(
@@ -42,34 +66,63 @@ def whole_target(
     return BlockTarget(mass, None, None, 0.0, 0.0)
 
 
+class ClassBlock(NamedTuple):
+    """One block of classes: its first class (an int, or a 0-d array inside a loop primitive),
+    its number of classes, and its share of the class weights and, for probability targets,
+    of the target's columns (None where there are none)."""
+
+    start: Array | int
+    size: int
+    class_weight: Array | None
+    columns: Array | None
+
+
 def class_block_target(
     xp: Namespace,
     head: Head,
-    target: Array,
-    class_weight: Array | None,
     whole: BlockTarget,
-    bounds: tuple[int, int],
+    block: ClassBlock,
+    n_classes: int,
     dtype: object,
 ) -> BlockTarget:
-    """q' of every token over the classes in `bounds`, (start, stop), with the mass of all
+    """q' of every token over the classes of `block`, with the mass of all `n_classes`
     classes, from `whole_target`; `dtype` is the logits'."""
-    start, stop = bounds
-    weights = None if class_weight is None else class_weight[start:stop]
-    if not head.class_indices:
-        n_classes = target.shape[-1]
-        t = block_target(xp, head, target[:, start:stop], weights, n_classes)
+    if block.columns is not None:
+        t = block_target(xp, head, block.columns, block.class_weight, n_classes)
         return t._replace(mass=whole.mass)
     classes = whole.classes
     assert classes is not None  # (class indices: `block_target` keeps them)
-    inside = (classes >= start) & (classes < stop)
-    spread = whole.spread if isinstance(whole.spread, float) else whole.spread[start:stop]
+    inside = (classes >= block.start) & (classes < block.start + block.size)
+    spread = whole.spread
+    if block.class_weight is not None and not isinstance(spread, float):  # (smoothing)
+        spread = (head.label_smoothing / n_classes) * block.class_weight
     return BlockTarget(
         whole.mass,
         None,
-        xp.where(inside, classes - start, 0),
+        xp.where(inside, classes - block.start, 0),
         xp.astype(inside, dtype) * whole.at_index,
         spread,
     )
+
+
+def class_block_tangent(
+    xp: Namespace,
+    head: Head,
+    hidden: Array,
+    lse: Array,
+    whole: BlockTarget,
+    n_classes: int,
+    block: ClassBlock,
+    rows: HeadRows,
+) -> Array:
+    """The part of the loss's tangent per token (N,) that the classes of `block` make, from
+    the loss's `lse` (N, 1): ``sum_c g_c dz_c``, g the logits' cotangent. `rows` are the
+    block's rows of the weights and bias, and of their tangents, with the hidden tangent."""
+    u, capped = scaled_logits(xp, head, hidden, rows.linear_weight, rows.linear_bias)
+    t = class_block_target(xp, head, whole, block, n_classes, u.dtype)
+    cotangent = logit_cotangent(xp, head, u, lse, t, capped)
+    z_dot = logit_tangent(xp, hidden, rows)
+    return xp.sum(cotangent * z_dot, axis=-1)
 
 
 def gradients_from_normaliser(
@@ -98,7 +151,13 @@ def gradients_from_normaliser(
         rows = slice(*bounds)
         w = weight[rows, ...]
         u, capped = scaled_logits(xp, head, hidden, w, None if bias is None else bias[rows])
-        t = class_block_target(xp, head, target, class_weight, whole, bounds, u.dtype)
+        block = ClassBlock(
+            bounds[0],
+            bounds[1] - bounds[0],
+            None if class_weight is None else class_weight[rows],
+            None if head.class_indices else target[:, rows],
+        )
+        t = class_block_target(xp, head, whole, block, n_classes, u.dtype)
         cotangent = logit_cotangent(xp, head, u, lse, t, capped, g)
         hidden_grad = add(xp, hidden_grad, xp.matmul(cotangent, w))
         product = xp.matmul(xp.matrix_transpose(cotangent), hidden)
