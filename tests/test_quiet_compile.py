@@ -23,8 +23,12 @@ assert torch.allclose(loss.detach(), expected)
 """
 
 
-def _stderr(imports: str) -> str:
-    code = imports + CALLS
+#: The first compiled call alone: where a warning comes, it comes with this one.
+FIRST_CALL = CALLS[: CALLS.index("loss = ")]
+
+
+def _stderr(imports: str, calls: str = CALLS) -> str:
+    code = imports + calls
     done = subprocess.run(
         [sys.executable, "-W", "default", "-c", code],
         check=False,
@@ -58,7 +62,7 @@ def test_compiling_prints_nothing_with_torch_imported_first() -> None:
     "per lru_cache-wrapped helper (docs: Frameworks, PyTorch)",
 )
 def test_compiling_prints_nothing_with_torch_imported_after() -> None:
-    assert not _ours(_stderr("import xpsoftmax\nimport torch\n"))
+    assert not _ours(_stderr("import xpsoftmax\nimport torch\n", FIRST_CALL))
 
 
 @pytest.mark.slow
