@@ -1,11 +1,13 @@
-"""linear_cross_entropy's backward pass from the forward's lse, a block of classes at a time.
+"""linear_cross_entropy's derivatives from each token's lse, a block of classes at a time: the
+backward pass (`gradients_from_normaliser`) and one block's part of the tangent
+(`class_block_tangent`, whose transpose a library derives for its reverse mode).
 
-With each token's lse saved, a block of classes needs nothing from the others: its logits over
+With each token's lse known, a block of classes needs nothing from the others: its logits over
 every token give its rows of the weight gradient in one product over all tokens, written once,
 where a block of tokens adds a thin product into the whole weight gradient; only the hidden
 gradient, the smaller, is summed over the blocks. A block of classes holds as many logits as a
-block of tokens (`class_bounds`). The math is `blocks`' (`scaled_logits`, `logit_cotangent`);
-here is only the target's share of each block of classes.
+block of tokens (`class_bounds`). The math is `blocks`' (`scaled_logits`, `logit_cotangent`,
+`logit_tangent`); here is only the target's share of each block of classes.
 """
 
 from __future__ import annotations
