@@ -66,6 +66,23 @@ def headline_left_out(variant_id: str, function: str, size: str) -> str | None:
     return None
 
 
+def headline_ids() -> list[str]:
+    """Every timed cell of the headline grid, as ``"variant function size"`` (the gate's ids)."""
+    return [
+        f"{variant_id} {function} {size}"
+        for variant_id in HEADLINE_VARIANT_IDS
+        for function in HEADLINE_FUNCTIONS
+        for size in HEADLINE_SIZES
+        if headline_left_out(variant_id, function, size) is None
+    ]
+
+
+def parse_headline_id(case_id: str) -> tuple[str, str, str, str]:
+    """The arguments of `headline_case` (xpsoftmax's implementation) for a `headline_ids` id."""
+    variant_id, function, size = case_id.split()
+    return variant_id, function, "xpsoftmax", size
+
+
 def compute_on_one_thread() -> None:
     """Compute on one thread in this process: on a busy shared machine a second thread waits
     for a core, and a millisecond call turns into a hundred in one sample or another.

@@ -299,22 +299,23 @@ def log_total(p: Prepared, n: Normalised) -> Array:
         # every intermediate anyway and would only grow), and only lazy arrays: eager ones may
         # have overwritten the shifted logits with their exponentials.
         exp_shifted = xp.exp(-xp.abs(n.shifted))
-    if compiled:
-        # A compiler may compute the logits again in each fusion that reads them (an input it
-        # computed itself, a softcap say), a few ulps apart, so the maximum's exponential can
-        # fall just below 1. The entries from 1/2 up make the top group, by
-        # ``round(e) = floor(e + 1/2)``: their ``e - 1`` is exact, so ``sum(e - round(e))``
-        # keeps the other terms to their last digits, and ``total - 1`` is that sum plus the
-        # group's size less one (an empty slice's -1 becomes 0 below, and so does its log).
-        top = xp.floor(exp_shifted + 0.5)
-        excess = xp.sum(top, axis=axes, keepdims=True) - 1.0
-    else:
-        # Computed once, the maximum's exponential is exactly 1 and floor(e) marks it alone.
-        top, excess = xp.floor(exp_shifted), 0.0
     # e - top is the tail's terms: arithmetic a compiler fuses into the reduction, where a
     # select would be written out. (Eagerly, top - e is formed in top's memory and the small
     # sum negated.)
-    rest = excess - xp.sum(subtract(xp, top, exp_shifted), axis=axes, keepdims=True)
+    if not compiled:
+        # Computed once, the maximum's exponential is exactly 1 and floor(e) marks it alone.
+        below_top = xp.sum(subtract(xp, xp.floor(exp_shifted), exp_shifted), axis=axes, keepdims=True)
+        return xp.where(near_one, xp.log1p(-below_top), log_total)
+    # A compiler may compute the logits again in each fusion that reads them (an input it
+    # computed itself, a softcap say), a few ulps apart, so the maximum's exponential can fall
+    # just below 1. The entries from 1/2 up make the top group, by ``round(e) = floor(e + 1/2)``:
+    # their ``e - 1`` is exact, so ``sum(e - round(e))`` keeps the other terms to their last
+    # digits. ``total - 1`` is that sum plus the group's size less one, and the size is
+    # ``total - sum(e - round(e))`` rounded, from the total already at hand: one reduction, not
+    # a second one to count the group. (An empty slice's -1 becomes 0 below, and so does its log.)
+    below_top = xp.sum(subtract(xp, xp.floor(exp_shifted + 0.5), exp_shifted), axis=axes, keepdims=True)
+    size = xp.floor(n.total + below_top + 0.5)
+    rest = (size - 1.0) - below_top
     return xp.where(near_one, xp.log1p(xp.where(rest > 0.0, rest, 0.0)), log_total)
 
 
