@@ -97,8 +97,7 @@ def _differentiable(rule: Rule, per_input: tuple[Any, ...]) -> Any:
     """The differentiable inputs' entries of a tuple with one entry per input, in the order
     of the rule's `inputs_record`: its `tangents_record`, as the mechanisms pass them (None
     for a zero or a constant input)."""
-    named = rule.inputs_record(*per_input)
-    return rule.tangents_record(*(getattr(named, f) for f in rule.tangents_record._fields))
+    return rule.tangents_record(*[per_input[i] for i in rule.tangent_positions])
 
 
 def _per_input(rule: Rule, cotangents: Any) -> tuple[Any, ...]:

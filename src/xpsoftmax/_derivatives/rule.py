@@ -111,6 +111,13 @@ class Rule:
     inputs_record: type[Any] = Inputs
     tangents_record: type[Any] = Tangents
     needs_record: type[Any] = Needs
+    #: Where each differentiable input sits among the inputs (set per rule, from the records).
+    tangent_positions: tuple[int, ...] = ()
+
+    def __init_subclass__(cls, **options: Any) -> None:
+        super().__init_subclass__(**options)
+        fields = cls.inputs_record._fields
+        cls.tangent_positions = tuple(fields.index(f) for f in cls.tangents_record._fields)
 
     def outputs(self, p: Prepared, static: Any, inputs: Any) -> tuple[Array, ...]:
         """The computation itself, on the prepared logits: the output, then residuals."""

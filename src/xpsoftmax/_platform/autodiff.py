@@ -59,8 +59,21 @@ def _grad_mode(array_type: type) -> bool:
 
 
 def _tangent_reader(array_type: type) -> Callable[[Array], Any] | None:
-    """The ``autograd.forward_ad.unpack_dual`` of the library of `array_type`, if it has one."""
-    return getattr(submodule(array_type, "autograd.forward_ad"), "unpack_dual", None)
+    """The ``autograd.forward_ad.unpack_dual`` of the library of `array_type`, if it has one.
+
+    Kept per array type once found (asked several times a call); only eager code writes the
+    table, for the reason `compiling_now` gives.
+    """
+    try:
+        return _TANGENT_READERS[array_type]
+    except KeyError:
+        reader = getattr(submodule(array_type, "autograd.forward_ad"), "unpack_dual", None)
+        if not compiling_now(array_type):
+            _TANGENT_READERS[array_type] = reader
+        return reader
+
+
+_TANGENT_READERS: dict[type, Callable[[Array], Any] | None] = {}
 
 
 def _has_tangent(unpack: Callable[[Array], Any] | None, a: Array) -> bool:

@@ -202,11 +202,21 @@ def compiling_now(array_type: type) -> bool:
     """Whether the library of `array_type` is compiling the caller now (``compiler.is_compiling``).
 
     Asked of the library already imported by whoever made the array, so nothing is imported
-    here and no library is named. Nothing is cached: a compiler guards on the globals it reads,
-    and a cache filled while it traces the first call would make it compile the second again.
+    here and no library is named. Asked several times a call, so the probe (never its answer)
+    is kept per array type, and written only when the answer is no: a compiler guards on the
+    globals it reads, and an entry written while it traces would make it compile again.
     """
-    probe = _compiling_probe(array_type.__module__.partition(".")[0])
+    try:
+        probe = _PROBES[array_type]
+    except KeyError:
+        probe = _compiling_probe(array_type.__module__.partition(".")[0])
+        if probe is not None and probe():
+            return True
+        _PROBES[array_type] = probe
     return probe is not None and bool(probe())
+
+
+_PROBES: dict[type, Any] = {}
 
 
 def _compiling_probe(library_name: str) -> Any:
