@@ -62,24 +62,31 @@ _EAGER_KERNELS: dict[tuple[Any, type, tuple[tuple[str, Any], ...]], Kernel] = {}
 def compiles_eagerly(x: Array) -> bool:
     """Whether `eager_kernel` compiles for arrays like x: immutable, concrete, with a ``jit``.
 
-    Mutable arrays answer no at once (array-api-compat caches that per type). Nothing is
-    cached here for them: a compiler that guards on the globals it reads would compile the
-    next call again after a cache filled while it traced.
+    Kept per array type, written only outside a compiler: a compiler that guards on the
+    globals it reads would compile the next call again after a cache filled while it traced.
     """
-    if compiling_now(type(x)) or is_writeable_array(x) or not is_array_api_obj(x):
+    array_type = type(x)
+    known = _COMPILES_EAGERLY.get(array_type)
+    if known is not None:
+        return known
+    if compiling_now(array_type):
         return False
-    if type(x) in _EAGER_TYPES:
-        return True
+    # (A NumPy array may be read-only, yet NumPy has no jit: the answer is one per type.)
     tracer = tracer_type(x)
-    if not callable(getattr(namespace_library(x), "jit", None)) or tracer is None:
-        return False
-    if isinstance(x, tracer):
-        return False
-    _EAGER_TYPES.add(type(x))
-    return True
+    answer = not (
+        is_writeable_array(x)
+        or not is_array_api_obj(x)
+        or not callable(getattr(namespace_library(x), "jit", None))
+        or tracer is None
+        or isinstance(x, tracer)
+    )
+    _COMPILES_EAGERLY[array_type] = answer
+    return answer
 
 
-_EAGER_TYPES: set[type] = set()
+# The answer per array type (a tracer is a type of its own), written by eager calls only:
+# asked first on every call, before anything that a compiler would trace.
+_COMPILES_EAGERLY: dict[type, bool] = {}
 
 
 def _compile_for(fn: Callable[..., Array], x: Array, static: dict[str, Any]) -> Kernel:

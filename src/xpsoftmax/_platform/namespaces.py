@@ -87,8 +87,13 @@ _LIBRARY_NAMESPACES: dict[str, Namespace] = {}
 def as_array(value: object, name: str) -> Array:
     """Return `value` if it is an array; Python scalars and sequences become NumPy arrays."""
     # (A library compiling the caller traces only its own arrays: array-api-compat's check,
-    # built on cached helpers a compiler warns about, is not needed there.)
-    if compiling_now(type(value)) or is_array_api_obj(value):
+    # built on cached helpers a compiler warns about, is not needed there. Its answer is kept
+    # per type, written by eager calls only, for the reason `compiling_now` gives.)
+    value_type = type(value)
+    if value_type in _ARRAY_TYPES or compiling_now(value_type):
+        return value
+    if is_array_api_obj(value):
+        _ARRAY_TYPES.add(value_type)
         return value
     if isinstance(value, (bool, int, float, list, tuple)):
         # The one place the library names a framework: Python input is taken as NumPy input.
@@ -96,6 +101,9 @@ def as_array(value: object, name: str) -> Array:
 
         return np.asarray(value)
     raise TypeError(f"{name} must be an array or a Python sequence of numbers, got {type(value)!r}")
+
+
+_ARRAY_TYPES: set[type] = set()
 
 
 def array_device(x: Array) -> Any:

@@ -42,7 +42,7 @@ def can_update_in_place(a: Array, *operands: Array | float) -> bool:
         return True
     if not (_IN_PLACE.get() and _owns_memory(a)) or has_forward_tangent(a):
         return False
-    return all(
+    return not operands or all(
         _owns_memory(operand) and not getattr(operand, "requires_grad", False)
         for operand in operands
     )
