@@ -9,68 +9,66 @@ and the derivative rules share these.
 
 from __future__ import annotations
 
-from .._platform import Array, Namespace, array_device, values_are_known
+from typing import NamedTuple
+
+from .._platform import Array, Namespace, values_are_known
 from .arithmetic import subtract
 from .indexing import put_at, take_along
 
-__all__ = ["centred", "centred_cotangent", "top_index"]
+__all__ = ["Top", "centred", "centred_cotangent", "top_entry"]
 
 
-def top_index(xp: Namespace, probs: Array, axis: int) -> tuple[Array, Array]:
-    """(index of each slice's largest probability, whether the slice holds any probability).
+class Top(NamedTuple):
+    """Where each slice's top entry is: an index (with whether the slice holds any
+    probability), or a mask of the entries above 1/2. Both keep the axis (of length 1 for the
+    index)."""
 
-    Both keep the axis with length 1. Any entry of a tie serves: centring on one of several
-    equal values is exact.
+    index: Array | None
+    nonempty: Array | None
+    above_half: Array | None
+
+
+def top_entry(xp: Namespace, probs: Array, axis: int) -> Top:
+    """The top entry of each slice of `probs`, the entry that centring subtracts first.
+
+    Eager arrays: the index of the largest probability (any entry of a tie serves: centring
+    on one of several equal values is exact), read and written at one entry per slice.
+
+    Arrays whose values cannot be read (a compiler's): the entries above 1/2, at most one per
+    slice, found elementwise, which a compiler fuses into the passes around it. Only a
+    probability above 1/2 can lose digits to ``1 - s``: a slice with none is centred on 0,
+    which is then as accurate, and nothing is gathered or scattered (an index costs two more
+    reductions to find, and its transpose a scatter).
     """
     if values_are_known(probs):
         index = xp.argmax(probs, axis=axis, keepdims=True)
-    else:
-        index = _last_top_position(xp, probs, axis)
-    return index, take_along(xp, probs, index, axis) > 0
+        return Top(index, take_along(xp, probs, index, axis) > 0, None)
+    return Top(None, None, probs > 0.5)
 
 
-def _last_top_position(xp: Namespace, probs: Array, axis: int) -> Array:
-    """The position of the last of each slice's largest entries, by plain arithmetic and two max
-    reductions, for arrays whose values cannot be read: a compiler fuses these into the
-    surrounding passes, where an argmax is a reduction of value-position pairs of its own.
-
-    ``1 + (probs - largest) / largest`` is 1 exactly at the largest entries (the difference
-    is an exact 0 there, whatever the compiler makes of the division) and below 1 elsewhere,
-    so its floor marks them; times the positions, its maximum is the last of them. (An entry
-    within rounding of the largest may be marked too: centring on a near-tie keeps every
-    digit, as no probability near 1 is involved.) Positions are counted in probs' dtype: exact
-    below 2**24 entries per slice in float32 (past that, a neighbouring entry may serve, which
-    keeps the result but not its digits at the top). An empty slice gives its last position,
-    a NaN one 0: neither has a top to centre on, which `top_index` tells from probs there.
-    """
-    n = probs.shape[axis]
-    largest = xp.max(probs, axis=axis, keepdims=True)
-    is_top = xp.floor(1.0 + (probs - largest) / xp.where(largest > 0, largest, 1.0))
-    positions = xp.arange(n, device=array_device(probs))  # in the default index dtype
-    shape = (n,) + (1,) * (probs.ndim - 1 - axis)
-    last = xp.max(
-        is_top * xp.reshape(xp.astype(positions, probs.dtype), shape), axis=axis, keepdims=True
-    )
-    return xp.astype(xp.where(last >= 0, last, 0.0), positions.dtype)
-
-
-def centred(xp: Namespace, v: Array, probs: Array, axis: int, top: tuple[Array, Array]) -> Array:
-    """``v - <probs, v>`` along `axis`, centred on v at the top entry first (exact there)."""
-    index, nonempty = top
+def _at_top(xp: Namespace, v: Array, axis: int, top: Top) -> Array:
+    """v's value at each slice's top entry (0 where it has none)."""
+    if top.above_half is not None:
+        return xp.sum(xp.where(top.above_half, v, 0.0), axis=axis, keepdims=True)
     # An empty slice has no top to centre on (and its probabilities are all 0).
-    d = v - xp.where(nonempty, take_along(xp, v, index, axis), 0.0)
+    return xp.where(top.nonempty, take_along(xp, v, top.index, axis), 0.0)
+
+
+def centred(xp: Namespace, v: Array, probs: Array, axis: int, top: Top) -> Array:
+    """``v - <probs, v>`` along `axis`, centred on v at the top entry first (exact there)."""
+    d = v - _at_top(xp, v, axis, top)
     return subtract(xp, d, xp.sum(probs * d, axis=axis, keepdims=True))
 
 
-def centred_cotangent(
-    xp: Namespace, g: Array, probs: Array, axis: int, top: tuple[Array, Array]
-) -> Array:
+def centred_cotangent(xp: Namespace, g: Array, probs: Array, axis: int, top: Top) -> Array:
     """The transpose of `centred`: ``a - e_k sum(a)`` with ``a = g - probs sum(g)``.
 
     At the top entry k this is minus the sum of a's other entries, each small when probs_k
     is close to 1: no digits are lost to ``1 - probs_k``.
     """
-    index, nonempty = top
     a = g - probs * xp.sum(g, axis=axis, keepdims=True)
-    at_top = xp.where(nonempty, -xp.sum(a, axis=axis, keepdims=True), 0.0)
-    return put_at(xp, a, index, axis, at_top, add=True)
+    total = xp.sum(a, axis=axis, keepdims=True)
+    if top.above_half is not None:
+        return a - xp.where(top.above_half, total, 0.0)
+    at_top = xp.where(top.nonempty, -total, 0.0)
+    return put_at(xp, a, top.index, axis, at_top, add=True)
