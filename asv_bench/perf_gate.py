@@ -142,6 +142,13 @@ def work(cases: Sequence[str]) -> dict[str, float]:
     return times
 
 
+def installed_from() -> str:
+    """Where this process imports xpsoftmax from (the worker reports it with its times)."""
+    import xpsoftmax
+
+    return str(Path(xpsoftmax.__file__).resolve().parent)
+
+
 # -- the driver -----------------------------------------------------------------------------
 
 
@@ -167,8 +174,12 @@ def run_worker(side: Side, cases: Sequence[str]) -> dict[str, float]:
     )
     if out.returncode != 0:
         raise SystemExit(f"perf_gate: timing {side.label} failed:\n{out.stderr[-4000:]}")
-    result: dict[str, float] = json.loads(out.stdout.strip().splitlines()[-1])
-    return result
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    # (An editable install of the checkout must not win over the commit's own copy.)
+    if not Path(result["module"]).is_relative_to(side.site.resolve()):
+        raise SystemExit(f"perf_gate: {side.label} imported xpsoftmax from {result['module']}")
+    times: dict[str, float] = result["times"]
+    return times
 
 
 def by_variant(cases: Iterable[str]) -> dict[str, list[str]]:
@@ -208,9 +219,32 @@ def report(base: dict[str, float], head: dict[str, float], factor: float) -> lis
     return lines
 
 
-def gate(base_ref: str, head_ref: str, factor: float, rounds: int) -> int:
+def confirmed(
+    base: dict[str, float],
+    head: dict[str, float],
+    factor: float,
+    retime: Callable[[list[str]], tuple[dict[str, float], dict[str, float]]],
+) -> tuple[dict[str, float], dict[str, float], dict[str, float]]:
+    """The cases at least `factor` times slower once the suspects are timed again.
+
+    `retime(cases)` times just those cases afresh, for base and head; each case then keeps
+    its fastest time over both timings. Returns the regressions with their ratios, and the
+    merged times.
+
+    >>> confirmed({"a": 1.0, "b": 1.0}, {"a": 2.0, "b": 1.0}, 1.3,
+    ...           lambda cases: ({"a": 1.0}, {"a": 1.1}))[0]
+    {}
+    """
+    suspects = sorted(slower_cases(base, head, factor))
+    if not suspects:
+        return {}, base, head
+    again = retime(suspects)
+    base, head = fastest([base, again[0]]), fastest([head, again[1]])
+    return slower_cases(base, head, factor), base, head
+
+
+def gate(base_ref: str, head_ref: str, factor: float, rounds: int, only: list[str]) -> int:
     """Compare two commits; 1 when a case is confirmed at least `factor` times slower."""
-    sys.path.insert(0, str(HERE))
     say = lambda line: print(line, flush=True)  # noqa: E731
     started = time.perf_counter()
     sides = []
@@ -220,28 +254,27 @@ def gate(base_ref: str, head_ref: str, factor: float, rounds: int) -> int:
         sides.append(Side(f"{ref} ({commit[:10]})", environment(commit)))
     base, head = sides
     cases = headline_ids()
+    unknown = sorted(set(only) - set(cases))
+    if unknown:
+        raise SystemExit(f"perf_gate: no headline case {unknown[0]!r}; the cases are {cases}")
+    cases = [case for case in cases if not only or case in only]
     say(f"perf_gate: {len(cases)} headline cases, {rounds} interleaved rounds, one thread")
     base_times, head_times = timed_rounds(base, head, cases, rounds, say)
     say(f"perf_gate: time per call, {base.label} -> {head.label}, fastest of all rounds:")
     for line in report(base_times, head_times, factor):
         say(line)
-    suspects = sorted(slower_cases(base_times, head_times, factor))
-    regressions: dict[str, float] = {}
-    if suspects:
+
+    def retime(suspects: list[str]) -> tuple[dict[str, float], dict[str, float]]:
         say(f"perf_gate: {len(suspects)} case(s) at least {factor}x slower; timing them again")
-        again = timed_rounds(base, head, suspects, rounds, say)
-        base_times = fastest([base_times, again[0]])
-        head_times = fastest([head_times, again[1]])
-        for line in report(
-            {c: base_times[c] for c in suspects}, {c: head_times[c] for c in suspects}, factor
-        ):
-            say(line)
-        regressions = slower_cases(base_times, head_times, factor)
+        return timed_rounds(base, head, suspects, rounds, say)
+
+    regressions, base_times, head_times = confirmed(base_times, head_times, factor, retime)
     minutes = (time.perf_counter() - started) / 60
     if regressions:
         say(f"perf_gate: SLOWER by {factor}x or more, confirmed ({minutes:.1f} min):")
         for case, ratio in sorted(regressions.items()):
-            say(f"  {case}: {ratio:.2f}x")
+            say(f"  {case}: {ratio:.2f}x ({base_times[case] * 1e6:.1f} -> "
+                f"{head_times[case] * 1e6:.1f} us)")  # fmt: skip
         return 1
     say(f"perf_gate: no case {factor}x slower ({minutes:.1f} min)")
     return 0
@@ -249,6 +282,7 @@ def gate(base_ref: str, head_ref: str, factor: float, rounds: int) -> int:
 
 def headline_ids() -> list[str]:
     """The ids of the headline cases, from this checkout's benchmarks."""
+    sys.path.insert(0, str(HERE))
     from benchmarks.common import headline_ids as ids
 
     return list(ids())
@@ -267,16 +301,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--rounds", type=int, default=3, help="interleaved rounds per timing (default 3)"
     )
+    parser.add_argument(
+        "--case",
+        action="append",
+        default=[],
+        metavar="CASE",
+        help='time only this case, e.g. "torch softmax per_call" (repeatable)',
+    )
     parser.add_argument("--worker", nargs="+", help=argparse.SUPPRESS)
     if argv is None and len(sys.argv) > 1 and sys.argv[1] == "--worker":
-        print(json.dumps(work(sys.argv[2:])))
+        print(json.dumps({"module": installed_from(), "times": work(sys.argv[2:])}))
         return 0
     args = parser.parse_args(argv)
     if args.factor <= 1.0:
         parser.error(f"--factor must be above 1, got {args.factor}")
     if args.rounds < 1:
         parser.error(f"--rounds must be at least 1, got {args.rounds}")
-    return gate(args.base, args.head, args.factor, args.rounds)
+    return gate(args.base, args.head, args.factor, args.rounds, args.case)
 
 
 if __name__ == "__main__":

@@ -1,15 +1,23 @@
-"""Plot the headline ratios (xpsoftmax's time / the peer's) over commits, from asv's results.
+"""Time the history of main with asv and plot the headline ratios (xpsoftmax's time / the
+peer's) over it.
 
-Run from the repository root after asv has timed some commits (the docs build never runs it;
-its outputs are committed)::
+Run from the repository root; the docs build never runs it, its outputs are committed::
 
-    cd asv_bench && asv run --bench "Headline|Peers" main~5..main && cd ..
-    python docs/scripts/regressions_report.py
+    python docs/scripts/regressions_report.py --run              # 0.1.0 to today, then plot
+    python docs/scripts/regressions_report.py --run 7a8b9db..main   # every commit of a range
+    python docs/scripts/regressions_report.py                    # plot what asv has already
 
-It reads every ``asv_bench/results/<machine>/<commit>-<environment>.json`` holding the
+``--run`` times, with ``asv run --bench "Headline|Peers"`` in asv's own environments (made once,
+under ``asv_bench/env``), the commits of main that landed work: 0.1.0, every merge since, the
+last commit of every day, and main's tip; or every first-parent commit of a range ``A..B``.
+Commits asv has already timed on this machine are skipped, so a rerun only adds the new ones.
+asv prints its progress, a line per benchmark and commit.
+
+The plot reads every ``asv_bench/results/<machine>/<commit>-<environment>.json`` holding the
 ``Headline`` benchmark, xpsoftmax's times, and ``Peers``, the peers' (asv's results format
 2: ``result_columns`` names what each entry of a benchmark's list holds; ``result`` and
-``params`` are the product of the parameter values and the times in that order) and writes, under ``docs/_generated/``:
+``params`` are the product of the parameter values and the times in that order) and writes, under
+``docs/_generated/``:
 
 * ``regressions_history.png``: one panel per framework, a line per function and size;
 * ``regressions_history.csv``: the ratios plotted, one row per commit and case.
@@ -29,6 +37,7 @@ import itertools
 import json
 import math
 import subprocess
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +45,8 @@ ROOT = Path(__file__).resolve().parents[2]
 OUT = ROOT / "docs" / "_generated"
 #: xpsoftmax's times and the peers', with the same parameter tuples (implementation apart).
 BENCHMARKS = ("bench_headline.Headline.time_call", "bench_headline.Peers.time_call")
+#: The commit released as 0.1.0 (CHANGELOG.md), where the history starts.
+RELEASE_0_1_0 = "2fef4421"
 
 
 def branch_commits(branch: str) -> list[str]:
@@ -48,6 +59,38 @@ def branch_commits(branch: str) -> list[str]:
         check=True,
     )
     return out.stdout.split()
+
+
+def _git(*args: str) -> list[str]:
+    out = subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, check=True)
+    return out.stdout.split()
+
+
+def landed(branch: str) -> list[str]:
+    """The commits of `branch` that landed work since 0.1.0, oldest first: 0.1.0, every merge,
+    the last commit of every day, and the tip."""
+    first_parent = _git("rev-list", "--first-parent", "--reverse", f"{RELEASE_0_1_0}..{branch}")
+    merges = set(_git("rev-list", "--first-parent", "--merges", f"{RELEASE_0_1_0}..{branch}"))
+    days: dict[str, str] = {}
+    for line in _git("log", "--first-parent", "--format=%H@%cd", "--date=short", branch):
+        commit, day = line.split("@")
+        days.setdefault(day, commit)  # newest first: the first seen is the day's last
+    chosen = merges | set(days.values()) | {first_parent[-1]} if first_parent else merges
+    return _git("rev-parse", RELEASE_0_1_0) + [c for c in first_parent if c in chosen]
+
+
+def time_with_asv(commits: list[str], rounds: int) -> None:
+    """``asv run`` of the headline suite and its peers on `commits`, skipping those timed."""
+    with tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False) as f:
+        f.write("\n".join(commits) + "\n")
+    print(f"timing {len(commits)} commits with asv ({rounds} rounds each)", flush=True)
+    subprocess.run(
+        ["asv", "run", "--bench", "Headline|Peers", "--skip-existing-commits",
+         "-a", f"rounds={rounds}", f"HASHFILE:{f.name}"],
+        cwd=ROOT / "asv_bench",
+        check=True,
+    )  # fmt: skip
+    Path(f.name).unlink()
 
 
 def load(results_dir: Path, machine: str | None = None) -> list[dict[str, Any]]:
@@ -162,8 +205,25 @@ def main() -> None:
     parser.add_argument("--results", type=Path, default=ROOT / "asv_bench" / "results")
     parser.add_argument("--machine", help="asv machine name (default: every machine)")
     parser.add_argument("--branch", default="main", help="draw this branch's commits")
-    parser.add_argument("--last", type=int, default=30, help="at most this many commits")
+    parser.add_argument("--last", type=int, default=40, help="plot at most this many commits")
+    parser.add_argument(
+        "--run",
+        nargs="?",
+        const="landed",
+        metavar="A..B",
+        help="time with asv first: the commits that landed work since 0.1.0 (no value), "
+        "or every first-parent commit of a range",
+    )
+    parser.add_argument("--rounds", type=int, default=2, help="asv rounds per commit (--run)")
     args = parser.parse_args()
+    if args.run is not None:
+        if args.run == "landed":
+            commits = landed(args.branch)
+        else:
+            commits = _git("rev-list", "--first-parent", "--reverse", args.run)
+        if not commits:
+            raise SystemExit(f"no commits in {args.run!r}")
+        time_with_asv(commits, args.rounds)
     order = {commit: i for i, commit in enumerate(branch_commits(args.branch))}
     records = [r for r in load(args.results, args.machine) if r["commit"] in order]
     records = sorted(records, key=lambda r: order[r["commit"]])[-args.last :]

@@ -1,10 +1,10 @@
-"""The headline cases (asv's ``Headline``) under pytest-benchmark: the regression gate for CI.
+"""The headline cases (asv's ``Headline``, the performance gate's) under pytest-benchmark.
 
 Run as tests (CI's default, ``--benchmark-disable``), each case runs once and checks that
-xpsoftmax agrees with the framework's own function. Measured, the results go to a JSON file that
-``gate.py`` reads: it compares each case's *ratio* to its peer (xpsoftmax's time / the peer's,
-both timed in the same run on the same machine) with a baseline, and fails when a ratio grew by
-more than a threshold. docs/regressions.rst has the commands and a CI job.
+xpsoftmax agrees with the framework's own function. With ``--benchmark-enable`` pytest-benchmark
+times both implementations of each case, grouped so that its report sets them side by side.
+Whether a commit got slower is the performance gate's question (``.ci/perf_gate``,
+docs/regressions.rst), which times two commits in fresh processes.
 
 The cells asv's ``Headline`` reports as skipped (NumPy has no autodiff, so no gradient;
 torch.compile per call) are left out here, not skipped.
@@ -55,7 +55,7 @@ def test_headline(
             rtol=2e-5,
             atol=1e-8,
         )
-    # gate.py pairs the two implementations of one group into a ratio.
+    # One group per case: the report sets the two implementations side by side.
     benchmark.group = f"{function}-{variant}-{size}"
     benchmark.extra_info["implementation"] = implementation
     benchmark(case.run)

@@ -12,7 +12,7 @@ from .namespaces import (
     is_writeable_array,
     namespace_library,
 )
-from .tracing import tracer_type
+from .tracing import is_concrete
 
 __all__ = ["compiles_eagerly", "eager_kernel"]
 
@@ -72,13 +72,11 @@ def compiles_eagerly(x: Array) -> bool:
     if compiling_now(array_type):
         return False
     # (A NumPy array may be read-only, yet NumPy has no jit: the answer is one per type.)
-    tracer = tracer_type(x)
-    answer = not (
-        is_writeable_array(x)
-        or not is_array_api_obj(x)
-        or not callable(getattr(namespace_library(x), "jit", None))
-        or tracer is None
-        or isinstance(x, tracer)
+    answer = (
+        not is_writeable_array(x)
+        and is_array_api_obj(x)
+        and callable(getattr(namespace_library(x), "jit", None))
+        and is_concrete(x)
     )
     _COMPILES_EAGERLY[array_type] = answer
     return answer

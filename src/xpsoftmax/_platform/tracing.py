@@ -15,6 +15,7 @@ from .namespaces import (
 __all__ = [
     "all_below_now",
     "is_compiling",
+    "is_concrete",
     "may_warn_on_overflow",
     "surely_false",
     "surely_true",
@@ -37,10 +38,10 @@ def values_are_known(a: Array) -> bool:
     # (The compiler first: array-api-compat's helpers are cached functions it warns about.)
     if compiling_now(type(a)):
         return False
-    return not is_lazy_array(a) or _is_concrete(a)
+    return not is_lazy_array(a) or is_concrete(a)
 
 
-def _is_concrete(a: Array) -> bool:
+def is_concrete(a: Array) -> bool:
     """Whether a lazy-looking array holds values now: true of a library's eager arrays when
     that library tells them from its tracers by a ``core.Tracer`` type (JAX)."""
     tracer = tracer_type(a)
