@@ -57,9 +57,7 @@ def fastest(runs: Iterable[dict[str, float]]) -> dict[str, float]:
     return best
 
 
-def slower_cases(
-    base: dict[str, float], head: dict[str, float], factor: float
-) -> dict[str, float]:
+def slower_cases(base: dict[str, float], head: dict[str, float], factor: float) -> dict[str, float]:
     """The cases both sides timed whose head/base ratio is at least `factor`, with the ratio.
 
     >>> slower_cases({"a": 1.0, "b": 1.0, "c": 1.0}, {"a": 1.5, "b": 1.1}, 1.3)
@@ -133,13 +131,18 @@ def time_case(run: Callable[[], object]) -> float:
 
 def work(cases: Sequence[str]) -> dict[str, float]:
     """Time `cases` (ids of `benchmarks.common.headline_cases`) in this process."""
-    from benchmarks.common import headline_case, parse_headline_id
+    return {case_id: time_case(build(case_id)) for case_id in cases}
 
-    times = {}
-    for case_id in cases:
-        case = headline_case(*parse_headline_id(case_id))
-        times[case_id] = time_case(case.run)
-    return times
+
+def build(case_id: str) -> Callable[[], object]:
+    """One headline case, built, compiled and run once: a call that computes and waits."""
+    from benchmarks.common import headline_case, parse_headline_id
+    from benchmarks.linear_cross_entropy import make
+
+    variant, function, size = case_id.split()
+    if function == "linear_cross_entropy":
+        return make(variant, "xpsoftmax", size)
+    return headline_case(*parse_headline_id(case_id)).run
 
 
 def installed_from() -> str:
@@ -167,6 +170,7 @@ def run_worker(side: Side, cases: Sequence[str]) -> dict[str, float]:
     env["PYTHONWARNINGS"] = "ignore"  # a framework's notices are not this run's output
     out = subprocess.run(
         [sys.executable, str(Path(__file__)), "--worker", *cases],
+        check=False,
         env=env,
         cwd=HERE,
         capture_output=True,
@@ -245,7 +249,10 @@ def confirmed(
 
 def gate(base_ref: str, head_ref: str, factor: float, rounds: int, only: list[str]) -> int:
     """Compare two commits; 1 when a case is confirmed at least `factor` times slower."""
-    say = lambda line: print(line, flush=True)  # noqa: E731
+
+    def say(line: str) -> None:
+        print(line, flush=True)
+
     started = time.perf_counter()
     sides = []
     for ref in (base_ref, head_ref):
@@ -281,11 +288,15 @@ def gate(base_ref: str, head_ref: str, factor: float, rounds: int, only: list[st
 
 
 def headline_ids() -> list[str]:
-    """The ids of the headline cases, from this checkout's benchmarks."""
-    sys.path.insert(0, str(HERE))
+    """The ids of the headline cases, from this checkout's benchmarks: asv's ``Headline`` and
+    ``HeadlineLinearCrossEntropy``."""
+    if str(HERE) not in sys.path:
+        sys.path.insert(0, str(HERE))
+    from benchmarks.bench_linear_cross_entropy import HeadlineLinearCrossEntropy
     from benchmarks.common import headline_ids as ids
 
-    return list(ids())
+    (frameworks,) = HeadlineLinearCrossEntropy.params
+    return [*ids(), *(f"{framework} linear_cross_entropy small" for framework in frameworks)]
 
 
 def main(argv: Sequence[str] | None = None) -> int:

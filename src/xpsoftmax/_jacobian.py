@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any, NamedTuple
 
 from ._kernels.arithmetic import halvings, scale, sum_safe_bound
-from ._kernels.centring import centred, top_entry
+from ._kernels.centring import centred
 from ._kernels.normalise import complement, normalise, probabilities, top_count_and_tail
 from ._platform import Array, all_below_now, array_device, can_update_in_place
 from ._validation import astype_saturating, check_shape, move_axis, prepare, to_namespace
@@ -95,7 +95,7 @@ class _Along:
         xp, s, last = self.xp, self.s, self.s.ndim - 1
         if s.shape[last] == 0:  # empty slices: nothing to centre
             return v.values
-        return centred(xp, v.values, s, last, top_entry(xp, s, last))
+        return centred(xp, v.values, s, last)
 
     def finish_vector(self, out: Array, v: _Vector) -> Array:
         """Scale by the temperature, zero the excluded entries and put the axis back."""

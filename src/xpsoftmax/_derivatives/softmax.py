@@ -12,7 +12,7 @@ backward calls `vjp`, which is that transpose written out.
 from __future__ import annotations
 
 from .._kernels.arithmetic import multiply
-from .._kernels.centring import centred, centred_cotangent, top_entry
+from .._kernels.centring import centred, centred_cotangent
 from .._kernels.normalise import log_probabilities, log_sum_exp, normalise, probabilities
 from .._platform import Array, Namespace, array_namespace
 from .._validation import Prepared
@@ -43,7 +43,7 @@ class _Softmax(Rule):
         xp = array_namespace(s)
         logs = _logs_if(tangents, static, inputs)
         dz = scaled_tangent(xp, tangents, inputs.temperature_in(static), logs)
-        return s * centred(xp, dz, s, static.axis, top_entry(xp, s, static.axis))
+        return s * centred(xp, dz, s, static.axis)
 
     def vjp(
         self, static: Static, inputs: Inputs, outputs: tuple[Array, ...], g: Array, needs: Needs
@@ -51,7 +51,7 @@ class _Softmax(Rule):
         (s,) = outputs
         xp = array_namespace(s)
         # softmax's Jacobian in z is symmetric: its transpose is the JVP formula itself.
-        w = multiply(xp, centred(xp, g, s, static.axis, top_entry(xp, s, static.axis)), s)
+        w = multiply(xp, centred(xp, g, s, static.axis), s)
         return _cotangents(xp, static, inputs, w, needs)
 
 
@@ -71,7 +71,7 @@ class _LogSoftmax(Rule):
         # drops it. (PyTorch keeps only the output, as its own log_softmax does.)
         s = xp.exp(logs) if inputs.x is None else _probabilities(static, inputs)
         dz = scaled_tangent(xp, tangents, inputs.temperature_in(static), logs)
-        out = centred(xp, dz, s, static.axis, top_entry(xp, s, static.axis))
+        out = centred(xp, dz, s, static.axis)
         return out if where is None else xp.where(where, out, 0.0)
 
     def vjp(
@@ -82,7 +82,7 @@ class _LogSoftmax(Rule):
         s = xp.exp(logs)
         if where is not None:  # excluded entries' cotangents are ignored
             g = xp.where(where, g, 0.0)
-        w = centred_cotangent(xp, g, s, static.axis, top_entry(xp, s, static.axis))
+        w = centred_cotangent(xp, g, s, static.axis)
         return _cotangents(xp, static, inputs, w, needs, logs)
 
 

@@ -304,7 +304,9 @@ def log_total(p: Prepared, n: Normalised) -> Array:
     # sum negated.)
     if not compiled:
         # Computed once, the maximum's exponential is exactly 1 and floor(e) marks it alone.
-        below_top = xp.sum(subtract(xp, xp.floor(exp_shifted), exp_shifted), axis=axes, keepdims=True)
+        below_top = xp.sum(
+            subtract(xp, xp.floor(exp_shifted), exp_shifted), axis=axes, keepdims=True
+        )
         return xp.where(near_one, xp.log1p(-below_top), log_total)
     # A compiler may compute the logits again in each fusion that reads them (an input it
     # computed itself, a softcap say), a few ulps apart, so the maximum's exponential can fall
@@ -313,7 +315,9 @@ def log_total(p: Prepared, n: Normalised) -> Array:
     # digits. ``total - 1`` is that sum plus the group's size less one, and the size is
     # ``total - sum(e - round(e))`` rounded, from the total already at hand: one reduction, not
     # a second one to count the group. (An empty slice's -1 becomes 0 below, and so does its log.)
-    below_top = xp.sum(subtract(xp, xp.floor(exp_shifted + 0.5), exp_shifted), axis=axes, keepdims=True)
+    below_top = xp.sum(
+        subtract(xp, xp.floor(exp_shifted + 0.5), exp_shifted), axis=axes, keepdims=True
+    )
     size = xp.floor(n.total + below_top + 0.5)
     rest = (size - 1.0) - below_top
     return xp.where(near_one, xp.log1p(xp.where(rest > 0.0, rest, 0.0)), log_total)
