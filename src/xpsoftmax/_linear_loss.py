@@ -4,11 +4,14 @@ rule in `_derivatives.linear_cross_entropy`)."""
 
 from __future__ import annotations
 
+import functools
+from typing import Any
+
 from ._derivatives.attach import call
 from ._derivatives.linear_cross_entropy import LINEAR_CROSS_ENTROPY, HeadInputs
 from ._kernels.blocks import Head, block_rows, gradients_and_loss
 from ._loss import mean_denominator
-from ._platform import Array, array_namespace, block_map, values_are_known
+from ._platform import Array, array_namespace, block_map, chunk_map, values_are_known
 from ._validation import to_namespace
 from ._validation.linear import PreparedHead, prepare_head
 
@@ -100,6 +103,18 @@ def linear_cross_entropy(
         ignore_index=ignore_index,
         chunk_size=chunk_size,
     )
+    options = {
+        "temperature": temperature,
+        "softcap": softcap,
+        "z_loss": z_loss,
+        "label_smoothing": label_smoothing,
+        "ignore_index": ignore_index,
+        "chunk_size": chunk_size,
+        "class_indices": p.class_indices,
+    }
+    chunked = _by_chunks(p, hidden, target, (linear_weight, linear_bias, weight), options)
+    if chunked is not None:
+        return p.finish(_reduced(p, chunked, reduction))
     head, inputs = _head(p), _inputs(p)
 
     def plain() -> Array:
@@ -107,6 +122,60 @@ def linear_cross_entropy(
 
     loss = call(LINEAR_CROSS_ENTROPY, head, inputs, plain)
     return p.finish(_reduced(p, loss, reduction))
+
+
+def _by_chunks(
+    p: PreparedHead,
+    hidden: Array,
+    target: Array,
+    whole: tuple[Array | None, ...],
+    options: dict[str, object],
+) -> Array | None:
+    """The per-token loss, one task per chunk of tokens, where hidden is a chunked lazy array
+    whose hidden dimension lies in one chunk (see `xpsoftmax._platform.chunk_map`); None
+    elsewhere. The weights go whole to every task."""
+    last = hidden.ndim - 1
+    mapper = chunk_map(hidden, (last,))
+    if mapper is None:
+        return None
+    xp = p.xp
+    target = to_namespace(xp, hidden, target, "target")
+    if p.class_indices:  # the hidden dimension's place, of length 1
+        target = xp.expand_dims(target, axis=-1)
+    present = tuple(a is not None for a in whole)
+    tasks = functools.partial(_per_token, present, options)
+    given = tuple(a for a in whole if a is not None)
+    loss = mapper(tasks, target, dtype=p.hidden.dtype, reduced=(last,), whole=given)
+    return xp.reshape(loss, (p.hidden.shape[0],))
+
+
+def _per_token(
+    present: tuple[bool, ...],
+    options: dict[str, Any],
+    hidden: Array,
+    target: Array,
+    *given: Array,
+) -> Array:
+    """`linear_cross_entropy` of one chunk of tokens, reduction "none" (see `_by_chunks`)."""
+    linear_weight, linear_bias, weight = _placed(present, given)
+    options = dict(options)
+    if options.pop("class_indices"):
+        target = array_namespace(target).squeeze(target, axis=-1)
+    return linear_cross_entropy(
+        hidden,
+        linear_weight,
+        target,
+        linear_bias=linear_bias,
+        weight=weight,
+        reduction="none",
+        **options,
+    )
+
+
+def _placed(present: tuple[bool, ...], given: tuple[Array, ...]) -> list[Array | None]:
+    """The arrays `given` back in their places, None where `present` says there was none."""
+    values = iter(given)
+    return [next(values) if here else None for here in present]
 
 
 def linear_cross_entropy_vjp(

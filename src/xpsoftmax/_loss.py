@@ -4,10 +4,12 @@
 from __future__ import annotations
 
 import math
+from typing import Any
 
+from ._chunked import by_chunks
 from ._derivatives.attach import apply
 from ._derivatives.cross_entropy import CROSS_ENTROPY
-from ._platform import Array, Namespace
+from ._platform import Array, Namespace, array_namespace
 from ._validation import prepare, to_namespace
 from ._validation.targets import (
     check_label_smoothing,
@@ -91,7 +93,7 @@ def cross_entropy(
         name="logits",
     )
     xp, (axis,) = p.xp, p.axes
-    target = to_namespace(xp, p.x, target, "target")
+    given = target = to_namespace(xp, p.x, target, "target")
     shape, n_classes = tuple(p.x.shape), p.x.shape[axis]
     weights = class_weights(xp, p.x, weight, n_classes, p.x.dtype, p.lazy)
     ignored = None
@@ -104,23 +106,65 @@ def cross_entropy(
         target = probabilities(xp, target, shape, p.x.dtype, ignore_index, "logits' shape")
     if p.x.shape[axis] == 0:
         label_smoothing = 0.0  # no class to spread probability over: nothing to smooth
-    loss = apply(
-        CROSS_ENTROPY,
-        p,
-        target=target,
-        weight=weights,
-        label_smoothing=float(label_smoothing),
-        class_indices=indices,
-    )
     # (The loss keeps the class axis, of length 1: the sum and mean need not drop it.)
-    if ignored is not None:
-        loss = xp.where(xp.expand_dims(ignored, axis=axis), 0.0, loss)
+    options = {
+        "axis": axis,
+        "label_smoothing": label_smoothing,
+        "ignore_index": ignore_index,
+        "class_indices": indices,
+    }
+    arrays = {
+        "target": xp.expand_dims(given, axis=axis) if indices else given,
+        "weight": None if weight is None else _along_axis(xp, weights, axis, p.x.ndim),
+        "where": p.where,
+        "temperature": p.temperature,
+    }
+    chunked = by_chunks(_per_sample, logits, p, arrays, options, reduced=(axis,))
+    if chunked is not None and reduction == "none":
+        return chunked
+    if chunked is not None:
+        loss = xp.expand_dims(chunked, axis=axis)
+    else:
+        loss = apply(
+            CROSS_ENTROPY,
+            p,
+            target=target,
+            weight=weights,
+            label_smoothing=float(label_smoothing),
+            class_indices=indices,
+        )
+        if ignored is not None:
+            loss = xp.where(xp.expand_dims(ignored, axis=axis), 0.0, loss)
     if reduction == "none":
         return p.finish(xp.squeeze(loss, axis=axis))
     total = xp.sum(loss)
     if reduction == "mean":
         total = total / mean_denominator(xp, loss, target, weights, ignored, indices)
     return p.finish(total)
+
+
+def _along_axis(xp: Namespace, weight: Array, axis: int, ndim: int) -> Array:
+    """Class weights shaped to broadcast along the class `axis` of an array of `ndim` axes."""
+    return xp.reshape(weight, tuple(-1 if i == axis else 1 for i in range(ndim)))
+
+
+def _per_sample(
+    logits: Array,
+    target: Array,
+    *,
+    weight: Array | None = None,
+    axis: int,
+    class_indices: bool,
+    **options: Any,
+) -> Array:
+    """`cross_entropy` of one chunk, reduction "none", from the chunks `by_chunks` hands over:
+    class indices with the class axis of length 1, class weights along it."""
+    xp = array_namespace(logits)
+    if class_indices:
+        target = xp.squeeze(target, axis=axis)
+    if weight is not None:
+        weight = xp.reshape(weight, (-1,))
+    return cross_entropy(logits, target, axis=axis, weight=weight, reduction="none", **options)
 
 
 def mean_denominator(

@@ -5,11 +5,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from ._chunked import by_chunks
 from ._derivatives.attach import apply
 from ._derivatives.softmax import LOG_SOFTMAX, LOGSUMEXP, SOFTMAX
 from ._kernels.weighted import needs_weighted_logsumexp, weighted_logsumexp
 from ._platform import Array, eager_kernel
-from ._validation import prepare
+from ._validation import Prepared, prepare
 
 __all__ = ["log_softmax", "logsumexp", "softmax"]
 
@@ -37,6 +38,17 @@ def _compiled(
         return None
     # (eager_kernel answers None at once for arrays it does not compile for.)
     return eager_kernel(fn, x, static)
+
+
+def _by_chunks(
+    fn: Callable[..., Array], x: Array, p: Prepared, axis: object, **options: Any
+) -> Array | None:
+    """fn on each chunk of x, where x is chunked with whole slices (see `by_chunks`)."""
+    arrays = {"where": p.where, "temperature": p.temperature}
+    if "keepdims" not in options:
+        return by_chunks(fn, x, p, arrays, {"axis": axis})
+    reduced = {"reduced": p.axes, "keepdims": options["keepdims"]}
+    return by_chunks(fn, x, p, arrays, {"axis": axis, **options}, **reduced)
 
 
 def softmax(
@@ -83,7 +95,8 @@ def softmax(
     if kernel is not None:
         return kernel(x, where)
     p = prepare(x, axis=axis, temperature=temperature, where=where)
-    return p.finish(apply(SOFTMAX, p))
+    chunked = _by_chunks(softmax, x, p, axis)
+    return p.finish(apply(SOFTMAX, p)) if chunked is None else chunked
 
 
 def log_softmax(
@@ -114,7 +127,8 @@ def log_softmax(
     if kernel is not None:
         return kernel(x, where)
     p = prepare(x, axis=axis, temperature=temperature, where=where)
-    return p.finish(apply(LOG_SOFTMAX, p))
+    chunked = _by_chunks(log_softmax, x, p, axis)
+    return p.finish(apply(LOG_SOFTMAX, p)) if chunked is None else chunked
 
 
 def logsumexp(
@@ -188,6 +202,9 @@ def logsumexp(
     if kernel is not None:
         return kernel(x, where)
     p = prepare(x, axis=axis, temperature=temperature, where=where)
+    chunked = _by_chunks(logsumexp, x, p, axis, keepdims=keepdims)
+    if chunked is not None:
+        return chunked
     out = apply(LOGSUMEXP, p)
     if not keepdims:
         out = p.xp.squeeze(out, axis=p.axes) if p.axes else out

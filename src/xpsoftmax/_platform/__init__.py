@@ -13,6 +13,7 @@ from .autodiff import (
     records_gradients,
     rematerialiser,
 )
+from .chunks import ChunkMap, chunk_map
 from .compilation import eager_kernel
 from .namespaces import (
     Array,
@@ -43,6 +44,7 @@ from .updates import (
 
 __all__ = [
     "Array",
+    "ChunkMap",
     "Namespace",
     "all_below_now",
     "array_device",
@@ -50,6 +52,7 @@ __all__ = [
     "as_array",
     "block_map",
     "can_update_in_place",
+    "chunk_map",
     "derivative_mechanism",
     "eager_kernel",
     "fixed_loop",
