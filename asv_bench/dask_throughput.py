@@ -3,12 +3,19 @@
 A standalone script (not an asv benchmark: a cluster takes seconds to start and the figures
 depend on the machine's cores, so asv's many short repeats do not fit it). For each worker
 count it starts a `distributed.LocalCluster` of single-threaded worker processes, puts random
-float64 logits into the workers' memory (``persist``), and times
+float64 logits into the workers' memory (``persist``) in two layouts, and times each beside its
+own floor:
 
-* ``softmax``: ``da.sum(xpsoftmax.softmax(x, axis=-1), axis=-1)``, the row sums computed so
-  that the whole result is produced but only a small array comes back;
-* ``max+sum``: the same data through the bare pair of reductions any softmax needs (a max,
-  then a sum of ``exp(x - max)``), the floor a chunked softmax can hope for.
+* **one chunk along the softmax axis** (rows split, classes whole: the usual layout), where
+  ``softmax`` runs on each chunk as one task, beside **map_blocks**: a softmax written by hand in
+  NumPy (``exp(x - max) / sum``) mapped over the same chunks, what one task per chunk can hope for;
+* **4 chunks along the softmax axis** (``--axis-chunks``), where ``softmax`` combines the chunks'
+  statistics, beside **max+sum**: the bare pair of reductions any chunked softmax needs (a max,
+  then a sum of ``exp(x - max)``).
+
+Each case computes the row sums of its result (``da.sum(..., axis=-1)``), so that the whole result
+is produced but only a small array comes back. The table gives each case's GB/s and its ratio to
+the floor beside it.
 
 Run it on this machine::
 
@@ -44,6 +51,9 @@ def _parse() -> argparse.Namespace:
         "--axis-chunks", type=int, default=4, help="chunks along the softmax axis (4)"
     )
     parser.add_argument(
+        "--layouts", default="one,several", help="one and/or several chunks along the axis"
+    )
+    parser.add_argument(
         "--workers", default="1,2", help="LocalCluster worker counts to measure (1,2)"
     )
     parser.add_argument("--repeat", type=int, default=3, help="timed runs per cell, best kept (3)")
@@ -53,12 +63,12 @@ def _parse() -> argparse.Namespace:
     return parser.parse_args()
 
 
-def _logits(args: argparse.Namespace) -> Any:
-    """Random logits with ``--axis-chunks`` chunks along the softmax axis and ~``--chunk-mb``."""
+def _logits(args: argparse.Namespace, axis_chunks: int) -> Any:
+    """Random logits with `axis_chunks` chunks along the softmax axis and ~``--chunk-mb``."""
     import dask.array as da
 
     rows = max(1, int(args.gb * 1e9 / 8 / args.columns))
-    column_chunk = -(-args.columns // args.axis_chunks)
+    column_chunk = -(-args.columns // axis_chunks)
     row_chunk = max(1, int(args.chunk_mb * 1e6 / 8 / column_chunk))
     generator = da.random.default_rng(0)
     return 4.0 * generator.standard_normal((rows, args.columns), chunks=(row_chunk, column_chunk))
@@ -72,6 +82,20 @@ def _softmax_rows(x: Any) -> Any:
     return da.sum(xpsoftmax.softmax(x, axis=-1), axis=-1)
 
 
+def _numpy_softmax(chunk: Any) -> Any:
+    import numpy as np
+
+    e = np.exp(chunk - np.max(chunk, axis=-1, keepdims=True))
+    e /= np.sum(e, axis=-1, keepdims=True)
+    return e
+
+
+def _map_blocks_softmax(x: Any) -> Any:
+    import dask.array as da
+
+    return da.sum(x.map_blocks(_numpy_softmax, dtype=x.dtype), axis=-1)
+
+
 def _max_then_sum(x: Any) -> Any:
     import dask.array as da
 
@@ -79,46 +103,59 @@ def _max_then_sum(x: Any) -> Any:
     return da.sum(da.exp(x - maximum), axis=-1)
 
 
-CASES: dict[str, Callable[[Any], Any]] = {"softmax": _softmax_rows, "max+sum": _max_then_sum}
+#: Per layout, xpsoftmax's case and the floor it is measured against.
+LAYOUTS: dict[str, dict[str, Callable[[Any], Any]]] = {
+    "one": {"softmax": _softmax_rows, "map_blocks": _map_blocks_softmax},
+    "several": {"softmax": _softmax_rows, "max+sum": _max_then_sum},
+}
 
 
 def _measure(client: Any, args: argparse.Namespace, label: str) -> list[dict[str, Any]]:
-    """Time every case on `client`'s cluster; returns one row per case."""
+    """Time every layout's two cases on `client`'s cluster, interleaved run by run (so both
+    see the same moment of the machine); returns one row per case."""
     from distributed import wait
 
     n_workers = len(client.scheduler_info()["workers"])
-    print(f"[{label}] {n_workers} worker(s): generating {args.gb:g} GB of logits", flush=True)
-    x = _logits(args)
-    x = client.persist(x)
-    wait(x)
     rows = []
-    for name, build in CASES.items():
-        client.compute(build(x[: x.chunks[0][0]])).result()  # warm-up: imports, first calls
-        seconds = []
+    for layout in args.layouts.split(","):
+        axis_chunks = 1 if layout == "one" else args.axis_chunks
+        print(f"[{label}] {n_workers} worker(s), {layout} chunk(s) along the axis: "
+              f"generating {args.gb:g} GB of logits", flush=True)  # fmt: skip
+        x = client.persist(_logits(args, axis_chunks))
+        wait(x)
+        cases = LAYOUTS[layout]
+        seconds: dict[str, list[float]] = {name: [] for name in cases}
+        for build in cases.values():
+            client.compute(build(x[: x.chunks[0][0]])).result()  # warm-up: imports, first calls
         for i in range(args.repeat):
-            start = time.perf_counter()
-            client.compute(build(x)).result()
-            seconds.append(time.perf_counter() - start)
-            print(f"[{label}]   {name}: run {i + 1}/{args.repeat}, {seconds[-1]:.2f} s", flush=True)
-        best = min(seconds)
-        rows.append(
-            {
-                "cluster": label,
-                "workers": n_workers,
-                "case": name,
-                "gb": x.nbytes / 1e9,
-                "chunks": "x".join(str(n) for n in x.numblocks),
-                "best_s": best,
-                "median_s": statistics.median(seconds),
-                "gb_per_s": x.nbytes / 1e9 / best,
-            }
-        )
-    del x
+            for name, build in cases.items():
+                start = time.perf_counter()
+                client.compute(build(x)).result()
+                seconds[name].append(time.perf_counter() - start)
+                print(f"[{label}]   {name}: run {i + 1}/{args.repeat}, "
+                      f"{seconds[name][-1]:.2f} s", flush=True)  # fmt: skip
+        floor = min(seconds[list(cases)[1]])
+        for name in cases:
+            best = min(seconds[name])
+            rows.append(
+                {
+                    "cluster": label,
+                    "workers": n_workers,
+                    "case": name,
+                    "gb": x.nbytes / 1e9,
+                    "chunks": "x".join(str(n) for n in x.numblocks),
+                    "best_s": best,
+                    "median_s": statistics.median(seconds[name]),
+                    "gb_per_s": x.nbytes / 1e9 / best,
+                    "vs_floor": floor / best,
+                }
+            )
+        del x
     return rows
 
 
 def _table(rows: list[dict[str, Any]]) -> str:
-    header = ("cluster", "workers", "case", "GB", "chunks", "best s", "median s", "GB/s")
+    header = ("cluster", "workers", "case", "GB", "chunks", "best s", "median s", "GB/s", "/floor")
     lines = [
         (
             r["cluster"],
@@ -129,6 +166,7 @@ def _table(rows: list[dict[str, Any]]) -> str:
             f"{r['best_s']:.2f}",
             f"{r['median_s']:.2f}",
             f"{r['gb_per_s']:.2f}",
+            f"{r['vs_floor']:.2f}",
         )
         for r in rows
     ]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from ._chunked import by_chunks
+from ._chunked import by_chunk_statistics, by_chunks
 from ._derivatives.attach import apply
 from ._derivatives.softmax import LOG_SOFTMAX, LOGSUMEXP, SOFTMAX
 from ._kernels.weighted import needs_weighted_logsumexp, weighted_logsumexp
@@ -46,9 +46,16 @@ def _by_chunks(
     """fn on each chunk of x, where x is chunked with whole slices (see `by_chunks`)."""
     arrays = {"where": p.where, "temperature": p.temperature}
     if "keepdims" not in options:
-        return by_chunks(fn, x, p, arrays, {"axis": axis})
+        whole = by_chunks(fn, x, p, arrays, {"axis": axis})
+        return by_chunk_statistics(fn.__name__, x, p, axis) if whole is None else whole
     reduced = {"reduced": p.axes, "keepdims": options["keepdims"]}
-    return by_chunks(fn, x, p, arrays, {"axis": axis, **options}, **reduced)
+    whole = by_chunks(fn, x, p, arrays, {"axis": axis, **options}, **reduced)
+    if whole is not None:
+        return whole
+    out = by_chunk_statistics("logsumexp", x, p, axis)
+    if out is None:
+        return None
+    return p.finish(out if options["keepdims"] else p.xp.squeeze(out, axis=p.axes))
 
 
 def softmax(

@@ -42,6 +42,7 @@ from .indexing import put_at, slice_key, take_along
 
 __all__ = [
     "Normalised",
+    "below_top",
     "complement",
     "log_probabilities",
     "log_sum_exp",
@@ -90,6 +91,7 @@ def normalise(
     keep_shifted: bool = True,
     totals_only: bool = False,
     leave_out: Array | None = None,
+    maximum: Array | None = None,
 ) -> Normalised:
     """Shift, scale and exponentiate x along the reduced axes.
 
@@ -102,11 +104,15 @@ def normalise(
     length 1, of an entry that ``total`` leaves out: ``left_out`` holds its shifted logit, and
     ``exp_shifted`` is 0 there. cross_entropy leaves out the target, whose log-probability
     ``-log1p(rest)``, where it is the maximum, keeps the digits that ``log(1 + rest)`` loses.
+
+    `maximum`, where given, is the slices' maximum, known from elsewhere (the other chunks
+    of a slice split over chunks).
     """
     xp, x, axes = p.xp, p.x, p.axes
     if p.where is not None:
         x = xp.where(p.where, x, -xp.inf)
-    maximum = slice_maximum(xp, x, axes)
+    if maximum is None:
+        maximum = slice_maximum(xp, x, axes)
     # Ordinary input, every maximum finite and below `overflow_free`, needs none of the
     # special-value passes below; one look at the small per-slice maximum tells (eager arrays
     # only: asking a lazy one would run it). This keeps softmax to SciPy's five passes.
@@ -299,15 +305,8 @@ def log_total(p: Prepared, n: Normalised) -> Array:
         # every intermediate anyway and would only grow), and only lazy arrays: eager ones may
         # have overwritten the shifted logits with their exponentials.
         exp_shifted = xp.exp(-xp.abs(n.shifted))
-    # e - top is the tail's terms: arithmetic a compiler fuses into the reduction, where a
-    # select would be written out. (Eagerly, top - e is formed in top's memory and the small
-    # sum negated.)
     if not compiled:
-        # Computed once, the maximum's exponential is exactly 1 and floor(e) marks it alone.
-        below_top = xp.sum(
-            subtract(xp, xp.floor(exp_shifted), exp_shifted), axis=axes, keepdims=True
-        )
-        return xp.where(near_one, xp.log1p(-below_top), log_total)
+        return xp.where(near_one, xp.log1p(_below_top(xp, exp_shifted, axes)), log_total)
     # A compiler may compute the logits again in each fusion that reads them (an input it
     # computed itself, a softcap say), a few ulps apart, so the maximum's exponential can fall
     # just below 1. The entries from 1/2 up make the top group, by ``round(e) = floor(e + 1/2)``:
@@ -315,12 +314,25 @@ def log_total(p: Prepared, n: Normalised) -> Array:
     # digits. ``total - 1`` is that sum plus the group's size less one, and the size is
     # ``total - sum(e - round(e))`` rounded, from the total already at hand: one reduction, not
     # a second one to count the group. (An empty slice's -1 becomes 0 below, and so does its log.)
-    below_top = xp.sum(
-        subtract(xp, xp.floor(exp_shifted + 0.5), exp_shifted), axis=axes, keepdims=True
-    )
-    size = xp.floor(n.total + below_top + 0.5)
-    rest = (size - 1.0) - below_top
+    # (e - round(e) is arithmetic a compiler fuses into the reduction, where a select would be
+    # written out.)
+    excess = xp.sum(xp.floor(exp_shifted + 0.5) - exp_shifted, axis=axes, keepdims=True)
+    size = xp.floor(n.total + excess + 0.5)
+    rest = (size - 1.0) - excess
     return xp.where(near_one, xp.log1p(xp.where(rest > 0.0, rest, 0.0)), log_total)
+
+
+def below_top(p: Prepared, n: Normalised) -> Array:
+    """The per-slice sum of the exponentials below the top (the entries at the maximum
+    left out), eagerly: 0 for a slice with nothing in it or holding +inf."""
+    return _below_top(p.xp, n.exp_shifted, p.axes)
+
+
+def _below_top(xp: Namespace, exp_shifted: Array, axes: tuple[int, ...]) -> Array:
+    # Computed once, the maximum's exponential is exactly 1 and floor(e) marks it alone:
+    # e - floor(e) is the tail's terms. (floor(e) - e is formed in floor's memory, and the
+    # small sum negated.)
+    return -xp.sum(subtract(xp, xp.floor(exp_shifted), exp_shifted), axis=axes, keepdims=True)
 
 
 def _exponentials_of(p: Prepared, n: Normalised, rows: Any) -> Array:

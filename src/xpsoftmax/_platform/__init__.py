@@ -13,7 +13,7 @@ from .autodiff import (
     records_gradients,
     rematerialiser,
 )
-from .chunks import ChunkMap, chunk_map
+from .chunks import Chunked, ChunkMap, chunk_map, chunks_of
 from .compilation import eager_kernel
 from .namespaces import (
     Array,
@@ -45,6 +45,7 @@ from .updates import (
 __all__ = [
     "Array",
     "ChunkMap",
+    "Chunked",
     "Namespace",
     "all_below_now",
     "array_device",
@@ -53,6 +54,7 @@ __all__ = [
     "block_map",
     "can_update_in_place",
     "chunk_map",
+    "chunks_of",
     "derivative_mechanism",
     "eager_kernel",
     "fixed_loop",
