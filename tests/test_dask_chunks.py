@@ -156,3 +156,51 @@ def test_a_slice_across_chunks_takes_the_other_path(logits: np.ndarray) -> None:
         expected = special.softmax(logits, axis=-1)
     finite = np.isfinite(logits).all(axis=-1)
     np.testing.assert_allclose(y.compute()[finite], expected[finite], rtol=1e-13)
+
+
+# -- slices split over chunks ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["softmax", "log_softmax", "logsumexp"])
+@pytest.mark.parametrize("axis", [-1, (1, 2), None])
+def test_slices_split_over_chunks(name: str, axis: Any, rng: np.random.Generator) -> None:
+    x = 3.0 * rng.normal(size=(6, 5, 8))
+    x[1, 2, 3] = x[1, 2, 6] = np.inf  # two +inf share a slice's mass (in two chunks)
+    x[2] = -np.inf  # empty slices
+    x[3, 4, 5] = np.nan
+    x[4, 1] = [0.0, -40.0, -45.0, -50.0, -60.0, -70.0, -80.0, -90.0]  # a dominant logit
+    x[5, 0, 7] = 1e308  # and offsets that would overflow when subtracted
+    x[5, 0, 1] = -1e308
+    where = rng.random(x.shape) < 0.8
+    where[4, 1] = True
+    temperature = rng.uniform(0.5, 2.0, size=(6, 1, 1))
+    fn = getattr(xpsoftmax, name)
+    options = {"axis": axis}
+    if axis == -1:
+        options["temperature"] = da.from_array(temperature, chunks=(4, 1, 1))
+        options["where"] = da.from_array(where, chunks=(3, 5, 2))
+    with dask.config.set(scheduler=_refuse_to_compute):
+        lazy = fn(da.from_array(x, chunks=(2, 2, 3)), **options)
+    got = lazy.compute(scheduler="sync")
+    eager = {k: (v.compute() if hasattr(v, "compute") else v) for k, v in options.items()}
+    expected = fn(x, **eager)
+    assert got.shape == expected.shape
+    assert np.array_equal(np.isnan(got), np.isnan(expected))
+    # Each chunk's shift and the slice's are rounded apart: a few ulps, not the eager bits.
+    np.testing.assert_allclose(got, expected, rtol=8 * np.finfo(np.float64).eps, atol=0)
+    if name == "log_softmax" and axis == -1:  # the dominant logit keeps its digits
+        assert got[4, 1, 0] == pytest.approx(-np.exp(-40.0 / eager["temperature"][4, 0, 0]), rel=1e-12)
+
+
+def test_split_slices_read_each_chunk_in_two_tasks(rng: np.random.Generator) -> None:
+    """Two full-size layers, a chunk's statistics and its result, special values or not; the
+    rest of the graph holds a few numbers per slice and chunk."""
+    x = da.from_array(3.0 * rng.normal(size=(12, 40)), chunks=(3, 10))
+    for fn in (xpsoftmax.softmax, xpsoftmax.log_softmax):
+        graph = fn(x).__dask_graph__()
+        full_size = [
+            name
+            for name, layer in graph.layers.items()
+            if len(layer) == x.npartitions and name not in x.__dask_graph__().layers
+        ]
+        assert len(full_size) == 2, full_size
