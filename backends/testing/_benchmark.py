@@ -14,8 +14,12 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
+import array_api_compat
+from xpsoftmax.backends import is_traced
+
 from ._inputs import Inputs
 from ._matrix import select
+from ._results import flatten
 
 if TYPE_CHECKING:
     from xpsoftmax.backends import Variant
@@ -122,8 +126,7 @@ def benchmark(
     name = getattr(fn, "__name__", "function")
     rows = []
     for v in select(variants):
-        dtype = inputs.floating_dtype()
-        if dtype is not None and dtype not in v.dtypes():
+        if not inputs.fit(v):
             continue
         call_args, call_kwargs = inputs.on(v)
         sides = [_timed(v, fn, call_args, call_kwargs)]
@@ -149,10 +152,19 @@ def _timed(
     v: Variant, fn: Callable[..., Any], args: list[Any], kwargs: dict[str, Any]
 ) -> Callable[[], Any]:
     def once() -> Any:
-        return v.synchronize(v.call(fn, *args, **kwargs))
+        return _completed(v, v.call(fn, *args, **kwargs))
 
     once()  # compiles on a compiled variant, warms caches elsewhere
     return once
+
+
+def _completed(v: Variant, result: Any) -> Any:
+    """`result` once computed: each array of `v`'s library in it waited for (a Python number,
+    or a NumPy array the function made, is ready already)."""
+    for _, leaf in flatten(result):
+        if is_traced(leaf) and array_api_compat.array_namespace(leaf) is v.xp:
+            v.synchronize(leaf)
+    return result
 
 
 def _interleaved(calls: list[Callable[[], Any]], rounds: int) -> list[float]:
