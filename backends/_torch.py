@@ -77,6 +77,14 @@ class TorchBackend(Backend):
             "while differentiated",
         ),
         InternalWarning(
+            UserWarning,
+            r"Error detected in \w+\. Traceback of forward call",
+            "torch",
+            "autograd's anomaly mode, which torch.compile turns on while it traces a backward "
+            "pass, says where the forward call of an operation whose gradient failed was; the "
+            "failure itself is raised, and is the finding",
+        ),
+        InternalWarning(
             FutureWarning,
             r"`torch\._prims_common\.check` is deprecated",
             "torch",

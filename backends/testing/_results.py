@@ -192,9 +192,9 @@ def compare(
     if atol is None:
         finite = magnitude[np.isfinite(magnitude) & (magnitude > 0)]
         atol = rtol * float(np.median(finite)) if finite.size else 0.0
-    tolerance = atol + tiny + rtol * magnitude + (0.0 if slack is None else slack)
     ok = np.ones(e.shape, dtype=bool)
-    with np.errstate(all="ignore"):
+    with np.errstate(all="ignore"):  # infinities and NaNs meet here on purpose
+        tolerance = atol + tiny + rtol * magnitude + (0.0 if slack is None else slack)
         for part in (np.real, np.imag) if wide is np.complex128 else (np.asarray,):
             gp, ep = part(g), part(e)
             ok &= (

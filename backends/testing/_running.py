@@ -76,8 +76,21 @@ def call_on(
     return v.wrap(bound.with_constants, fullgraph=policy.fullgraph)(*traced_args)
 
 
-def internal_warnings() -> tuple[InternalWarning, ...]:
-    """Every framework's warnings about its own workings, each with its reason."""
+def forgiven_warnings() -> tuple[InternalWarning, ...]:
+    """The warnings `check_function` forgives: those the frameworks raise about their own
+    workings, whatever the function does, each with its reason.
+
+    A warning is forgiven when its category, the start of its message and the package whose
+    file raised it all match one of these; the same text warned by the function's own code is
+    a finding.
+
+    Examples
+    --------
+    >>> from xpsoftmax import testing
+    >>> notice = testing.forgiven_warnings()[1]
+    >>> notice.package, notice.category.__name__, notice.message[:23]
+    ('torch', 'UserWarning', 'Dynamo detected a call ')
+    """
     return tuple(entry for backend in BACKENDS.values() for entry in backend.internal_warnings)
 
 
@@ -91,7 +104,7 @@ def recorded() -> Iterator[list[warnings.WarningMessage]]:
         try:
             yield kept
         finally:
-            forgiven = internal_warnings()
+            forgiven = forgiven_warnings()
             kept.extend(w for w in caught if not any(e.matches(w) for e in forgiven))
 
 
