@@ -343,7 +343,7 @@ PUBLIC = [
 CASES = {case.name: case for case in PLANTED + PUBLIC}
 
 
-def _public_modules() -> None:
+def enable_public_libraries() -> None:
     """Turn on scikit-learn's array-API dispatch (SciPy reads SCIPY_ARRAY_API by itself)."""
     import sklearn
 
@@ -383,7 +383,7 @@ def run(case: Case) -> dict[str, Any]:
 def main(which: str) -> None:
     cases = PUBLIC if which == "public" else PLANTED if which == "planted" else [CASES[which]]
     if any(case.public for case in cases):
-        _public_modules()
+        enable_public_libraries()
     outcomes = {}
     for case in cases:
         outcome = run(case)

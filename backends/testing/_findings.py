@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import sys
 import sysconfig
 import traceback
 import warnings
@@ -100,14 +99,12 @@ def is_user_code(filename: str, module: str) -> bool:
 
 
 def _short(filename: str) -> str:
-    """A path as a reader finds it: relative to the working directory when it lies below it,
-    else from the package directory on (``scipy/special/_logsumexp.py``)."""
+    """A path as a reader finds it: from the package directory on for an installed package
+    (``scipy/special/_logsumexp.py``), else relative to the working directory when below it."""
     path = os.path.realpath(filename)
+    for installed in ("site-packages", "dist-packages"):
+        marker = os.sep + installed + os.sep
+        if marker in path:
+            return path.rsplit(marker, 1)[1]
     here = os.path.join(os.getcwd(), "")
-    if path.startswith(here):
-        return path[len(here) :]
-    for entry in sorted(sys.path, key=len, reverse=True):
-        root = os.path.join(os.path.realpath(entry), "") if entry else ""
-        if root and path.startswith(root):
-            return path[len(root) :]
-    return filename
+    return path[len(here) :] if path.startswith(here) else filename

@@ -1,4 +1,4 @@
-"""Run the Testing-your-own-function page's example and write what the toolkit says about it.
+"""Run the Testing-your-own-function page's examples and write what the toolkit says about them.
 
 Run from the repository root (the docs build never runs it; its outputs are committed)::
 
@@ -8,12 +8,24 @@ It writes, under ``docs/_generated/``:
 
 * ``testing_bugs.rst``: for each of the four bugs of ``examples/entropy_package/tests/buggy.py``,
   the exact AssertionError message of `xpsoftmax.testing.check_function` on every variant here;
+* ``testing_corpus.rst``: the verdicts on the corpus of ``tests/toolkit_corpus.py`` (functions of
+  SciPy, array-api-extra and scikit-learn, and our planted bugs) by function and variant, their
+  count, and the whole messages of a few public functions' findings;
 * ``testing_benchmark.rst``: `xpsoftmax.testing.benchmark`'s table for the example's
   ``softmax_entropy`` beside each framework's own entropy of a softmax.
+
+It stops, writing nothing, when a corpus case crashes or its verdicts are not those the corpus
+expects.
 """
 
 from __future__ import annotations
 
+import os
+
+# SciPy reads it once, when first imported: array-API input for its functions.
+os.environ["SCIPY_ARRAY_API"] = "1"
+
+import collections
 import platform
 import sys
 from pathlib import Path
@@ -26,9 +38,10 @@ from xpsoftmax import testing
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "examples" / "entropy_package"
 OUT = ROOT / "docs" / "_generated"
-sys.path[:0] = [str(EXAMPLE / "src"), str(EXAMPLE / "tests")]
+sys.path[:0] = [str(EXAMPLE / "src"), str(EXAMPLE / "tests"), str(ROOT / "tests")]
 
 import buggy
+import toolkit_corpus as corpus
 from entropy_package import softmax_entropy
 from test_bugs import GAPPED, LOGITS
 from test_entropy import reference
@@ -54,6 +67,78 @@ def bug_messages() -> str:
         body = "\n".join("   " + line for line in message.splitlines())
         parts.append(f"**{title}** (``{fn.__name__}``):\n\n.. code-block:: text\n\n{body}\n\n")
     return "".join(parts)
+
+
+#: Public functions whose findings the page shows whole: (corpus case, variants, why).
+SHOWN = [
+    ("scipy.stats.entropy", ["array_api_strict", "array_api_strict:device1"],
+     "A round trip through NumPy, found on array-api-strict's second device"),
+    ("xpx.cov", ["numpy", "dask", "jax", "torch"], "A float64 result for float32 input"),
+    ("scipy.special.log_softmax", ["jax", "torch"],
+     "An in-place write into the output of ``xp.max``, which PyTorch's autograd needs"),
+    ("sklearn.preprocessing.minmax_scale", ["numpy", "array_api_strict", "torch"],
+     "A TypeError on PyTorch and array-api-strict, and a warning"),
+    ("sklearn.preprocessing.normalize", ["numpy", "dask", "jax", "torch"],
+     "Several findings on one function"),
+    ("scipy.special.logsumexp", ["torch.compile"],
+     "A NumPy function on a shape, which ``torch.compile(fullgraph=True)`` cannot trace"),
+]  # fmt: skip
+
+
+def corpus_report() -> str:
+    """The corpus's verdicts as a table, their count, and a few public findings whole."""
+    corpus.enable_public_libraries()
+    outcomes = {case.name: corpus.run(case) for case in corpus.PLANTED + corpus.PUBLIC}
+    counts: collections.Counter[str] = collections.Counter()
+    for name, outcome in outcomes.items():
+        found = {v: set(checks) for v, checks in outcome["verdicts"].items()}
+        if outcome["crash"] or found != corpus.CASES[name].verdicts():
+            raise SystemExit(f"{name}: {outcome['crash'] or outcome['message']}")
+        counts.update(check for checks in found.values() for check in checks)
+    public = corpus.PUBLIC
+    parts = [
+        HEADER,
+        f"{len(public)} functions of public libraries and {len(corpus.PLANTED)} of our own, "
+        f"each checked on {len(corpus.VARIANTS)} variants: no crash, no false alarm, no missed "
+        f"finding; {sum(counts.values())} findings ("
+        + ", ".join(f"{check} {n}" for check, n in sorted(counts.items()))
+        + ").\n\n",
+        _grid(public, "public"),
+        _grid(corpus.PLANTED, "planted"),
+    ]
+    for name, variants, title in SHOWN:
+        case = corpus.CASES[name]
+        try:
+            testing.check_function(
+                case.function(), *case.args, reference=case.reference, variants=variants,
+                **case.options, **case.kwargs,
+            )  # fmt: skip
+        except AssertionError as err:
+            message = str(err)
+        else:
+            raise SystemExit(f"{name} on {variants}: the toolkit found nothing")
+        body = "\n".join("   " + line for line in message.splitlines())
+        parts.append(f"**{title}** (``{name}`` on {', '.join(variants)}):\n\n")
+        parts.append(f".. code-block:: text\n\n{body}\n\n")
+    return "".join(parts)
+
+
+def _grid(cases: list[corpus.Case], label: str) -> str:
+    """A list-table: one row per case, one column per variant, the failing checks in the cells."""
+    lines = [
+        f".. list-table:: The {label} corpus: the checks that fail, by variant",
+        "   :header-rows: 1",
+        "",
+    ]
+    lines.append("   * - function")
+    lines += [f"     - {v}" for v in corpus.VARIANTS]
+    for case in cases:
+        verdicts = case.verdicts()
+        lines.append(
+            f"   * - ``{case.name.partition('.')[2] if label == 'planted' else case.name}``"
+        )
+        lines += [f"     - {' '.join(sorted(verdicts.get(v, ()))) or '-'}" for v in corpus.VARIANTS]
+    return "\n".join(lines) + "\n\n"
 
 
 def framework_peers() -> dict[str, Any]:
@@ -91,10 +176,12 @@ def benchmark_table() -> str:
 
 def main() -> None:
     OUT.mkdir(exist_ok=True)
-    (OUT / "testing_bugs.rst").write_text(bug_messages())
+    bugs, found = bug_messages(), corpus_report()
+    (OUT / "testing_bugs.rst").write_text(bugs)
+    (OUT / "testing_corpus.rst").write_text(found)
     (OUT / "testing_benchmark.rst").write_text(benchmark_table())
-    print((OUT / "testing_bugs.rst").read_text())
-    print((OUT / "testing_benchmark.rst").read_text())
+    for name in ("testing_bugs.rst", "testing_corpus.rst", "testing_benchmark.rst"):
+        print((OUT / name).read_text())
 
 
 if __name__ == "__main__":
