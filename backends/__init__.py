@@ -30,7 +30,7 @@ from ._jax import JaxBackend
 from ._numpy import NumPyBackend
 from ._torch import TorchBackend
 from ._variant import Bound, Variant, is_traced
-from ._warnings import InternalWarning
+from ._warnings import InternalWarning, ignoring
 
 __all__ = [
     "BACKENDS",
@@ -43,6 +43,7 @@ __all__ = [
     "all_variants",
     "available",
     "get",
+    "ignoring",
     "is_traced",
     "variant",
     "variants",

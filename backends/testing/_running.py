@@ -70,10 +70,24 @@ def call_on(
 ) -> Any:
     """``fn(*args, **kwargs)`` on `v` in its mode; compiled anew on a compiled variant (never a
     compiled function kept from an earlier call, whose caches would carry history)."""
+    return prepared(v, fn, args, kwargs, policy, inputs)()
+
+
+def prepared(
+    v: Variant,
+    fn: Callable[..., Any],
+    args: list[Any],
+    kwargs: dict[str, Any],
+    policy: Policy,
+    inputs: Inputs,
+) -> Callable[[], Any]:
+    """``fn(*args, **kwargs)`` on `v`, ready to call again and again: compiled once, here, on a
+    compiled variant."""
     if not v.compiled:
-        return fn(*args, **kwargs)
+        return lambda: fn(*args, **kwargs)
     bound, traced_args = Bound.of(fn, args, kwargs, traced=policy.traced(v, inputs))
-    return v.wrap(bound.with_constants, fullgraph=policy.fullgraph)(*traced_args)
+    compiled = v.wrap(bound.with_constants, fullgraph=policy.fullgraph)
+    return lambda: compiled(*traced_args)
 
 
 def forgiven_warnings() -> tuple[InternalWarning, ...]:
