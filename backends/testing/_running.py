@@ -2,7 +2,7 @@
 
 * `Policy`: the options that change how the function is run (``torch.compile``'s fullgraph,
   the arguments `jax.jit` treats as static, Dask's chunks and compute budget);
-* `call_on`: the call itself, compiled afresh on a compiled variant;
+* `prepared`: the call itself, compiled afresh on a compiled variant;
 * `recorded`: the warnings raised meanwhile, every one of them (also one already shown once in
   this process), less the frameworks' own (`xpsoftmax.backends.Backend.internal_warnings`);
 * `counted_computes`: on Dask, each time the graph is computed.
@@ -60,19 +60,6 @@ class Policy:
         return traced
 
 
-def call_on(
-    v: Variant,
-    fn: Callable[..., Any],
-    args: list[Any],
-    kwargs: dict[str, Any],
-    policy: Policy,
-    inputs: Inputs,
-) -> Any:
-    """``fn(*args, **kwargs)`` on `v` in its mode; compiled anew on a compiled variant (never a
-    compiled function kept from an earlier call, whose caches would carry history)."""
-    return prepared(v, fn, args, kwargs, policy, inputs)()
-
-
 def prepared(
     v: Variant,
     fn: Callable[..., Any],
@@ -81,8 +68,9 @@ def prepared(
     policy: Policy,
     inputs: Inputs,
 ) -> Callable[[], Any]:
-    """``fn(*args, **kwargs)`` on `v`, ready to call again and again: compiled once, here, on a
-    compiled variant."""
+    """``fn(*args, **kwargs)`` on `v` in its mode, ready to call: compiled here, anew, on a
+    compiled variant (never a compiled function kept from an earlier check, whose caches would
+    carry history)."""
     if not v.compiled:
         return lambda: fn(*args, **kwargs)
     bound, traced_args = Bound.of(fn, args, kwargs, traced=policy.traced(v, inputs))

@@ -23,7 +23,7 @@ from ._results import (
     leaf_problems,
     to_host,
 )
-from ._running import Policy, call_on, counted_computes, recorded, unique
+from ._running import Policy, counted_computes, prepared, recorded, unique
 
 if TYPE_CHECKING:
     from xpsoftmax.backends import Variant
@@ -75,7 +75,7 @@ def check_variant(v: Variant, case: Case, skipped: set[str]) -> dict[str, str]:
     result, failed = None, None
     with v.backend.quiet(), recorded() as caught, counted_computes(v) as computes:
         try:
-            result = call_on(v, case.fn, args, kwargs, case.policy, case.inputs)
+            result = prepared(v, case.fn, args, kwargs, case.policy, case.inputs)()
         except Exception as err:  # noqa: BLE001 (whatever fn raises is a finding, reported)
             failed = err
     if failed is not None:
@@ -182,7 +182,7 @@ def _check_values(
 
 def _gradients(v: Variant, case: Case, result: Any, found: _Findings) -> str:
     def call(args: list[Any], kwargs: dict[str, Any]) -> Any:
-        return call_on(v, case.fn, args, kwargs, case.policy, case.inputs)
+        return prepared(v, case.fn, args, kwargs, case.policy, case.inputs)()
 
     with v.backend.quiet(), recorded() as caught:
         try:
