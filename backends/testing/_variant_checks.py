@@ -21,6 +21,7 @@ from ._results import (
     expected_precision,
     flatten,
     leaf_problems,
+    precision_of,
     to_host,
 )
 from ._running import Policy, counted_computes, prepared, recorded, unique
@@ -163,7 +164,11 @@ def _check_result(v: Variant, case: Case, result: Any, found: _Findings) -> None
             continue
         if want is None or host is None:
             continue
-        _check_values(path, host, want, precision[0] if precision else "float64", case, found)
+        owed = precision[0] if precision else precision_of(input_dtype or "float64")
+        try:
+            _check_values(path, host, want, owed, case, found)
+        except Exception as err:  # noqa: BLE001 (values that cannot be compared are a finding)
+            found.add("values", f"result{path} could not be compared: {describe(err)}")
 
 
 def _check_values(
