@@ -29,17 +29,22 @@ from ._dask import DaskBackend
 from ._jax import JaxBackend
 from ._numpy import NumPyBackend
 from ._torch import TorchBackend
-from ._variant import Variant
+from ._variant import Bound, Variant, is_traced
+from ._warnings import InternalWarning, ignoring
 
 __all__ = [
     "BACKENDS",
     "FLOAT_DTYPES",
     "Backend",
+    "Bound",
+    "InternalWarning",
     "Variant",
     "all_variant_ids",
     "all_variants",
     "available",
     "get",
+    "ignoring",
+    "is_traced",
     "variant",
     "variants",
 ]
@@ -58,7 +63,8 @@ BACKENDS: dict[str, Backend] = {
 }
 
 # The whole matrix, CPU first, in the order tests and benchmarks list it. Only the first GPU of each
-# backend is a variant: more GPUs would add ids without testing anything new.
+# backend is a variant: more GPUs would add ids without testing anything new. The last variant
+# came after the GPU ones, so that the ids before it kept their places.
 _MATRIX: tuple[tuple[str, str, bool], ...] = (
     ("numpy", "cpu", False),
     ("array_api_strict", "cpu", False),
@@ -72,6 +78,8 @@ _MATRIX: tuple[tuple[str, str, bool], ...] = (
     ("torch", "cuda:0", True),
     ("jax", "gpu:0", False),
     ("jax", "gpu:0", True),
+    # array-api-strict's own second device: device propagation checked on every machine.
+    ("array_api_strict", "device1", False),
 )
 
 

@@ -2,8 +2,12 @@
 
 array-api-strict implements the array API standard and nothing more, so it has no softmax of its own:
 its reference functions are SciPy's on a host NumPy copy, converted back (the inherited default). It has
-no float16 and no bfloat16. Only its CPU device is offered; its "device1"/"device2" test devices can hold
-no data that NumPy could read, so a host reference could not come back from them.
+no float16 and no bfloat16.
+
+Besides its CPU device it offers "device1", one of the test devices array-api-strict keeps for this
+purpose: arrays there refuse `numpy.asarray` and refuse to meet arrays of another device, as a GPU's
+would, so a function that round-trips through NumPy, or makes an array without the input's device,
+fails there on any machine. Results come back to the host through `to_device` to the CPU first.
 """
 
 from __future__ import annotations
@@ -16,12 +20,21 @@ if TYPE_CHECKING:
     import numpy as np
 
 
+#: array-api-strict's name of its default device, and the second device it offers for testing.
+_DEVICES = {"cpu": "CPU_DEVICE", "device1": "device1"}
+
+
 class ArrayApiStrictBackend(Backend):
-    """array-api-strict on its CPU device; references from SciPy on a host copy."""
+    """array-api-strict on its CPU device and its test device "device1"; references from SciPy
+    on a host copy."""
 
     name = "array_api_strict"
     module = "array_api_strict"
     float_dtypes = ("float32", "float64")
+
+    def devices(self) -> list[str]:
+        """ "cpu" and "device1" (a device of array-api-strict's own, no hardware needed)."""
+        return list(_DEVICES) if self.is_installed() else []
 
     def _from_numpy(
         self, a: np.ndarray, /, *, dtype: str | None, device: str, **options: Any
@@ -29,13 +42,24 @@ class ArrayApiStrictBackend(Backend):
         import array_api_strict as strict
 
         self._reject_options(options)
-        return strict.asarray(a, dtype=None if dtype is None else getattr(strict, dtype))
+        return strict.asarray(
+            a,
+            dtype=None if dtype is None else getattr(strict, dtype),
+            device=strict.Device(_DEVICES[device]),
+        )
 
     def to_numpy(self, x: Any, /) -> np.ndarray:
+        import array_api_strict as strict
         import numpy as np
 
         # DLPack is the standard's interchange; NumPy reads it without a copy, so copy afterwards.
-        return np.array(np.from_dlpack(x), copy=True)
+        host = x.to_device(strict.Device(_DEVICES["cpu"]))
+        return np.array(np.from_dlpack(host), copy=True)
 
     def device_of(self, x: Any, /) -> str:
-        return "cpu"
+        import array_api_strict as strict
+
+        for ours, theirs in _DEVICES.items():
+            if x.device == strict.Device(theirs):
+                return ours
+        return repr(x.device)  # a device this adapter does not offer ("device2", ...)

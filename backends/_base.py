@@ -21,6 +21,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from ._reference import cross_entropy_from_log_probs
+from ._warnings import InternalWarning
 
 if TYPE_CHECKING:
     from types import ModuleType
@@ -62,6 +63,9 @@ class Backend(abc.ABC):
     default_device: ClassVar[str] = "cpu"
     #: Suffix of the compiled variant's id ("jit", "compile"); None when `compile` is the identity.
     compile_label: ClassVar[str | None] = None
+    #: Warnings the framework raises about its own workings, whatever the code it runs, each
+    #: with its reason: `Variant.call` does not show them, and `xpsoftmax.testing` forgives them.
+    internal_warnings: ClassVar[tuple[InternalWarning, ...]] = ()
 
     def __init__(self) -> None:
         self._devices: list[str] | None = None
@@ -175,9 +179,38 @@ class Backend(abc.ABC):
         """Wait until `x` is computed and return it; eager host libraries have nothing to wait for."""
         return x
 
-    def compile(self, fn: Callable[..., Any], *, static_argnames: Sequence[str] = ()) -> Any:
-        """Compile `fn` for this framework; the identity where there is no compiler."""
+    def compile(
+        self, fn: Callable[..., Any], *, static_argnames: Sequence[str] = (), fullgraph: bool = True
+    ) -> Any:
+        """Compile `fn` for this framework; the identity where there is no compiler.
+
+        `fullgraph` is ``torch.compile``'s: False lets it fall back to Python where it cannot
+        trace. Other compilers always take the whole function.
+        """
         return fn
+
+    def reset_compiled(self) -> None:
+        """Forget every function compiled so far (caches, recompile counts); nothing by default.
+
+        The next call of a compiled function compiles it afresh, as in a new process.
+        """
+        return  # a library without a compiler keeps no compiled state
+
+    def quiet(self) -> contextlib.AbstractContextManager[None]:
+        """A context to call the framework under that keeps its logs to itself: nothing by default."""
+        return contextlib.nullcontext()
+
+    def gradients(
+        self,
+        scalar_fn: Callable[..., Any],
+        arrays: Sequence[Any],
+    ) -> list[Any]:
+        """The gradient of ``scalar_fn(*arrays)`` (a 0-d array) with respect to each of `arrays`,
+        by the framework's autodiff, as users take it (`jax.grad`, ``backward``); a compiled
+        function inside `scalar_fn` is differentiated as compiled."""
+        raise NotImplementedError(
+            f"{self.name} has no automatic differentiation; check Backend.has_autodiff first"
+        )
 
     def timing(self, elements: int) -> contextlib.AbstractContextManager[None]:
         """A context to time calls on inputs of `elements` entries under: nothing by default."""

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from ._base import Axis, Backend
 from ._reference import cross_entropy_from_log_probs
+from ._warnings import InternalWarning
 
 if TYPE_CHECKING:
     from types import ModuleType
@@ -31,6 +32,14 @@ class JaxBackend(Backend):
     has_autodiff = True
     float_dtypes = ("float16", "bfloat16", "float32", "float64")
     compile_label = "jit"
+    internal_warnings = (
+        InternalWarning(
+            UserWarning,
+            r"An NVIDIA GPU may be present",
+            "jax",
+            "jax built for the CPU says so once, on a machine with an NVIDIA GPU",
+        ),
+    )
 
     def _jax(self) -> ModuleType:
         """Import JAX, enabling float64 once (see the module docstring for why)."""
@@ -78,9 +87,21 @@ class JaxBackend(Backend):
         """Block until `x` (an array or a pytree of arrays) is computed; JAX dispatches asynchronously."""
         return self._jax().block_until_ready(x)
 
-    def compile(self, fn: Callable[..., Any], *, static_argnames: Sequence[str] = ()) -> Any:
-        """``jax.jit(fn, static_argnames=...)``: pass axis-like arguments as static."""
+    def compile(
+        self, fn: Callable[..., Any], *, static_argnames: Sequence[str] = (), fullgraph: bool = True
+    ) -> Any:
+        """``jax.jit(fn, static_argnames=...)``: pass axis-like arguments as static. `jax.jit`
+        always takes the whole function (`fullgraph` is torch.compile's)."""
         return self._jax().jit(fn, static_argnames=tuple(static_argnames))
+
+    def gradients(
+        self,
+        scalar_fn: Callable[..., Any],
+        arrays: Sequence[Any],
+    ) -> list[Any]:
+        """`jax.grad` of `scalar_fn` with respect to every argument."""
+        grad = self._jax().grad(scalar_fn, argnums=tuple(range(len(arrays))))
+        return list(grad(*arrays))
 
     def ref_softmax(self, x: Any, axis: Axis) -> Any:
         """`jax.nn.softmax`."""

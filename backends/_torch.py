@@ -12,12 +12,15 @@ row at a time.
 from __future__ import annotations
 
 import contextlib
+import logging
 import math
+import os
 from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ._base import Axis, Backend
 from ._reference import REDUCTIONS
+from ._warnings import InternalWarning
 
 if TYPE_CHECKING:
     import numpy as np
@@ -35,6 +38,60 @@ class TorchBackend(Backend):
     has_autodiff = True
     float_dtypes = ("float16", "bfloat16", "float32", "float64")
     compile_label = "compile"
+    internal_warnings = (
+        InternalWarning(
+            UserWarning,
+            r"Dynamo detected a call to a `functools\.lru_cache`-wrapped function",
+            "torch",
+            "Dynamo notes, once per process and call site, that it traces through the cache of "
+            "an lru_cache-wrapped helper (array-api-compat's array_namespace has one): a remark "
+            "on its own tracing, whatever the function computes",
+        ),
+        InternalWarning(
+            DeprecationWarning,
+            r"`torch\.jit\.script` is deprecated",
+            "torch",
+            "torch's forward-mode AD and decompositions load through its own deprecated "
+            "torch.jit.script",
+        ),
+        InternalWarning(
+            DeprecationWarning,
+            r"`torch\.jit\.script_method` is deprecated",
+            "torch",
+            "inductor's own code still calls the deprecated torch.jit.script_method",
+        ),
+        InternalWarning(
+            DeprecationWarning,
+            r"<class '[^']*'> should not be instantiated",
+            "torch",
+            "torch.compile instantiates each autograd.Function it traces, then warns that it "
+            "was (a Function the user's code instantiates is warned about from the user's file)",
+        ),
+        InternalWarning(
+            UserWarning,
+            r"torch\.asarray: unspecified requires_grad now defaults",
+            "array_api_compat",
+            "torch warns when torch.asarray gets a tensor that requires grad and no "
+            "requires_grad; array-api-compat's asarray (also the copies SciPy and scikit-learn "
+            "vendor) passes none, so any function that calls xp.asarray on its input gets it "
+            "while differentiated",
+        ),
+        InternalWarning(
+            UserWarning,
+            r"Error detected in \w+\. Traceback of forward call",
+            "torch",
+            "autograd's anomaly mode, which torch.compile turns on while it traces a backward "
+            "pass, says where the forward call of an operation whose gradient failed was; the "
+            "failure itself is raised, and is the finding",
+        ),
+        InternalWarning(
+            FutureWarning,
+            r"`torch\._prims_common\.check` is deprecated",
+            "torch",
+            "inductor's lowering of some operations (aten.diagonal) calls torch's own deprecated "
+            "check",
+        ),
+    )
 
     def _gpu_devices(self) -> list[str]:
         import torch
@@ -93,14 +150,68 @@ class TorchBackend(Backend):
         finally:
             torch.set_num_threads(threads)
 
-    def compile(self, fn: Callable[..., Any], *, static_argnames: Sequence[str] = ()) -> Any:
-        """``torch.compile(fn, fullgraph=True)``: a graph break is an error, not a silent fallback.
+    def compile(
+        self, fn: Callable[..., Any], *, static_argnames: Sequence[str] = (), fullgraph: bool = True
+    ) -> Any:
+        """``torch.compile(fn, fullgraph=True)``: a graph break is an error, not a silent fallback
+        (with ``fullgraph=False``, torch.compile runs what it cannot trace in Python).
 
         `static_argnames` is ignored: TorchDynamo already treats Python ints as constants.
         """
         import torch
 
-        return torch.compile(fn, fullgraph=True)
+        return torch.compile(fn, fullgraph=fullgraph)
+
+    def reset_compiled(self) -> None:
+        """``torch.compiler.reset()``: Dynamo's caches and recompile counts start from nothing."""
+        import torch
+
+        torch.compiler.reset()
+
+    @contextlib.contextmanager
+    def quiet(self) -> Iterator[None]:
+        """torch.compile's logs kept to the verdicts, unless ``TORCH_TRACE`` or ``TORCH_LOGS``
+        asks for them.
+
+        Its structured-trace logger is always at DEBUG and writes whenever it has a handler; a
+        test runner that captures logs (pytest) gives it one, and each compile then writes
+        dozens of empty DEBUG records into the captured log. Dynamo and inductor also log, at
+        WARNING, each graph break they fall back from (``fullgraph=False``) with its whole
+        stack; what matters of it is the exception that ``fullgraph=True`` raises instead.
+        """
+        if os.environ.get("TORCH_TRACE") or os.environ.get("TORCH_LOGS"):
+            yield
+            return
+        trace = logging.getLogger("torch.__trace")
+        loggers = [logging.getLogger(name) for name in ("torch._dynamo", "torch._inductor")]
+        saved = (trace.disabled, [log.level for log in loggers])
+        trace.disabled = True
+        for log in loggers:
+            log.setLevel(logging.ERROR)
+        try:
+            yield
+        finally:
+            trace.disabled = saved[0]
+            for log, level in zip(loggers, saved[1], strict=True):
+                log.setLevel(level)
+
+    def gradients(
+        self,
+        scalar_fn: Callable[..., Any],
+        arrays: Sequence[Any],
+    ) -> list[Any]:
+        """``torch.autograd.grad`` of `scalar_fn` at leaves copied from `arrays`.
+
+        An input the value does not depend on (or a value cut from every input) has gradient 0.
+        """
+        import torch
+
+        leaves = [a.detach().clone().requires_grad_(True) for a in arrays]
+        value = scalar_fn(*leaves)
+        if not value.requires_grad:
+            return [torch.zeros_like(a) for a in leaves]
+        found = torch.autograd.grad(value, leaves, allow_unused=True)
+        return [torch.zeros_like(a) if g is None else g for a, g in zip(leaves, found, strict=True)]
 
     def ref_softmax(self, x: Any, axis: Axis) -> Any:
         """`torch.softmax` (axes flattened into one for a tuple or None)."""

@@ -12,6 +12,8 @@ import dataclasses
 from collections.abc import Callable, Hashable, Sequence
 from typing import TYPE_CHECKING, Any
 
+from ._warnings import ignoring
+
 if TYPE_CHECKING:
     from types import ModuleType
 
@@ -83,12 +85,14 @@ class Variant:
         return self.unavailable_reason() is None
 
     def wrap(
-        self, fn: Callable[..., Any], static_argnames: Sequence[str] = ()
+        self, fn: Callable[..., Any], static_argnames: Sequence[str] = (), *, fullgraph: bool = True
     ) -> Callable[..., Any]:
         """`fn` compiled by the backend when this variant is compiled, else `fn` itself."""
         if not self.compiled:
             return fn
-        compiled: Callable[..., Any] = self.backend.compile(fn, static_argnames=static_argnames)
+        compiled: Callable[..., Any] = self.backend.compile(
+            fn, static_argnames=static_argnames, fullgraph=fullgraph
+        )
         return compiled
 
     def call(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
@@ -99,46 +103,21 @@ class Variant:
         a constant, as `jax.jit` needs
         static axes and as ``torch.compile`` specialises on Python numbers anyway. A compiled
         function is kept and reused for the same `fn` and constants. Eager variants call `fn`
-        directly (lazy ones, Dask, then return a lazy result).
+        directly (lazy ones, Dask, then return a lazy result). The framework's warnings about
+        its own workings (`Backend.internal_warnings`) are not shown.
         """
-        if not self.compiled:
-            return fn(*args, **kwargs)
-        import array_api_compat
-
-        def traced(a: Any) -> bool:
-            # The framework's arrays; a NumPy array stays a constant of the compiled function.
-            return array_api_compat.is_array_api_obj(a) and not array_api_compat.is_numpy_array(a)
-
-        traced_positions = tuple(i for i, a in enumerate(args) if traced(a))
-        traced_names = tuple(k for k, a in kwargs.items() if traced(a))
-        constants = tuple((i, a) for i, a in enumerate(args) if i not in traced_positions)
-        named_constants = tuple((k, a) for k, a in kwargs.items() if k not in traced_names)
-        # Types too: 1, 1.0 and True are equal as keys but compile to different programs.
-        key = (
-            self.id,
-            fn,
-            len(args),
-            traced_positions,
-            traced_names,
-            tuple((i, type(a), a) for i, a in constants),
-            tuple((k, type(a), a) for k, a in named_constants),
-        )
-        compiled = _COMPILED.get(key) if _hashable(key) else None
-        if compiled is None:
-
-            def with_constants(*arrays: Any) -> Any:
-                split = len(traced_positions)
-                positional = dict(constants)
-                positional.update(zip(traced_positions, arrays[:split], strict=True))
-                named = dict(named_constants)
-                named.update(zip(traced_names, arrays[split:], strict=True))
-                return fn(*(positional[i] for i in range(len(args))), **named)
-
-            compiled = self.wrap(with_constants)
-            if _hashable(key):
-                _COMPILED[key] = compiled
-        traced_args = [args[i] for i in traced_positions] + [kwargs[k] for k in traced_names]
-        return compiled(*traced_args)
+        __tracebackhide__ = True  # pytest shows the caller's frames and fn's, not these
+        with self.backend.quiet(), ignoring(self.backend.internal_warnings):
+            if not self.compiled:
+                return fn(*args, **kwargs)
+            bound, traced_args = Bound.of(fn, args, kwargs, traced=lambda _, a: is_traced(a))
+            key = (self.id, fn, bound.key)
+            compiled = _COMPILED.get(key) if _hashable(key) else None
+            if compiled is None:
+                compiled = self.wrap(bound.with_constants)
+                if _hashable(key):
+                    _COMPILED[key] = compiled
+            return compiled(*traced_args)
 
     def asarray(self, a: np.ndarray, /, *, dtype: str | None = None, **options: Any) -> Any:
         """`Backend.asarray` on this variant's device."""
@@ -164,6 +143,74 @@ class Variant:
     def xp(self) -> ModuleType:
         """The array-api-compat namespace of the backend's arrays."""
         return self.backend.xp
+
+
+def is_traced(a: Any) -> bool:
+    """Whether `Variant.call` passes `a` to a compiled function as a traced argument: the
+    framework's arrays are; a NumPy array, like any other value, is closed over as a constant."""
+    import array_api_compat
+
+    return array_api_compat.is_array_api_obj(a) and not array_api_compat.is_numpy_array(a)
+
+
+@dataclasses.dataclass(frozen=True)
+class Bound:
+    """A call ``fn(*args, **kwargs)`` whose traced arguments are left out: it holds `fn` and the
+    constants only (a compiled function kept for reuse keeps no array alive), and
+    ``with_constants(*traced)`` makes the call."""
+
+    fn: Callable[..., Any]
+    count: int
+    constants: tuple[tuple[int, Any], ...]
+    named_constants: tuple[tuple[str, Any], ...]
+    traced_positions: tuple[int, ...]
+    traced_names: tuple[str, ...]
+
+    @classmethod
+    def of(
+        cls,
+        fn: Callable[..., Any],
+        args: Sequence[Any],
+        kwargs: dict[str, Any],
+        *,
+        traced: Callable[[int | str, Any], bool],
+    ) -> tuple[Bound, list[Any]]:
+        """The call, with the arguments `traced` (given position or name, and value) says are
+        traced left out, and those arguments (positional ones first, in the order
+        `with_constants` takes them)."""
+        positions = tuple(i for i, a in enumerate(args) if traced(i, a))
+        names = tuple(k for k, a in kwargs.items() if traced(k, a))
+        bound = cls(
+            fn,
+            len(args),
+            tuple((i, a) for i, a in enumerate(args) if i not in positions),
+            tuple((k, a) for k, a in kwargs.items() if k not in names),
+            positions,
+            names,
+        )
+        return bound, [args[i] for i in positions] + [kwargs[k] for k in names]
+
+    @property
+    def key(self) -> Hashable:
+        """What a compiled `with_constants` depends on besides `fn`: where the traced arguments
+        go, and the constants with their types (1, 1.0 and True are equal as keys but compile
+        to different programs)."""
+        return (
+            self.count,
+            self.traced_positions,
+            self.traced_names,
+            tuple((i, type(a), a) for i, a in self.constants),
+            tuple((k, type(a), a) for k, a in self.named_constants),
+        )
+
+    def with_constants(self, *arrays: Any) -> Any:
+        """``fn`` called with `arrays` in the traced places and the constants elsewhere."""
+        split = len(self.traced_positions)
+        positional = dict(self.constants)
+        positional.update(zip(self.traced_positions, arrays[:split], strict=True))
+        named = dict(self.named_constants)
+        named.update(zip(self.traced_names, arrays[split:], strict=True))
+        return self.fn(*(positional[i] for i in range(self.count)), **named)
 
 
 #: Compiled functions of `Variant.call`, by variant, function, traced positions and constants:

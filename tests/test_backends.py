@@ -35,6 +35,7 @@ EXPECTED_IDS = [
     "torch-cuda-compile",
     "jax-gpu",
     "jax-gpu-jit",
+    "array_api_strict-device1",
 ]
 # Test dependencies: these must be installed wherever the suite runs.
 REQUIRED = ("numpy", "array_api_strict", "jax", "torch", "dask")

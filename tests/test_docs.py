@@ -96,6 +96,8 @@ def _documented_objects() -> dict[str, object]:
             "testing.variants": testing.variants,
             "testing.check_function": testing.check_function,
             "testing.benchmark": testing.benchmark,
+            "testing.forgiven_warnings": testing.forgiven_warnings,
+            "backends.InternalWarning": backends.InternalWarning,
             "backends.cli.parser.main": parser.main,
             "backends.Backend": backends.Backend,
             "backends.Variant": backends.Variant,

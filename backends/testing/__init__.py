@@ -6,10 +6,12 @@ framework):
 * `variants`: the NumPy, array-api-strict, Dask, JAX (eager and `jax.jit`), PyTorch (eager and
   ``torch.compile``) and CuPy variants installed here, each able to make its arrays, call a
   function in its mode and bring the result back;
-* `check_function`: a function run on every variant and checked for values, types, mutation,
-  warnings, laziness and gradients;
+* `check_function`: a function run on every variant and checked for its call, laziness,
+  devices, types, warnings, mutation, values and gradients, every check on every variant;
+* `forgiven_warnings`: the frameworks' warnings about themselves that it forgives, with reasons;
 * `benchmark`: the same function timed on every variant beside a peer, as a table;
-* ``xpsoftmax.testing.pytest_plugin``: an ``xp_variant`` fixture over the variants.
+* ``xpsoftmax.testing.pytest_plugin``: an ``xp_variant`` fixture over the variants, and markers
+  that skip or expect failures of named variants.
 
 What our own test suite, the docs' reports and ``xpsoftmax compare`` measure the library with
 lives here too: `xpsoftmax.testing.oracle` (the softmax family computed exactly with mpmath),
@@ -31,5 +33,13 @@ if __name__ != "xpsoftmax.testing":
 from ._benchmark import BenchmarkTable, Timing, benchmark
 from ._checks import check_function
 from ._matrix import variants
+from ._running import forgiven_warnings
 
-__all__ = ["BenchmarkTable", "Timing", "benchmark", "check_function", "variants"]
+__all__ = [
+    "BenchmarkTable",
+    "Timing",
+    "benchmark",
+    "check_function",
+    "forgiven_warnings",
+    "variants",
+]

@@ -14,8 +14,13 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
+import array_api_compat
+from xpsoftmax.backends import ignoring, is_traced
+
 from ._inputs import Inputs
 from ._matrix import select
+from ._results import flatten
+from ._running import Policy, prepared
 
 if TYPE_CHECKING:
     from xpsoftmax.backends import Variant
@@ -122,16 +127,15 @@ def benchmark(
     name = getattr(fn, "__name__", "function")
     rows = []
     for v in select(variants):
-        dtype = inputs.floating_dtype()
-        if dtype is not None and dtype not in v.dtypes():
+        if not inputs.fit(v):
             continue
         call_args, call_kwargs = inputs.on(v)
-        sides = [_timed(v, fn, call_args, call_kwargs)]
         chosen = _peer_for(v, peer)
-        if chosen is not None:
-            sides.append(_timed(v, chosen, call_args, call_kwargs))
+        timed = [fn] if chosen is None else [fn, chosen]
         elements = sum(a.size for a in inputs.arrays.values())
-        with v.timing(elements):
+        # Quiet once around it all: a context entered per call would be timed with it.
+        with v.timing(elements), v.backend.quiet(), ignoring(v.backend.internal_warnings):
+            sides = [_timed(v, f, call_args, call_kwargs, inputs) for f in timed]
             best = _interleaved(sides, rounds)
         rows.append(Timing(v.name, best[0], best[1] if chosen is not None else None))
     return BenchmarkTable(name, peer_name, tuple(rows))
@@ -146,13 +150,24 @@ def _peer_for(
 
 
 def _timed(
-    v: Variant, fn: Callable[..., Any], args: list[Any], kwargs: dict[str, Any]
+    v: Variant, fn: Callable[..., Any], args: list[Any], kwargs: dict[str, Any], inputs: Inputs
 ) -> Callable[[], Any]:
+    call = prepared(v, fn, args, kwargs, Policy(), inputs)
+
     def once() -> Any:
-        return v.synchronize(v.call(fn, *args, **kwargs))
+        return _completed(v, call())
 
     once()  # compiles on a compiled variant, warms caches elsewhere
     return once
+
+
+def _completed(v: Variant, result: Any) -> Any:
+    """`result` once computed: each array of `v`'s library in it waited for (a Python number,
+    or a NumPy array the function made, is ready already)."""
+    for _, leaf in flatten(result):
+        if is_traced(leaf) and array_api_compat.array_namespace(leaf) is v.xp:
+            v.synchronize(leaf)
+    return result
 
 
 def _interleaved(calls: list[Callable[[], Any]], rounds: int) -> list[float]:

@@ -1,56 +1,34 @@
 """`check_function`: one user function run on every variant, and everything checked about it.
 
 Each variant gets private copies of the caller's NumPy arrays, calls the function in its mode
-(`xpsoftmax.backends.Variant.call`) and is checked, in this order, for: an error in the call,
-laziness (Dask computes nothing during the call; `jax.jit` and ``torch.compile(fullgraph=True)``
-trace), warnings, types (library, device, floating dtype, shape), mutation of the inputs, values
-against a float64 NumPy reference, and with ``grad=True`` gradients against central finite
-differences. The first check that fails on a variant is reported; every variant is run, and one
-AssertionError lists them all, one line each: ``<variant>: <check>: <what happened>``.
+(`jax.jit`, ``torch.compile``, lazily on Dask) and runs every check (`_variant_checks`): call,
+laziness, devices, types, warnings, mutation, values and, with ``grad=True``, gradients. One
+AssertionError then lists every failing check of every variant, one line each:
+``<variant>: <check>: <what happened>``. Nothing else escapes: what goes wrong inside a
+variant is that variant's finding, and the others are still checked.
 
 NumPy is imported inside the functions: ``import xpsoftmax.testing`` imports no array library.
 """
 
 from __future__ import annotations
 
-import contextlib
-import warnings
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from ._gradients import gradient_failure
-from ._inputs import Inputs, compare
+from ._findings import CHECKS, Finding, describe
+from ._gradients import reference_gradients, weights_for
+from ._inputs import Inputs
 from ._matrix import select
+from ._matrix import variants as all_variants
+from ._results import flatten, unflatten
+from ._running import Policy
+from ._variant_checks import Case, check_variant
 
 if TYPE_CHECKING:
-    import numpy as np
     from xpsoftmax.backends import Variant
 
-#: Default relative tolerance per input dtype: about a hundred rounding errors of that dtype
-#: for float32 and float16, a few thousand for float64 (the reference's own rounding).
-DEFAULT_RTOL = {"float16": 5e-3, "float32": 1e-5, "float64": 1e-12}
-
-#: Warnings the frameworks emit by themselves, whatever the function does; never a finding. Each
-#: entry is a tuple of texts that must all appear in the message.
-FRAMEWORK_WARNINGS: tuple[tuple[str, ...], ...] = (
-    # jax built for CPU says once, on a machine with an NVIDIA GPU, that it cannot use it.
-    ("An NVIDIA GPU may be present",),
-    # torch.compile's own code loads decompositions through the deprecated torch.jit.script.
-    ("`torch.jit.script` is deprecated",),
-    ("`torch.jit.script_method` is deprecated",),
-    # torch.compile instantiates each autograd.Function it traces, then warns that it was.
-    ("should not be instantiated",),
-    # Dynamo tracing array_api_compat.array_namespace (an lru_cache inside array-api-compat):
-    # every array-API function compiled by torch.compile gets it, whatever it does.
-    ("lru_cache`-wrapped function", "array_api_compat"),
-)
-
-
-class _Failure(Exception):
-    """One check failed on one variant."""
-
-    def __init__(self, check: str, detail: str) -> None:
-        super().__init__(f"{check}: {detail}")
+#: (variant name or None for every variant, check or None for every check).
+Scope = tuple[str | None, str | None]
 
 
 def check_function(
@@ -62,9 +40,23 @@ def check_function(
     atol: float | None = None,
     variants: Iterable[str | Variant] | None = None,
     grad: bool = False,
+    reference_vjp: Callable[..., Any] | None = None,
+    result_dtype: Any = None,
+    fullgraph: bool = True,
+    static_argnames: Iterable[str] | None = None,
+    allow_dask_compute: bool | int = False,
+    dask_chunks: Any = "auto",
+    skip: Iterable[str] = (),
+    xfail: Mapping[str, str] | None = None,
     **kwargs: Any,
 ) -> list[str]:
     """Run ``fn(*args, **kwargs)`` on every variant and check what a backend-agnostic function owes.
+
+    Every check runs on every variant, whatever the others found, and its verdict depends only
+    on this call (a compiled variant starts from a compiler that has forgotten earlier
+    functions). Anything that goes wrong in a variant, in the function or in checking it, is
+    reported as that variant's finding; the only exception raised is the AssertionError that
+    lists them.
 
     Parameters
     ----------
@@ -74,22 +66,65 @@ def check_function(
     *args, **kwargs
         Its arguments. NumPy arrays become each variant's arrays (a private copy per variant,
         dtype kept); anything else (axes, Python numbers, strings) is passed as it is, and under
-        `jax.jit` or ``torch.compile`` as a constant.
+        `jax.jit` or ``torch.compile`` as a constant (but see `static_argnames`).
     reference : callable
         The same function written with NumPy (or SciPy), the oracle. It gets the same
-        arguments, floating arrays converted to float64.
+        arguments, floating arrays converted to float64 (complex ones to complex128). It may
+        return an array, a Python scalar, or a tuple, list or dict of them; the function's
+        result must have the same structure.
     rtol, atol : float, optional
-        Tolerances of the values check, ``|result - expected| <= atol + rtol * |expected|``.
-        By default rtol is 5e-3, 1e-5 or 1e-12 for float16, float32 or float64 input, and atol
-        is rtol times the largest finite ``|expected|``.
+        Tolerances of the values check, ``|result - expected| <= atol + rtol * |expected|``
+        entry by entry. By default rtol follows the precision the result owes: 5e-3, 3e-2,
+        1e-5 or 1e-12 for float16, bfloat16, float32 or float64; atol is rtol times the median
+        magnitude of the nonzero expected entries of that result, so one large entry does not
+        loosen the others. Both add the precision's smallest normal number, and an exact value
+        beyond the precision's largest finite one may come out as that value or an infinity of
+        its sign. Bool and integer results must be equal. Gradients get ten times rtol.
     variants : iterable of str or Variant, optional
-        The variants to run, by name ("numpy", "jax.jit", ...; see `variants`); all that can
-        run here by default. A variant whose library lacks the input's dtype is left out.
+        The variants to run, by name ("numpy", "jax.jit", "array_api_strict:device1", ...; see
+        `variants`); all that can run here by default. A variant whose library lacks an input's
+        dtype is left out.
     grad : bool, default False
         Also check, on the variants with automatic differentiation (JAX, PyTorch), the gradient
-        of ``sum(w * fn(...))`` for a fixed random ``w`` with respect to each floating array
-        argument against central finite differences of the reference. Each element costs two
-        reference calls: keep the inputs small.
+        of ``sum(w * fn(...))`` (a fixed random ``w`` per real floating part of the result) with
+        respect to each real floating array argument, taken as users take it (`jax.grad`,
+        ``backward``, compiled on a compiled variant), against the reference's: `reference_vjp`
+        where given, else the complex-step derivative of the reference where it takes complex
+        input, else Richardson-extrapolated central differences (the entries where these are
+        uncertain, next to a kink, are held to their uncertainty). Keep the inputs small: each
+        entry costs a few reference calls.
+    reference_vjp : callable, optional
+        The reference's derivative, ``reference_vjp(w, *args, **kwargs)``: the gradient of
+        ``sum(w * reference(*args, **kwargs))`` with respect to each real floating array
+        argument, in order of the arguments (an array, or a tuple of them). `w` has the
+        structure of the reference's result (None for its parts that are not real floating).
+    result_dtype : dtype, str or "reference", optional
+        The precision a floating (or complex) result owes. By default that of the floating
+        inputs (float32 in, float32 out), or without floating inputs the library's default
+        floating dtype. A dtype ("float64") asks for that one; "reference" for the one the
+        reference returns when given the inputs in their own dtypes. Whatever it is, a result's
+        kind (bool, integer, real or complex floating) must be the reference's.
+    fullgraph : bool, default True
+        ``torch.compile(fn, fullgraph=...)``: True makes a graph break a laziness finding; with
+        False, torch.compile may run parts of `fn` in Python.
+    static_argnames : iterable of str, optional
+        The arguments `jax.jit` treats as static. By default every argument that is not an
+        array is static (closed over); given, Python numbers not named here are passed to the
+        jitted function as traced values, as in a user's jitted code that computes them.
+    allow_dask_compute : bool or int, default False
+        How many times `fn` may compute a Dask graph during one call (array-api-extra's
+        option of the same name): False for none, True for any number.
+    dask_chunks : default "auto"
+        The chunks of the Dask inputs (Dask's ``chunks`` argument), or "several": about three
+        chunks along every axis, so that reductions cross chunk boundaries.
+    skip : iterable of str
+        Checks not to run: a check's name ("warnings"), or a variant's and a check's
+        ("dask: warnings").
+    xfail : mapping of str to str, optional
+        Findings expected, each with its reason: ``{"dask: warnings": "overflow warns there
+        (#123)"}``, or a variant's name alone for any finding on it. They are not reported;
+        one that does not happen is (``expected to fail (reason) but passed``), so that a fix
+        does not go unnoticed.
 
     Returns
     -------
@@ -99,9 +134,13 @@ def check_function(
     Raises
     ------
     AssertionError
-        When a check fails on some variant; one line per failing variant,
+        When a check fails on some variant: one line per failing check,
         ``<variant>: <check>: <what happened>``, where the check is one of "call", "laziness",
-        "warnings", "types", "mutation", "values" or "gradients".
+        "devices", "types", "warnings", "mutation", "values" or "gradients"; a message of
+        several lines continues on lines indented by four spaces. An exception is told by its
+        type, its whole message and the last frame of the user's code it passed through.
+    TypeError, ValueError
+        When an option is not one of those described, or the reference raises.
 
     Examples
     --------
@@ -125,147 +164,178 @@ def check_function(
     AssertionError: check_function(double_in_place) failed:
     numpy: mutation: fn modified its argument x (position 0) in place
     """
+    __tracebackhide__ = True  # pytest shows the caller's frame and the verdict, not this code
+    if not callable(reference):
+        raise TypeError(f"reference must be a callable, got {type(reference).__name__}")
+    chosen = select(variants)
+    skipped = _skipped(skip)
+    expected_failures = _expected_failures(xfail)
     inputs = Inputs(fn, args, kwargs)
-    expected = inputs.run_reference(reference)
-    dtype = inputs.floating_dtype()
-    rtol = DEFAULT_RTOL.get(dtype or "float64", 1e-12) if rtol is None else rtol
-    finite = abs(expected[_isfinite(expected)])
-    atol = rtol * float(finite.max(initial=0.0)) if atol is None else atol
+    expected = _widened(_run_reference(inputs, reference, "reference"))
+    native = None
+    if isinstance(result_dtype, str) and result_dtype == "reference":
+        native = _run_reference(inputs, reference, "reference", widen=False)
+    elif result_dtype is not None:
+        _check_dtype(result_dtype)
+    weights = weights_for(expected) if grad else {}
+    exact = {}
+    if grad and any(v.backend.has_autodiff for v in chosen):
+        try:
+            exact = reference_gradients(inputs, reference, reference_vjp, expected, weights)
+        except Exception as err:
+            raise ValueError(
+                f"the reference derivative could not be found: {describe(err)}"
+            ) from err
+    case = Case(
+        fn=fn,
+        inputs=inputs,
+        expected=expected,
+        native_expected=native,
+        policy=_policy(fullgraph, static_argnames, allow_dask_compute, dask_chunks),
+        rtol=_tolerance(rtol, "rtol"),
+        atol=_tolerance(atol, "atol"),
+        grad=bool(grad),
+        exact_gradients=exact,
+        weights=weights,
+        result_dtype=result_dtype,
+    )
     checked: list[str] = []
-    failures: list[str] = []
-    for v in select(variants):
-        if dtype is not None and dtype not in v.dtypes():
+    findings: list[Finding] = []
+    for v in chosen:
+        if not inputs.fit(v):
             continue
         checked.append(v.name)
+        mine = {check for name, check in skipped if name in (None, v.name)}
         try:
-            _check_variant(v, fn, inputs, expected, dtype, rtol, atol)
-            if grad and v.backend.has_autodiff:
-                # Warnings are the call's check; the framework's autodiff and compiler warn
-                # about their own internals here.
-                with _recorded_warnings():
-                    found = gradient_failure(v, fn, inputs, reference, expected, rtol=10 * rtol)
-                if found:
-                    raise _Failure("gradients", found)
-        except _Failure as failure:
-            failures.append(f"{v.name}: {failure}")
-    if failures:
+            found = check_variant(v, case, mine)
+        except Exception as err:  # noqa: BLE001 (the toolkit's own fault: still a verdict line)
+            found = {"call": f"xpsoftmax.testing could not check this variant: {describe(err)}"}
+        findings += [Finding(v.name, c, found[c]) for c in CHECKS if c in found]
+    lines = _unexpected(findings, expected_failures, checked)
+    if lines:
         name = getattr(fn, "__name__", repr(fn))
-        raise AssertionError(f"check_function({name}) failed:\n" + "\n".join(failures))
+        raise AssertionError(f"check_function({name}) failed:\n" + "\n".join(lines))
     return checked
 
 
-def _check_variant(
-    v: Variant,
-    fn: Callable[..., Any],
-    inputs: Inputs,
-    expected: np.ndarray,
-    dtype: str | None,
-    rtol: float,
-    atol: float,
-) -> None:
-    args, kwargs = inputs.on(v)
-    with _recorded_warnings() as caught, _counted_computes(v) as computes:
-        try:
-            result = v.call(fn, *args, **kwargs)
-        except Exception as err:  # noqa: BLE001 (whatever fn raises is a finding, reported)
-            what = f"{type(err).__name__}: {_first_line(err)}"
-            if v.compiled and _runs_eagerly(v, fn, inputs):
-                raise _Failure("laziness", f"fn does not trace under {v.name}: {what}") from None
-            raise _Failure("call", f"fn raised {what}") from None
-    if computes:
-        raise _Failure(
-            "laziness",
-            f"fn computed a Dask array {len(computes)} time(s) during the call "
-            "(float(), int(), bool(), .item() or an `if` on an array computes it)",
-        )
-    _check_types(v, result, dtype)
-    with _recorded_warnings() as caught_computing:
-        host = v.to_numpy(result)
-    found = [w for w in caught + caught_computing if not _is_framework_warning(w)]
-    if found:
-        first = found[0]
-        raise _Failure("warnings", f"{first.category.__name__}: {_first_line(first.message)}")
-    if host.shape != expected.shape:
-        raise _Failure("types", f"shape {host.shape}, expected {expected.shape} (the reference's)")
-    changed = inputs.changed(v, args, kwargs)
-    if changed:
-        raise _Failure("mutation", f"fn modified its argument {changed} in place")
-    mismatch = compare(host, expected, rtol=rtol, atol=atol)
-    if mismatch:
-        raise _Failure("values", mismatch)
+def _unexpected(
+    findings: list[Finding], expected: dict[Scope, str], checked: list[str]
+) -> list[str]:
+    """The verdict lines: the findings not expected, and the expected ones that did not come."""
+    lines = []
+    met: set[Scope] = set()
+    for f in findings:
+        scopes = [s for s in ((f.variant, f.check), (f.variant, None)) if s in expected]
+        met.update(scopes)
+        if not scopes:
+            lines.append(f.line())
+    for (name, check), reason in expected.items():
+        if (name, check) not in met and name in checked:
+            lines.append(f"{name}: {check or 'any check'}: expected to fail ({reason}) but passed")
+    return lines
 
 
-def _runs_eagerly(v: Variant, fn: Callable[..., Any], inputs: Inputs) -> bool:
-    """Whether `fn` runs on `v`'s library uncompiled: if so, what failed was the tracing."""
-    args, kwargs = inputs.on(v)
+def _run_reference(
+    inputs: Inputs, reference: Callable[..., Any], what: str, widen: bool = True
+) -> Any:
     try:
-        with _recorded_warnings():
-            fn(*args, **kwargs)
-    except Exception:  # noqa: BLE001 (fails eagerly too: not a tracing problem)
-        return False
-    return True
+        return inputs.run_reference(reference, widen=widen)
+    except Exception as err:
+        raise ValueError(f"{what} raised {describe(err)}") from err
 
 
-def _check_types(v: Variant, result: Any, dtype: str | None) -> None:
-    import array_api_compat
-
-    try:
-        library = array_api_compat.array_namespace(result)
-    except TypeError:
-        raise _Failure(
-            "types", f"result is a {type(result).__name__}, not an array of {v.backend.name}"
-        ) from None
-    if library is not v.xp:
-        raise _Failure(
-            "types", f"result is a {type(result).__name__}, not an array of {v.backend.name}"
-        )
-    device = v.backend.device_of(result)
-    if device != v.device:
-        raise _Failure("types", f"result on device {device}, expected {v.device} (the input's)")
-    got = str(result.dtype).rpartition(".")[2]
-    if dtype is not None and got != dtype:
-        raise _Failure("types", f"dtype {got}, expected {dtype} (the input's)")
-
-
-@contextlib.contextmanager
-def _recorded_warnings() -> Iterator[list[warnings.WarningMessage]]:
-    with warnings.catch_warnings(record=True) as caught:
-        # "always": a warning already shown once in this process is still a finding.
-        warnings.simplefilter("always")
-        yield caught
-
-
-@contextlib.contextmanager
-def _counted_computes(v: Variant) -> Iterator[list[object]]:
-    """On Dask, a scheduler that notes each compute (and then computes, synchronously, so that the
-    function runs to the end and its other faults show too); elsewhere nothing."""
-    computes: list[object] = []
-    if v.backend.name != "dask":
-        yield computes
-        return
-    import dask
-    import dask.local
-
-    def counting_scheduler(graph: Any, keys: Any, **options: Any) -> Any:
-        computes.append(keys)
-        return dask.local.get_sync(graph, keys, **options)
-
-    with dask.config.set(scheduler=counting_scheduler):
-        yield computes
-
-
-def _is_framework_warning(caught: warnings.WarningMessage) -> bool:
-    message = str(caught.message)
-    return any(all(text in message for text in texts) for texts in FRAMEWORK_WARNINGS)
-
-
-def _first_line(err: BaseException | str | Warning) -> str:
-    lines = [line for line in str(err).splitlines() if line.strip()]
-    return lines[0] if lines else ""
-
-
-def _isfinite(a: np.ndarray) -> np.ndarray:
+def _widened(tree: Any) -> Any:
+    """The reference's result with NumPy leaves as arrays, floating ones in float64 and complex
+    ones in complex128; Python scalars and None kept, so that their kind is checked."""
     import numpy as np
 
-    finite: np.ndarray = np.isfinite(a)
-    return finite
+    def widen(leaf: Any) -> Any:
+        if not isinstance(leaf, (np.ndarray, np.generic)):
+            return leaf
+        array = np.asarray(leaf)
+        if np.issubdtype(array.dtype, np.complexfloating):
+            return array.astype(np.complex128)
+        if np.issubdtype(array.dtype, np.floating):
+            return array.astype(np.float64)
+        return array
+
+    leaves = {path: widen(leaf) for path, leaf in flatten(tree)}
+    return unflatten(tree, leaves) if isinstance(tree, (tuple, list, dict)) else leaves[""]
+
+
+def _policy(fullgraph: Any, static: Any, budget: Any, chunks: Any) -> Policy:
+    if not isinstance(fullgraph, bool):
+        raise TypeError(f"fullgraph must be True or False, got {fullgraph!r}")
+    if not isinstance(budget, int) or budget < 0:  # bool is an int
+        raise ValueError(f"allow_dask_compute must be True, False or a count >= 0, got {budget!r}")
+    names = None
+    if static is not None:
+        names = frozenset([static] if isinstance(static, str) else static)
+        if not all(isinstance(n, str) for n in names):
+            raise TypeError(f"static_argnames must be names (str), got {static!r}")
+    return Policy(fullgraph, budget, names, chunks)
+
+
+def _tolerance(value: Any, name: str) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
+        raise ValueError(f"{name} must be a number >= 0 or None, got {value!r}")
+    return float(value)
+
+
+def _check_dtype(result_dtype: Any) -> None:
+    import numpy as np
+
+    try:
+        dtype = np.dtype(result_dtype)
+    except TypeError:
+        dtype = None
+    if dtype is None or not np.issubdtype(dtype, np.inexact):
+        raise ValueError(
+            "result_dtype must be None, 'reference' or a floating or complex dtype, got "
+            f"{result_dtype!r}"
+        )
+
+
+def _skipped(entries: Iterable[str]) -> set[tuple[str | None, str]]:
+    """The checks `skip` names: (variant name or None for all, check)."""
+    scopes = {
+        _scope(entry, "skip") for entry in ([entries] if isinstance(entries, str) else entries)
+    }
+    for name, check in scopes:
+        if check is None:
+            raise ValueError(f"skip: {name!r} names no check; leave a variant out with variants=")
+    return {(name, check) for name, check in scopes if check is not None}
+
+
+def _expected_failures(xfail: Mapping[str, str] | None) -> dict[Scope, str]:
+    if xfail is None:
+        return {}
+    if not isinstance(xfail, Mapping):
+        raise TypeError("xfail must map 'variant' or 'variant: check' to a reason")
+    found = {}
+    for entry, reason in xfail.items():
+        if not isinstance(reason, str) or not reason.strip():
+            raise ValueError(f"xfail: {entry!r} needs a reason (a non-empty str)")
+        scope = _scope(entry, "xfail")
+        if scope[0] is None:
+            raise ValueError(f"xfail: {entry!r} must name a variant ('variant: check')")
+        found[scope] = reason
+    return found
+
+
+def _scope(entry: Any, option: str) -> Scope:
+    """``"check"``, ``"variant"`` or ``"variant: check"``, each name checked."""
+    known = {v.name for v in all_variants(include_missing=True)}
+    if not isinstance(entry, str):
+        raise TypeError(f"{option}: entries are str, got {entry!r}")
+    name, _, check = entry.rpartition(": ") if ": " in entry else ("", "", entry)
+    name, check = name.strip(), check.strip()
+    if not name and check in known:
+        name, check = check, ""
+    if name and name not in known:
+        raise ValueError(f"{option}: unknown variant {name!r} in {entry!r}; known: {sorted(known)}")
+    if check and check not in CHECKS:
+        raise ValueError(f"{option}: unknown check {check!r} in {entry!r}; known: {list(CHECKS)}")
+    return (name or None, check or None)

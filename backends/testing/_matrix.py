@@ -19,8 +19,9 @@ def variants(*, include_missing: bool = False) -> list[Variant]:
     """The variants of the matrix that can run here, in a fixed order.
 
     Each has a `~xpsoftmax.backends.Variant.name` ("numpy", "array_api_strict", "dask", "jax",
-    "jax.jit", "torch", "torch.compile", and where a GPU is present "cupy", "torch:cuda",
-    "torch.compile:cuda", "jax:gpu", "jax.jit:gpu") and the methods
+    "jax.jit", "torch", "torch.compile", where a GPU is present "cupy", "torch:cuda",
+    "torch.compile:cuda", "jax:gpu", "jax.jit:gpu", and "array_api_strict:device1", on the
+    second device array-api-strict keeps for testing, which needs no hardware) and the methods
     `~xpsoftmax.backends.Variant.asarray` (a NumPy array into that library),
     `~xpsoftmax.backends.Variant.call` (a function called in the variant's mode: eager,
     `jax.jit`, ``torch.compile(fullgraph=True)``, or lazy on Dask) and
