@@ -9,6 +9,7 @@ built. Expected values come from the eager NumPy call on each chunk, and SciPy c
 
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
 import dask
@@ -28,7 +29,7 @@ def _refuse_to_compute(*args: Any, **kwargs: Any) -> Any:
 
 def _pieces(a: np.ndarray) -> list[np.ndarray]:
     bounds = np.cumsum((0, *ROW_CHUNKS))
-    return [a[start:stop] for start, stop in zip(bounds[:-1], bounds[1:], strict=True)]
+    return [a[start:stop] for start, stop in itertools.pairwise(bounds)]
 
 
 @pytest.fixture

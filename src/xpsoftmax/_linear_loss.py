@@ -103,7 +103,7 @@ def linear_cross_entropy(
         ignore_index=ignore_index,
         chunk_size=chunk_size,
     )
-    options = {
+    options: dict[str, Any] = {
         "temperature": temperature,
         "softcap": softcap,
         "z_loss": z_loss,
@@ -129,7 +129,7 @@ def _by_chunks(
     hidden: Array,
     target: Array,
     whole: tuple[Array | None, ...],
-    options: dict[str, object],
+    options: dict[str, Any],
 ) -> Array | None:
     """The per-token loss, one task per chunk of tokens, where hidden is a chunked lazy array
     whose hidden dimension lies in one chunk (see `xpsoftmax._platform.chunk_map`); None
