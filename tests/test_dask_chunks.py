@@ -143,9 +143,10 @@ def test_linear_cross_entropy_by_chunks_of_tokens(rng: np.random.Generator) -> N
     np.testing.assert_array_equal(got, expected)
     # And the loss itself: the materialised logits, softcapped, against SciPy's logsumexp.
     logits = 5.0 * np.tanh((hidden @ weights.T + bias) / 5.0)
-    loss = special.logsumexp(logits, axis=-1) - np.take_along_axis(
-        logits, np.where(target < 0, 0, target)[..., None], axis=-1
-    )[..., 0]
+    loss = (
+        special.logsumexp(logits, axis=-1)
+        - np.take_along_axis(logits, np.where(target < 0, 0, target)[..., None], axis=-1)[..., 0]
+    )
     np.testing.assert_allclose(got, np.where(target < 0, 0.0, loss), rtol=1e-12)
 
 
@@ -190,7 +191,9 @@ def test_slices_split_over_chunks(name: str, axis: Any, rng: np.random.Generator
     # Each chunk's shift and the slice's are rounded apart: a few ulps, not the eager bits.
     np.testing.assert_allclose(got, expected, rtol=8 * np.finfo(np.float64).eps, atol=0)
     if name == "log_softmax" and axis == -1:  # the dominant logit keeps its digits
-        assert got[4, 1, 0] == pytest.approx(-np.exp(-40.0 / eager["temperature"][4, 0, 0]), rel=1e-12)
+        assert got[4, 1, 0] == pytest.approx(
+            -np.exp(-40.0 / eager["temperature"][4, 0, 0]), rel=1e-12
+        )
 
 
 def test_split_slices_read_each_chunk_in_two_tasks(rng: np.random.Generator) -> None:
