@@ -20,7 +20,6 @@ Examples
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import warnings
 from collections.abc import Sequence
@@ -30,6 +29,7 @@ from .. import BACKENDS, FLOAT_DTYPES, Variant, all_variants
 from ._choices import COMPARED_FUNCTIONS
 from ._compare_cells import Cell, measure
 from ._compare_report import failures, format_table, report, write_json
+from .parser import check_output_folders
 
 __all__ = [
     "MODES",
@@ -125,12 +125,8 @@ def _settings(args: argparse.Namespace, parser: argparse.ArgumentParser) -> dict
                 f"unknown {key[:-1]} {bad[0] if bad else ''!r}; choose among {', '.join(allowed)}"
             )
     if settings["repeats"] < 1:
-        parser.error("--repeats must be at least 1")
-    # Refuse an unwritable output path now, not after minutes of measuring.
-    for option, path in (("--json", args.json), ("--plot", args.plot)):
-        folder = os.path.dirname(os.path.abspath(path)) if path else ""
-        if path and not os.path.isdir(folder):
-            parser.error(f"{option}: folder {folder!r} does not exist")
+        parser.error(f"--repeats must be at least 1, got {settings['repeats']}")
+    check_output_folders(parser, args)  # not after minutes of measuring
     return settings
 
 
