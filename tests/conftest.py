@@ -52,14 +52,10 @@ PRODUCTS = ("softmax_jvp", "softmax_vjp", "log_softmax_jvp", "log_softmax_vjp")
 FUNCTIONS = (*REDUCING, *JACOBIANS, *PRODUCTS, "cross_entropy")
 
 
-def _by_id(v: backends.Variant) -> str:
-    # Our test ids keep the registry's ids ("jax-jit"); users' tests see names ("jax.jit").
-    return v.id
-
-
+# Test ids are the variants' names ("jax.jit"), as users' tests see them.
 MATRIX = testing.variants(include_missing=True)
-ALL_VARIANTS = variant_params(MATRIX, id=_by_id)
-EAGER_VARIANTS = variant_params([v for v in MATRIX if not v.compiled], id=_by_id)
+ALL_VARIANTS = variant_params(MATRIX)
+EAGER_VARIANTS = variant_params([v for v in MATRIX if not v.compiled])
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

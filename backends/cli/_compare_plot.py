@@ -168,7 +168,7 @@ def plot(cells: list[Cell], path: str, repeats: int | None = None) -> None:
     labels = [f"{c.variant} {c.dtype} {c.function} {size_name(c.shape)}" for c in cells]
     rows = list(range(len(cells)))
     note_lines = []
-    for term, text in notes(cells, repeats=repeats):
+    for term, text, _ in notes(cells, repeats=repeats):
         note_lines += textwrap.wrap(f"{term}: {text}", _NOTE_WIDTH, subsequent_indent="    ")
     panels_in = max(3.0, 0.28 * len(cells) + 1.8)
     notes_in = 0.17 * len(note_lines) + 0.2

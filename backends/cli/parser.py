@@ -144,7 +144,8 @@ def _add_compare(commands: argparse._SubParsersAction[_Parser]) -> None:
         "--wide",
         action="store_true",
         help="add the device, the difference from the framework's own result (eps) and both "
-        "times (microseconds); the default table fits in 100 characters per line",
+        "times (microseconds): about 150 characters per line, where the default table takes "
+        "about 100",
     )
     compare_parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     # The subcommand's own parser, so that its usage errors show its usage, not the top level's.

@@ -56,7 +56,7 @@ def _load_common() -> Any:
 
 common = _load_common()
 
-RATIO_VARIANTS = ("numpy", "dask", "jax", "jax-jit", "torch", "torch-compile")
+RATIO_VARIANTS = ("numpy", "dask", "jax", "jax.jit", "torch", "torch.compile")
 
 
 def make_case(variant: str, function: str, size: str, implementation: str) -> Any:
@@ -212,7 +212,7 @@ def measure_matrix(rounds: int) -> dict[str, dict[str, Cell]]:
         for variant in RATIO_VARIANTS:
             row = results.setdefault(f"{function}/{variant}", {})
             for size in common.SIZES:
-                if variant == "torch-compile":
+                if variant == "torch.compile":
                     # The cases share one code object: without a reset, TorchDynamo's
                     # recompilation limit is an error under fullgraph=True after eight of them.
                     import torch
@@ -237,9 +237,9 @@ PEERS = {
     "numpy": "SciPy (scipy.special)",
     "dask": "SciPy through map_blocks",
     "jax": "jax.nn, jitted",
-    "jax-jit": "jax.nn under jax.jit",
+    "jax.jit": "jax.nn under jax.jit",
     "torch": "torch (eager)",
-    "torch-compile": "torch.compile(torch)",
+    "torch.compile": "torch.compile(torch)",
 }
 
 
