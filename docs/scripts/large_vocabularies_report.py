@@ -51,7 +51,7 @@ ROWS = [
         ],
     ),
     (
-        "torch.compile(fullgraph=True) forward + backward",
+        "torch.compile forward + backward",
         "torch-compile",
         [("compiled reference", "torch-compile", "reference", 1.15, 0.1)],
     ),
