@@ -12,12 +12,12 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import pytest
+from conftest import run_python
 from scipy import special
 from test_calibration import mean_nll, numpy_error, overconfident, scipy_temperature
 
@@ -29,18 +29,19 @@ def run_cli(*args: str, prelude: str = "") -> subprocess.CompletedProcess[str]:
     code = (
         f"{prelude}\nimport sys\nfrom xpsoftmax.__main__ import main\nsys.exit(main(sys.argv[1:]))"
     )
-    return subprocess.run(
-        [sys.executable, "-c", code, *args],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env={**os.environ, "PYTHONWARNINGS": "error"},
-        check=False,
-    )
+    return run_python("-c", code, *args, env={**os.environ, "PYTHONWARNINGS": "error"})
+
+
+class HeldOut(NamedTuple):
+    """The fixture's files: their folder, and the logits and labels they hold."""
+
+    folder: Path
+    z: np.ndarray
+    y: np.ndarray
 
 
 @pytest.fixture(scope="module")
-def held_out(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
+def held_out(tmp_path_factory: pytest.TempPathFactory) -> HeldOut:
     """An over-confident model's logits and labels, saved in each format the command reads."""
     folder = tmp_path_factory.mktemp("calibrate")
     z, y = overconfident(np.random.default_rng(12), n=400, k=5)
@@ -49,7 +50,7 @@ def held_out(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
     np.savez(folder / "held_out.npz", logits=z, labels=y)
     np.savetxt(folder / "logits.csv", z, delimiter=",", fmt="%.17g", header="a,b,c,d,e")
     np.savetxt(folder / "labels.csv", y, delimiter=",", fmt="%d")
-    return {"folder": folder, "z": z, "y": y}
+    return HeldOut(folder, z, y)
 
 
 @pytest.mark.parametrize(
@@ -57,11 +58,8 @@ def held_out(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
     [("logits.npy", "labels.npy"), ("held_out.npz", "held_out.npz"), ("logits.csv", "labels.csv")],
     ids=["npy", "npz", "csv"],
 )
-def test_figures_on_each_format(held_out: dict[str, object], files: tuple[str, str]) -> None:
-    folder, z, y = held_out["folder"], held_out["z"], held_out["y"]
-    assert isinstance(folder, Path)
-    assert isinstance(z, np.ndarray)
-    assert isinstance(y, np.ndarray)
+def test_figures_on_each_format(held_out: HeldOut, files: tuple[str, str]) -> None:
+    folder, z, y = held_out
     report, picture = folder / f"{files[0]}.json", folder / f"{files[0]}.png"
     proc = run_cli(
         "calibrate",
@@ -95,14 +93,13 @@ def test_figures_on_each_format(held_out: dict[str, object], files: tuple[str, s
     assert any("flatters" in note for note in figures["notes"])
 
 
-def test_n_bins_and_no_optimum(held_out: dict[str, object], tmp_path: Path) -> None:
-    z = held_out["z"]
-    assert isinstance(z, np.ndarray)
+def test_n_bins_and_no_optimum(held_out: HeldOut, tmp_path: Path) -> None:
+    z = held_out.z
     np.save(tmp_path / "right.npy", z.argmax(axis=-1))  # every label the winner: T -> 0
     report = tmp_path / "report.json"
     proc = run_cli(
         "calibrate",
-        str(held_out["folder"] / "logits.npy"),  # type: ignore[operator]
+        str(held_out.folder / "logits.npy"),
         str(tmp_path / "right.npy"),
         "--n-bins",
         "4",
@@ -143,13 +140,8 @@ def _assert_measured_on(figures: dict[str, Any], z: np.ndarray, y: np.ndarray, t
     assert figures["before"]["accuracy"] == pytest.approx(accuracy, rel=1e-12)
 
 
-def test_fit_on_the_rest_measure_on_a_held_out_fraction(
-    held_out: dict[str, object], tmp_path: Path
-) -> None:
-    folder, z, y = held_out["folder"], held_out["z"], held_out["y"]
-    assert isinstance(folder, Path)
-    assert isinstance(z, np.ndarray)
-    assert isinstance(y, np.ndarray)
+def test_fit_on_the_rest_measure_on_a_held_out_fraction(held_out: HeldOut, tmp_path: Path) -> None:
+    folder, z, y = held_out
     report = tmp_path / "split.json"
     files = [str(folder / "logits.npy"), str(folder / "labels.npy")]
     proc = run_cli(
@@ -173,13 +165,8 @@ def test_fit_on_the_rest_measure_on_a_held_out_fraction(
     assert not any("flatters" in note for note in figures["notes"])
 
 
-def test_fit_on_one_pair_of_files_measure_on_another(
-    held_out: dict[str, object], tmp_path: Path
-) -> None:
-    folder, z, y = held_out["folder"], held_out["z"], held_out["y"]
-    assert isinstance(folder, Path)
-    assert isinstance(z, np.ndarray)
-    assert isinstance(y, np.ndarray)
+def test_fit_on_one_pair_of_files_measure_on_another(held_out: HeldOut, tmp_path: Path) -> None:
+    folder, z, y = held_out
     z_test, y_test = overconfident(np.random.default_rng(5), n=250, k=5)
     np.savez(tmp_path / "test.npz", logits=z_test, labels=y_test)
     report = tmp_path / "report.json"
@@ -207,10 +194,9 @@ def test_fit_on_one_pair_of_files_measure_on_another(
 
 
 def test_the_test_files_are_checked_under_their_own_names(
-    held_out: dict[str, object], tmp_path: Path
+    held_out: HeldOut, tmp_path: Path
 ) -> None:
-    folder = held_out["folder"]
-    assert isinstance(folder, Path)
+    folder = held_out.folder
     np.save(tmp_path / "seven.npy", np.zeros((10, 7)))
     np.save(tmp_path / "ten.npy", np.arange(10))
     np.save(tmp_path / "five.npy", np.zeros((10, 5)))
@@ -297,11 +283,8 @@ def test_an_ece_rising_as_the_nll_falls_is_said_in_one_line(tmp_path: Path) -> N
     assert rose[0].removeprefix("note: ") in figures["notes"]
 
 
-def test_no_such_line_when_the_ece_falls(held_out: dict[str, object]) -> None:
-    folder, z, y = held_out["folder"], held_out["z"], held_out["y"]
-    assert isinstance(folder, Path)
-    assert isinstance(z, np.ndarray)
-    assert isinstance(y, np.ndarray)
+def test_no_such_line_when_the_ece_falls(held_out: HeldOut) -> None:
+    folder, z, y = held_out
     t = scipy_temperature(z, y)
     assert numpy_error(z, y, 15, "l1", t) < numpy_error(z, y, 15, "l1")
     proc = run_cli("calibrate", str(folder / "logits.npy"), str(folder / "labels.npy"))
@@ -340,9 +323,8 @@ def _bad_inputs(folder: Path) -> dict[str, tuple[str, str]]:
     }
 
 
-def test_bad_files_give_one_line_and_status_2(held_out: dict[str, object]) -> None:
-    folder = held_out["folder"]
-    assert isinstance(folder, Path)
+def test_bad_files_give_one_line_and_status_2(held_out: HeldOut) -> None:
+    folder = held_out.folder
     (folder / "labels.json").write_text("[]")
     for case, (logits, labels) in _bad_inputs(folder).items():
         proc = run_cli("calibrate", str(folder / logits), str(folder / labels))
@@ -354,9 +336,9 @@ def test_bad_files_give_one_line_and_status_2(held_out: dict[str, object]) -> No
         assert proc.stdout == ""
 
 
-def test_bad_options_are_usage_errors(held_out: dict[str, object]) -> None:
-    folder = held_out["folder"]
-    files = [str(folder / "logits.npy"), str(folder / "labels.npy")]  # type: ignore[operator]
+def test_bad_options_are_usage_errors(held_out: HeldOut) -> None:
+    folder = held_out.folder
+    files = [str(folder / "logits.npy"), str(folder / "labels.npy")]
     for options, message in (
         (["--n-bins", "0"], "--n-bins must be at least 1, got 0"),
         (["--n-bins", "x"], "argument --n-bins: invalid int value: 'x'"),
@@ -405,10 +387,9 @@ sys.meta_path.insert(0, _Blocker())
     ],
 )
 def test_a_missing_extra_says_what_to_install(
-    held_out: dict[str, object], missing: str, command: list[str]
+    held_out: HeldOut, missing: str, command: list[str]
 ) -> None:
-    folder = held_out["folder"]
-    assert isinstance(folder, Path)
+    folder = held_out.folder
     args = [str(folder / a) if a.endswith((".npy", ".png")) else a for a in command]
     proc = run_cli(*args, prelude=BLOCKER.format(names={missing}))
     assert proc.returncode == 2, proc.stderr
@@ -464,11 +445,8 @@ def test_version_on_a_base_install() -> None:
     assert proc.stdout.strip() == f"xpsoftmax {xpsoftmax.__version__}"
 
 
-def test_calibrate_on_a_base_install(held_out: dict[str, object]) -> None:
-    folder, z, y = held_out["folder"], held_out["z"], held_out["y"]
-    assert isinstance(folder, Path)
-    assert isinstance(z, np.ndarray)
-    assert isinstance(y, np.ndarray)
+def test_calibrate_on_a_base_install(held_out: HeldOut) -> None:
+    folder, z, y = held_out
     report = folder / "base.json"
     proc = run_base(
         "calibrate", str(folder / "logits.npy"), str(folder / "labels.npy"), "--json", str(report)
@@ -489,10 +467,9 @@ def test_calibrate_on_a_base_install(held_out: dict[str, object]) -> None:
     ids=["compare", "calibrate-plot"],
 )
 def test_what_needs_the_extra_says_so_on_a_base_install(
-    held_out: dict[str, object], command: list[str], needs: str
+    held_out: HeldOut, command: list[str], needs: str
 ) -> None:
-    folder = held_out["folder"]
-    assert isinstance(folder, Path)
+    folder = held_out.folder
     args = [str(folder / a) if a.endswith((".npy", ".png")) else a for a in command]
     proc = run_base(*args)
     assert proc.returncode == 2, proc.stderr
@@ -521,11 +498,8 @@ def _with_nonfinite(folder: Path, z: np.ndarray, y: np.ndarray) -> dict[str, tup
 
 
 @pytest.mark.parametrize("case", ["NaN logit", "infinite logit", "NaN label"])
-def test_nonfinite_samples_are_bad_input(held_out: dict[str, object], case: str) -> None:
-    folder, z, y = held_out["folder"], held_out["z"], held_out["y"]
-    assert isinstance(folder, Path)
-    assert isinstance(z, np.ndarray)
-    assert isinstance(y, np.ndarray)
+def test_nonfinite_samples_are_bad_input(held_out: HeldOut, case: str) -> None:
+    folder, z, y = held_out
     logits, labels = _with_nonfinite(folder, z, y)[case]
     proc = run_cli("calibrate", str(folder / logits), str(folder / labels))
     assert proc.returncode == 2, proc.stdout
@@ -538,12 +512,9 @@ def test_nonfinite_samples_are_bad_input(held_out: dict[str, object], case: str)
 
 @pytest.mark.parametrize("case", ["NaN logit", "infinite logit", "NaN label"])
 def test_drop_nonfinite_counts_the_samples_used(
-    held_out: dict[str, object], case: str, tmp_path: Path
+    held_out: HeldOut, case: str, tmp_path: Path
 ) -> None:
-    folder, z, y = held_out["folder"], held_out["z"], held_out["y"]
-    assert isinstance(folder, Path)
-    assert isinstance(z, np.ndarray)
-    assert isinstance(y, np.ndarray)
+    folder, z, y = held_out
     logits, labels = _with_nonfinite(folder, z, y)[case]
     report = tmp_path / "report.json"
     proc = run_cli(

@@ -81,6 +81,14 @@ def _sizes(text: str) -> list[tuple[int, int]]:
     return sizes
 
 
+def _add_outputs(parser: argparse.ArgumentParser, *, json: str, plot: str) -> None:
+    """The options every subcommand shares: what ``--json`` writes, what ``--plot`` draws, and
+    ``--no-progress`` (see `check_output_folders`)."""
+    parser.add_argument("--json", metavar="PATH", help=f"write {json} to this JSON file")
+    parser.add_argument("--plot", metavar="PATH", help=f"draw {plot} into this PNG file")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
 def _add_compare(commands: argparse._SubParsersAction[_Parser]) -> None:
     compare_parser = commands.add_parser(
         "compare",
@@ -132,13 +140,10 @@ def _add_compare(commands: argparse._SubParsersAction[_Parser]) -> None:
         help="timing samples per cell, each about 2 ms (--quick) or 10 ms (--full) of calls; "
         "the best of N is kept (default 5, --full 10)",
     )
-    compare_parser.add_argument(
-        "--json",
-        metavar="PATH",
-        help="write every figure to this JSON file (errors in eps of the dtype, times in seconds)",
-    )
-    compare_parser.add_argument(
-        "--plot", metavar="PATH", help="draw the errors and time ratios into this PNG file"
+    _add_outputs(
+        compare_parser,
+        json="every figure (errors in eps of the dtype, times in seconds)",
+        plot="the errors and time ratios",
     )
     compare_parser.add_argument(
         "--wide",
@@ -147,7 +152,6 @@ def _add_compare(commands: argparse._SubParsersAction[_Parser]) -> None:
         "times (microseconds): about 150 characters per line, where the default table takes "
         "about 100",
     )
-    compare_parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     # The subcommand's own parser, so that its usage errors show its usage, not the top level's.
     compare_parser.set_defaults(mode="quick", command_parser=compare_parser)
 
@@ -194,11 +198,8 @@ def _add_calibrate(commands: argparse._SubParsersAction[_Parser]) -> None:
         metavar="N",
         help="seed of the random draw of --test-fraction (default 0)",
     )
-    calibrate_parser.add_argument(
-        "--json", metavar="PATH", help="write the figures, both sets and the curves to this file"
-    )
-    calibrate_parser.add_argument(
-        "--plot", metavar="PATH", help="draw reliability diagrams into this PNG file"
+    _add_outputs(
+        calibrate_parser, json="the figures, both sets and the curves", plot="reliability diagrams"
     )
     calibrate_parser.add_argument(
         "--drop-nonfinite",
@@ -206,7 +207,6 @@ def _add_calibrate(commands: argparse._SubParsersAction[_Parser]) -> None:
         help="drop the samples whose logits or label are NaN or infinite, and count the rest "
         "(without it such samples are an error, exit status 2)",
     )
-    calibrate_parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     calibrate_parser.set_defaults(command_parser=calibrate_parser)
 
 
