@@ -89,14 +89,7 @@ def _add_outputs(parser: argparse.ArgumentParser, *, json: str, plot: str) -> No
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
-def _add_compare(commands: argparse._SubParsersAction[_Parser]) -> None:
-    compare_parser = commands.add_parser(
-        "compare",
-        help="validate and time xpsoftmax on every installed framework",
-        description="Check xpsoftmax against an exact oracle and against each framework's own "
-        "functions, and time it. Exits 1, naming the cells, if an error exceeds "
-        "the accuracy bounds (docs: Specification, Accuracy).",
-    )
+def _add_compare(compare_parser: argparse.ArgumentParser) -> None:
     mode = compare_parser.add_mutually_exclusive_group()
     mode.add_argument(
         "--quick",
@@ -152,21 +145,10 @@ def _add_compare(commands: argparse._SubParsersAction[_Parser]) -> None:
         "times (microseconds): about 150 characters per line, where the default table takes "
         "about 100",
     )
-    # The subcommand's own parser, so that its usage errors show its usage, not the top level's.
-    compare_parser.set_defaults(mode="quick", command_parser=compare_parser)
+    compare_parser.set_defaults(mode="quick")
 
 
-def _add_calibrate(commands: argparse._SubParsersAction[_Parser]) -> None:
-    calibrate_parser = commands.add_parser(
-        "calibrate",
-        help="fit a temperature to a model's logits and measure its calibration",
-        description="Fit the temperature T minimising the mean cross-entropy of LOGITS "
-        "(samples x classes) against LABELS (one integer class per sample), and print T, the "
-        "NLL and the expected calibration error before and after, and the accuracy, "
-        "measured on --test files or on a --test-fraction held out from the fit (without "
-        "either, on the samples T was fitted to). Files: .npy, .npz (the array named 'logits' "
-        "or 'labels', or its only one) or .csv.",
-    )
+def _add_calibrate(calibrate_parser: argparse.ArgumentParser) -> None:
     calibrate_parser.add_argument("logits", metavar="LOGITS", help="logits, one row per sample")
     calibrate_parser.add_argument(
         "labels", metavar="LABELS", help="integer class labels, one per sample"
@@ -207,7 +189,32 @@ def _add_calibrate(commands: argparse._SubParsersAction[_Parser]) -> None:
         help="drop the samples whose logits or label are NaN or infinite, and count the rest "
         "(without it such samples are an error, exit status 2)",
     )
-    calibrate_parser.set_defaults(command_parser=calibrate_parser)
+
+
+#: Each subcommand: (its line in the top-level help, its description, what adds its options).
+_SUBCOMMANDS = {
+    "compare": (
+        "validate and time xpsoftmax on every installed framework",
+        (
+            "Check xpsoftmax against an exact oracle and against each framework's own functions, "
+            "and time it. Exits 1, naming the cells, if an error exceeds the accuracy bounds "
+            "(docs: Specification, Accuracy)."
+        ),
+        _add_compare,
+    ),
+    "calibrate": (
+        "fit a temperature to a model's logits and measure its calibration",
+        (
+            "Fit the temperature T minimising the mean cross-entropy of LOGITS (samples x "
+            "classes) against LABELS (one integer class per sample), and print T, the NLL and the"
+            " expected calibration error before and after, and the accuracy, measured on --test "
+            "files or on a --test-fraction held out from the fit (without either, on the samples "
+            "T was fitted to). Files: .npy, .npz (the array named 'logits' or 'labels', or its "
+            "only one) or .csv."
+        ),
+        _add_calibrate,
+    ),
+}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -217,8 +224,11 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(
         dest="command", required=True, metavar="command", parser_class=_Parser
     )
-    _add_compare(commands)
-    _add_calibrate(commands)
+    for name, (summary, description, add_options) in _SUBCOMMANDS.items():
+        command = commands.add_parser(name, help=summary, description=description)
+        # The subcommand's own parser, so that its usage errors show its usage, not the top's.
+        command.set_defaults(command_parser=command)
+        add_options(command)
     return parser
 
 

@@ -77,13 +77,7 @@ def softmax(
     >>> xpsoftmax.softmax(np.array([0.0, np.log(3.0)]))
     array([0.25, 0.75])
     """
-    kernel = _compiled(
-        softmax, x, where, axis, temperature, (("axis", axis), ("temperature", temperature))
-    )
-    if kernel is not None:
-        return kernel(x, where)
-    p = prepare(x, axis=axis, temperature=temperature, where=where)
-    return p.finish(apply(SOFTMAX, p))
+    return _normalised(softmax, SOFTMAX, x, axis, temperature, where)
 
 
 def log_softmax(
@@ -108,13 +102,21 @@ def log_softmax(
     >>> float(xpsoftmax.log_softmax(np.array([0.0, -40.0]))[0])
     -4.248354255291589e-18
     """
+    return _normalised(log_softmax, LOG_SOFTMAX, x, axis, temperature, where)
+
+
+def _normalised(
+    public: Callable[..., Array], rule: Any, x: Array, axis: Any, temperature: Any, where: Any
+) -> Array:
+    """`rule` (softmax's or log_softmax's) of `x`: through `public`'s compiled kernel where the
+    library compiles eagerly (`_compiled`), else through the array-API path."""
     kernel = _compiled(
-        log_softmax, x, where, axis, temperature, (("axis", axis), ("temperature", temperature))
+        public, x, where, axis, temperature, (("axis", axis), ("temperature", temperature))
     )
     if kernel is not None:
         return kernel(x, where)
     p = prepare(x, axis=axis, temperature=temperature, where=where)
-    return p.finish(apply(LOG_SOFTMAX, p))
+    return p.finish(apply(rule, p))
 
 
 def logsumexp(
