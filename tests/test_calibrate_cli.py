@@ -336,33 +336,6 @@ def test_bad_files_give_one_line_and_status_2(held_out: HeldOut) -> None:
         assert proc.stdout == ""
 
 
-def test_bad_options_are_usage_errors(held_out: HeldOut) -> None:
-    folder = held_out.folder
-    files = [str(folder / "logits.npy"), str(folder / "labels.npy")]
-    for options, message in (
-        (["--n-bins", "0"], "--n-bins must be at least 1, got 0"),
-        (["--n-bins", "x"], "argument --n-bins: invalid int value: 'x'"),
-        (["--json", "/no/such/folder/f.json"], "--json: folder '/no/such/folder' does not exist"),
-        (["--test-fraction", "0"], "--test-fraction must lie strictly between 0 and 1, got 0"),
-        (["--test-fraction", "1.5"], "--test-fraction must lie strictly between 0 and 1, got 1.5"),
-        (
-            ["--test-fraction", "-0.2"],
-            "--test-fraction must lie strictly between 0 and 1, got -0.2",
-        ),
-        (["--seed", "3"], "--seed draws the samples of --test-fraction, which is not given"),
-        (["--test", "a.npy"], "argument --test: expected 2 arguments"),
-        (
-            ["--test", "a.npy", "b.npy", "--test-fraction", "0.5"],
-            "argument --test-fraction: not allowed with argument --test",
-        ),
-    ):
-        proc = run_cli("calibrate", *files, *options)
-        assert proc.returncode == 2, options
-        assert "Traceback" not in proc.stderr
-        assert "usage:" in proc.stderr
-        assert proc.stderr.strip().endswith(f"xpsoftmax calibrate: error: {message}"), proc.stderr
-
-
 BLOCKER = """
 import sys
 

@@ -195,42 +195,61 @@ def test_bad_arguments_exit_2_with_usage_and_one_line(args: list[str]) -> None:
     assert proc.stdout == ""
 
 
+#: A calibrate command whose files are not read: its options are checked first.
+CALIBRATE = ["calibrate", "logits.npy", "labels.npy"]
+SIZE = "argument --sizes: size"
+FRACTION = "--test-fraction must lie strictly between 0 and 1, got"
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--sizes", "0x64"], "argument --sizes: size '0x64': BATCH must be at least 1, got 0"),
-        (["--sizes", "16x0"], "argument --sizes: size '16x0': N must be at least 1, got 0"),
-        (["--sizes", "-3x4"], "argument --sizes: size '-3x4': BATCH must be at least 1, got -3"),
-        (["--sizes=-3x4"], "argument --sizes: size '-3x4': BATCH must be at least 1, got -3"),
+        (["compare", "--sizes", "0x64"], f"{SIZE} '0x64': BATCH must be at least 1, got 0"),
+        (["compare", "--sizes", "16x0"], f"{SIZE} '16x0': N must be at least 1, got 0"),
+        (["compare", "--sizes", "-3x4"], f"{SIZE} '-3x4': BATCH must be at least 1, got -3"),
+        (["compare", "--sizes=-3x4"], f"{SIZE} '-3x4': BATCH must be at least 1, got -3"),
+        (["compare", "--sizes", "16x64,8x-2"], f"{SIZE} '8x-2': N must be at least 1, got -2"),
         (
-            ["--sizes", "16x64,8x-2"],
-            "argument --sizes: size '8x-2': N must be at least 1, got -2",
+            ["compare", "--sizes", "16by64"],
+            f"{SIZE} '16by64' has no 'x': write BATCHxN, e.g. 16x64",
         ),
+        (["compare", "--sizes", "16x6.4"], f"{SIZE} '16x6.4': N '6.4' is not a whole number"),
+        (["compare", "--sizes", "ax64"], f"{SIZE} 'ax64': BATCH 'a' is not a whole number"),
+        (["compare", "--sizes", ","], "argument --sizes: no size given"),
+        (["compare", "--repeats", "-2"], "--repeats must be at least 1, got -2"),
+        (["compare", "--repeats", "0"], "--repeats must be at least 1, got 0"),
         (
-            ["--sizes", "16by64"],
-            "argument --sizes: size '16by64' has no 'x': write BATCHxN, e.g. 16x64",
-        ),
-        (["--sizes", "16x6.4"], "argument --sizes: size '16x6.4': N '6.4' is not a whole number"),
-        (["--sizes", "ax64"], "argument --sizes: size 'ax64': BATCH 'a' is not a whole number"),
-        (["--sizes", ","], "argument --sizes: no size given"),
-        (["--repeats", "-2"], "--repeats must be at least 1, got -2"),
-        (["--repeats", "0"], "--repeats must be at least 1, got 0"),
-        (
-            ["--backends", "jax_jit"],
+            ["compare", "--backends", "jax_jit"],
             (
                 "--backends: unknown backend or variant 'jax_jit'; known: numpy, array_api_strict,"
                 " jax, torch, dask, cupy, jax.jit, torch.compile, torch:cuda, torch.compile:cuda,"
                 " jax:gpu, jax.jit:gpu"
             ),
         ),
+        ([*CALIBRATE, "--n-bins", "0"], "--n-bins must be at least 1, got 0"),
+        ([*CALIBRATE, "--n-bins", "x"], "argument --n-bins: invalid int value: 'x'"),
+        ([*CALIBRATE, "--json", "/no/such/f.json"], "--json: folder '/no/such' does not exist"),
+        ([*CALIBRATE, "--test-fraction", "0"], f"{FRACTION} 0"),
+        ([*CALIBRATE, "--test-fraction", "1.5"], f"{FRACTION} 1.5"),
+        ([*CALIBRATE, "--test-fraction", "-0.2"], f"{FRACTION} -0.2"),
+        (
+            [*CALIBRATE, "--seed", "3"],
+            "--seed draws the samples of --test-fraction, which is not given",
+        ),
+        ([*CALIBRATE, "--test", "a.npy"], "argument --test: expected 2 arguments"),
+        (
+            [*CALIBRATE, "--test", "a.npy", "b.npy", "--test-fraction", "0.5"],
+            "argument --test-fraction: not allowed with argument --test",
+        ),
     ],
 )
 def test_each_usage_error_names_its_fault(args: list[str], message: str) -> None:
-    proc = run_cli("compare", *args, timeout=60)
+    """Exit status 2, no output, the subcommand's usage and one line naming the fault."""
+    proc = run_cli(*args, timeout=60)
     assert proc.returncode == 2
     assert proc.stdout == ""
-    assert proc.stderr.startswith("usage: xpsoftmax compare")
-    assert proc.stderr.strip().splitlines()[-1] == f"xpsoftmax compare: error: {message}"
+    assert proc.stderr.startswith(f"usage: xpsoftmax {args[0]}")
+    assert proc.stderr.strip().splitlines()[-1] == f"xpsoftmax {args[0]}: error: {message}"
 
 
 def test_help_exits_0_and_states_units() -> None:

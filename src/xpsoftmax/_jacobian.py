@@ -232,14 +232,9 @@ def _product(
     remark on the result (optional) and the example.
     """
 
+    # The arguments' types and defaults live in `_Product`, which the signature shows.
     def product(
-        x: Array,
-        value: Array,
-        /,
-        *,
-        axis: int = -1,
-        temperature: float | Array = 1.0,
-        where: Array | None = None,
+        x: Array, value: Array, /, *, axis: Any = -1, temperature: Any = 1.0, where: Any = None
     ) -> Array:
         a = _Along(x, axis, temperature, where)
         return rule(a, a.vector(value, vector))
@@ -248,12 +243,11 @@ def _product(
     product.__doc__ = _PRODUCT_DOC.format(
         name=vector, parameters=_COMMON_PARAMETERS, **{"more": "", **doc}
     )
-    # Introspection and the API pages show the vector under its own name, `v` or `g`.
-    signature = inspect.signature(product)
-    parameters = [
-        p.replace(name=vector) if p.name == "value" else p for p in signature.parameters.values()
-    ]
-    product.__signature__ = signature.replace(parameters=parameters)  # type: ignore[attr-defined]
+    # Introspection and the API pages show `_Product`'s signature, the vector named `v` or `g`.
+    _self, *parameters = inspect.signature(_Product.__call__).parameters.values()
+    parameters = [p.replace(name=vector) if p.name == "vector" else p for p in parameters]
+    signature = inspect.Signature(parameters, return_annotation="Array")
+    product.__signature__ = signature  # type: ignore[attr-defined]
     return product
 
 
