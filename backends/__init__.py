@@ -17,7 +17,7 @@ Examples
 >>> [b.name for b in backends.available()]  # doctest: +SKIP
 ['numpy', 'array_api_strict', 'jax', 'torch', 'dask']
 >>> backends.all_variant_ids()[:5]
-['numpy', 'array_api_strict', 'dask', 'jax', 'jax-jit']
+['numpy', 'array_api_strict', 'dask', 'jax', 'jax.jit']
 """
 
 from __future__ import annotations
@@ -115,14 +115,16 @@ def variants(include_gpu: bool = True) -> list[Variant]:
 
 
 def variant(id: str) -> Variant:
-    """The variant with this id, runnable here or not: check `Variant.unavailable_reason`.
+    """The variant with this id ("jax.jit"), runnable here or not: check
+    `Variant.unavailable_reason`. The dashed spelling of earlier versions ("jax-jit",
+    `Variant.dashed_id`) names the same variant.
 
     Raises
     ------
     KeyError
-        If `id` is not in `all_variant_ids`.
+        If `id` is neither in `all_variant_ids` nor a dashed spelling of one.
     """
     for v in all_variants():
-        if v.id == id:
+        if id in (v.id, v.dashed_id):
             return v
     raise KeyError(f"unknown variant {id!r}; known: {all_variant_ids()}")

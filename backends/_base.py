@@ -20,7 +20,7 @@ import math
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from ._reference import cross_entropy_from_log_probs
+from ._reference import LossOptions, cross_entropy_from_log_probs
 from ._warnings import InternalWarning
 
 if TYPE_CHECKING:
@@ -245,23 +245,20 @@ class Backend(abc.ABC):
         label_smoothing: float = 0.0,
         reduction: str = "mean",
     ) -> Any:
-        """Cross-entropy (spec: Cross-entropy) on `scipy.special.log_softmax` of a host copy.
+        """Cross-entropy (spec: Cross-entropy) by the framework's own means (`_cross_entropy`).
 
         `target` holds integer class indices (the shape of `logits` without `axis`) or class
         probabilities (the shape of `logits`).
         """
+        return self._cross_entropy(logits, target, LossOptions(axis, label_smoothing, reduction))
+
+    def _cross_entropy(self, logits: Any, target: Any, options: LossOptions) -> Any:
+        """`ref_cross_entropy`; here on `scipy.special.log_softmax` of a host copy."""
         import numpy as np
         from scipy import special
 
-        log_probs = special.log_softmax(self.to_numpy(logits), axis=axis)
-        loss = cross_entropy_from_log_probs(
-            np,
-            log_probs,
-            self.to_numpy(target),
-            axis=axis,
-            label_smoothing=label_smoothing,
-            reduction=reduction,
-        )
+        log_probs = special.log_softmax(self.to_numpy(logits), axis=options.axis)
+        loss = cross_entropy_from_log_probs(np, log_probs, self.to_numpy(target), options)
         return self._from_host(loss, like=logits)
 
     def ref_jacobian(self, fn: Callable[[Any], Any], x: Any) -> Any:

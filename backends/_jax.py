@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ._base import Axis, Backend
-from ._reference import cross_entropy_from_log_probs
+from ._reference import LossOptions, cross_entropy_from_log_probs
 from ._warnings import InternalWarning
 
 if TYPE_CHECKING:
@@ -115,25 +115,11 @@ class JaxBackend(Backend):
         """`jax.nn.logsumexp`."""
         return self._jax().nn.logsumexp(x, axis=axis)
 
-    def ref_cross_entropy(
-        self,
-        logits: Any,
-        target: Any,
-        *,
-        axis: int = -1,
-        label_smoothing: float = 0.0,
-        reduction: str = "mean",
-    ) -> Any:
-        """Cross-entropy on `jax.nn.log_softmax` (JAX has none of its own; spec: Cross-entropy)."""
+    def _cross_entropy(self, logits: Any, target: Any, options: LossOptions) -> Any:
+        """On `jax.nn.log_softmax` (JAX has no cross-entropy of its own; spec: Cross-entropy)."""
         jax = self._jax()
-        return cross_entropy_from_log_probs(
-            jax.numpy,
-            jax.nn.log_softmax(logits, axis=axis),
-            target,
-            axis=axis,
-            label_smoothing=label_smoothing,
-            reduction=reduction,
-        )
+        log_probs = jax.nn.log_softmax(logits, axis=options.axis)
+        return cross_entropy_from_log_probs(jax.numpy, log_probs, target, options)
 
     def _row_jacobians(self, fn: Callable[[Any], Any], rows: Any) -> Any:
         jax = self._jax()

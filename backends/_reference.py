@@ -6,7 +6,7 @@ the SciPy host path and JAX, and imports no framework itself.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 if TYPE_CHECKING:
     from types import ModuleType
@@ -14,14 +14,16 @@ if TYPE_CHECKING:
 REDUCTIONS = ("none", "sum", "mean")
 
 
+class LossOptions(NamedTuple):
+    """The options of `Backend.ref_cross_entropy`, as each backend's computation receives them."""
+
+    axis: int = -1
+    label_smoothing: float = 0.0
+    reduction: str = "mean"
+
+
 def cross_entropy_from_log_probs(
-    nx: ModuleType,
-    log_probs: Any,
-    target: Any,
-    *,
-    axis: int,
-    label_smoothing: float,
-    reduction: str,
+    nx: ModuleType, log_probs: Any, target: Any, options: LossOptions
 ) -> Any:
     """Cross-entropy (spec: Cross-entropy) from log-probabilities, with a NumPy-like module `nx`.
 
@@ -30,6 +32,7 @@ def cross_entropy_from_log_probs(
     ``(1 - eps) q + eps / K``; for index targets the smoothing term is ``-eps * mean_i log_probs_i``,
     which avoids building the one-hot array.
     """
+    axis, label_smoothing, reduction = options
     if reduction not in REDUCTIONS:
         raise ValueError(f"reduction must be one of {REDUCTIONS}, got {reduction!r}")
     if not 0.0 <= label_smoothing <= 1.0:

@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ._base import Axis, Backend
-from ._reference import REDUCTIONS
+from ._reference import REDUCTIONS, LossOptions
 from ._warnings import InternalWarning
 
 if TYPE_CHECKING:
@@ -231,15 +231,7 @@ class TorchBackend(Backend):
 
         return torch.logsumexp(x, dim=tuple(range(x.ndim)) if axis is None else axis)
 
-    def ref_cross_entropy(
-        self,
-        logits: Any,
-        target: Any,
-        *,
-        axis: int = -1,
-        label_smoothing: float = 0.0,
-        reduction: str = "mean",
-    ) -> Any:
+    def _cross_entropy(self, logits: Any, target: Any, options: LossOptions) -> Any:
         """`torch.nn.functional.cross_entropy`, with the class `axis` moved to 1 as PyTorch wants.
 
         Integer targets become int64 class indices; floating targets are class probabilities,
@@ -247,6 +239,7 @@ class TorchBackend(Backend):
         """
         import torch
 
+        axis, label_smoothing, reduction = options
         if reduction not in REDUCTIONS:
             raise ValueError(f"reduction must be one of {REDUCTIONS}, got {reduction!r}")
         # PyTorch's class axis is 1, or 0 for one unbatched sample.

@@ -29,9 +29,11 @@ class Variant:
     Examples
     --------
     >>> from xpsoftmax import backends
-    >>> v = backends.variant("jax-jit")
+    >>> v = backends.variant("jax.jit")
     >>> v.id, v.device, v.compiled
-    ('jax-jit', 'cpu', True)
+    ('jax.jit', 'cpu', True)
+    >>> backends.variant("jax-jit") == v  # the spelling of earlier versions
+    True
     """
 
     backend: Backend
@@ -40,23 +42,12 @@ class Variant:
 
     @property
     def id(self) -> str:
-        """Stable test id: backend name, then the device kind off its default, then the compiler.
-
-        For example "numpy", "jax-jit", "torch-cuda", "torch-cuda-compile", "jax-gpu", "cupy".
-        """
-        parts = [self.backend.name]
-        if self.device != self.backend.default_device:
-            parts.append(self.device.partition(":")[0])
-        if self.compiled:
-            parts.append(self.backend.compile_label or "compiled")
-        return "-".join(parts)
-
-    @property
-    def name(self) -> str:
-        """Readable name: the backend, its compiler, and the device kind off its default.
+        """The variant's one name: the backend, its compiler, then the device kind off its default.
 
         For example "numpy", "jax.jit", "torch.compile", "torch:cuda", "torch.compile:cuda",
-        "jax:gpu". The name `xpsoftmax.testing` reports variants by; `id` is the test id.
+        "jax:gpu", "cupy": the names of the frameworks' own calls. The command line, the test
+        toolkit, the test ids, the benchmarks and the docs all use it; `variant` also accepts
+        the dashed spelling of earlier versions (`dashed_id`).
         """
         name = self.backend.name
         if self.compiled:
@@ -64,6 +55,24 @@ class Variant:
         if self.device != self.backend.default_device:
             name += ":" + self.device.partition(":")[0]
         return name
+
+    @property
+    def name(self) -> str:
+        """The same as `id`, under the name `xpsoftmax.testing` has always used."""
+        return self.id
+
+    @property
+    def dashed_id(self) -> str:
+        """The spelling of `id` before the names were one: "jax-jit", "torch-cuda-compile".
+
+        Kept so that commands and scripts written for it still run; nothing prints it.
+        """
+        parts = [self.backend.name]
+        if self.device != self.backend.default_device:
+            parts.append(self.device.partition(":")[0])
+        if self.compiled:
+            parts.append(self.backend.compile_label or "compiled")
+        return "-".join(parts)
 
     def __str__(self) -> str:
         return self.id

@@ -40,7 +40,11 @@ autodoc_typehints = "none"  # numpydoc's Parameters sections already give the ty
 # pydata-sphinx-theme, as NumPy, SciPy and pandas use; its navigation bar carries the search box.
 html_theme = "pydata_sphinx_theme"
 html_title = f"xpsoftmax {release}"
-html_static_path: list[str] = []
+# One stylesheet of our own: tables scroll inside their own box rather than widen the page.
+html_static_path = ["_static"]
+html_css_files = ["xpsoftmax.css"]
+# The landing page lists the sections itself: no empty section navigation beside it.
+html_sidebars = {"index": []}
 html_theme_options = {
     "navbar_persistent": ["search-field"],
     "navbar_end": ["theme-switcher", "navbar-icon-links"],

@@ -52,14 +52,10 @@ PRODUCTS = ("softmax_jvp", "softmax_vjp", "log_softmax_jvp", "log_softmax_vjp")
 FUNCTIONS = (*REDUCING, *JACOBIANS, *PRODUCTS, "cross_entropy")
 
 
-def _by_id(v: backends.Variant) -> str:
-    # Our test ids keep the registry's ids ("jax-jit"); users' tests see names ("jax.jit").
-    return v.id
-
-
+# Test ids are the variants' names ("jax.jit"), as users' tests see them.
 MATRIX = testing.variants(include_missing=True)
-ALL_VARIANTS = variant_params(MATRIX, id=_by_id)
-EAGER_VARIANTS = variant_params([v for v in MATRIX if not v.compiled], id=_by_id)
+ALL_VARIANTS = variant_params(MATRIX)
+EAGER_VARIANTS = variant_params([v for v in MATRIX if not v.compiled])
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -213,6 +209,21 @@ def load_module(name: str, path: Path) -> Any:
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def run_python(
+    *args: str, env: dict[str, str] | None = None, timeout: float = 300
+) -> subprocess.CompletedProcess[str]:
+    """``python ARGS`` in a fresh interpreter (this one's executable), its output captured as
+    text: how the tests run a command as its users do, or code that needs a process of its own."""
+    return subprocess.run(
+        [sys.executable, *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
 def run_with_host_devices(script: str, *args: str, devices: int = 4) -> str:
     """Run a Python `script` in a fresh interpreter whose JAX sees `devices` CPU devices (XLA
     fixes the count when it starts, so it cannot be changed in this process); its stdout."""
@@ -220,13 +231,6 @@ def run_with_host_devices(script: str, *args: str, devices: int = 4) -> str:
     flags = f"{env.get('XLA_FLAGS', '')} --xla_force_host_platform_device_count={devices}"
     env["XLA_FLAGS"] = flags.strip()
     env["JAX_PLATFORMS"] = "cpu"
-    done = subprocess.run(
-        [sys.executable, "-c", script, *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
+    done = run_python("-c", script, *args, env=env)
     assert done.returncode == 0, done.stderr[-4000:]
     return done.stdout

@@ -27,6 +27,21 @@ EXPECTED_IDS = [
     "array_api_strict",
     "dask",
     "jax",
+    "jax.jit",
+    "torch",
+    "torch.compile",
+    "cupy",
+    "torch:cuda",
+    "torch.compile:cuda",
+    "jax:gpu",
+    "jax.jit:gpu",
+]
+#: The spellings of the same ids before the names were one, still accepted.
+DASHED_IDS = [
+    "numpy",
+    "array_api_strict",
+    "dask",
+    "jax",
     "jax-jit",
     "torch",
     "torch-compile",
@@ -76,7 +91,7 @@ def test_import_and_registry_queries_import_no_framework() -> None:
         b.available()
         b.all_variant_ids()
         b.variants(include_gpu=False)
-        b.variant("torch-cuda")
+        b.variant("torch:cuda")
         print(sorted(m for m in {FRAMEWORKS!r} if m in sys.modules))
     """)
     result = subprocess.run(
@@ -118,10 +133,17 @@ def test_missing_cupy_is_reported_not_imported() -> None:
 
 def test_variant_ids_are_fixed_and_ordered() -> None:
     assert backends.all_variant_ids() == EXPECTED_IDS
+    assert [v.name for v in backends.all_variants()] == EXPECTED_IDS  # one name, not two
     runnable = [v.id for v in backends.variants()]
     assert runnable == [i for i in EXPECTED_IDS if i in runnable]
     # Every CPU variant runs wherever the test dependencies are installed.
     assert [v.id for v in backends.variants(include_gpu=False)] == EXPECTED_IDS[:7]
+
+
+def test_the_dashed_spellings_of_earlier_versions_name_the_same_variants() -> None:
+    for new, old in zip(EXPECTED_IDS, DASHED_IDS, strict=True):
+        assert backends.variant(old) == backends.variant(new)
+        assert backends.variant(old).id == new
 
 
 @pytest.mark.parametrize("v", backends.all_variants(), ids=str)
@@ -134,10 +156,10 @@ def test_variant_availability_has_a_reason(v: backends.Variant) -> None:
 
 
 def test_variant_lookup_and_wrap() -> None:
-    v = backends.variant("torch-cuda-compile")
+    v = backends.variant("torch.compile:cuda")
     assert (v.backend.name, v.device, v.compiled) == ("torch", "cuda:0", True)
     assert backends.variant("cupy").device == "cuda:0"
-    assert backends.variant("jax-gpu").device == "gpu:0"
+    assert backends.variant("jax:gpu").device == "gpu:0"
     with pytest.raises(KeyError, match="unknown variant 'jax-tpu'"):
         backends.variant("jax-tpu")
     with pytest.raises(dataclasses.FrozenInstanceError):

@@ -20,7 +20,7 @@ from scipy import optimize, special
 import xpsoftmax
 from xpsoftmax import backends
 
-FIT_VARIANTS = [p for p in ALL_VARIANTS if p.values[0].id != "torch-compile"]
+FIT_VARIANTS = [p for p in ALL_VARIANTS if p.values[0].id != "torch.compile"]
 
 
 # -- independent computations ----------------------------------------------------------------------
@@ -213,7 +213,7 @@ def test_fit_on_dask_stays_lazy(rng: np.random.Generator) -> None:
 
 @pytest.mark.slow
 def test_fit_under_torch_compile(rng: np.random.Generator) -> None:
-    v = backends.variant("torch-compile")
+    v = backends.variant("torch.compile")
     if not v.available:
         pytest.skip(v.unavailable_reason() or "")
     z, y = overconfident(rng, n=100, k=5)
@@ -223,7 +223,7 @@ def test_fit_under_torch_compile(rng: np.random.Generator) -> None:
 
 def test_fit_reaches_far_temperatures_on_the_fixed_steps(rng: np.random.Generator) -> None:
     """jax.jit takes the 30 fixed steps: enough from T = 1 to T of 1e-70 or 1e70."""
-    v = backends.variant("jax-jit")
+    v = backends.variant("jax.jit")
     if not v.available:
         pytest.skip(v.unavailable_reason() or "")
     z, y = overconfident(rng, n=100, k=5)

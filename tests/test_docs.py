@@ -13,7 +13,9 @@ import importlib.util
 import re
 import subprocess
 import sys
+from html.parser import HTMLParser
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -42,25 +44,160 @@ def test_the_pages_exist() -> None:
         "scale",
         "api",
         "testing_toolkit",
+        "user_guide",
+        "extending",
+        "measurements",
     } <= names
 
 
-@pytest.mark.skipif(
-    importlib.util.find_spec("sphinx") is None or importlib.util.find_spec("numpydoc") is None,
-    reason="building the docs needs sphinx and numpydoc (the [docs] extra)",
-)
-def test_docs_build_without_warnings(tmp_path: Path) -> None:
+@pytest.fixture(scope="module")
+def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The HTML site, built once as CI builds it: with -W, any warning fails the build."""
+    if importlib.util.find_spec("sphinx") is None or importlib.util.find_spec("numpydoc") is None:
+        pytest.fail("building the docs needs sphinx and numpydoc (the [docs] extra)")
+    out = tmp_path_factory.mktemp("docs")
     # The command of docs/Makefile and CI, with the doctrees out of the source tree.
     command = [sys.executable, "-m", "sphinx", "-W", "--keep-going", "-q", "-b", "html"]
     proc = subprocess.run(
-        [*command, "-d", str(tmp_path / "doctrees"), str(DOCS), str(tmp_path / "html")],
+        [*command, "-d", str(out / "doctrees"), str(DOCS), str(out / "html")],
         capture_output=True,
         text=True,
         timeout=300,
         check=False,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert (tmp_path / "html" / "api.html").exists()
+    return out / "html"
+
+
+def test_docs_build_without_warnings(site: Path) -> None:
+    assert (site / "api.html").exists()
+    assert {page.stem for page in PAGES} <= {page.stem for page in site.glob("*.html")}
+
+
+def _content_pages(site: Path) -> list[Path]:
+    """The built pages a reader navigates, not Sphinx's index and search pages."""
+    skipped = {"genindex.html", "search.html", "py-modindex.html"}
+    pages = [*site.glob("*.html"), *site.glob("api/*.html")]
+    return sorted(page for page in pages if page.name not in skipped)
+
+
+def test_every_page_but_the_landing_one_has_its_section_navigation(site: Path) -> None:
+    """pydata-sphinx-theme's left sidebar lists the pages of the current section: each page
+    sits in a section (a page with a toctree of its own), so the list is never empty."""
+    for page in _content_pages(site):
+        html = page.read_text(encoding="utf-8")
+        start = html.find('aria-label="Section Navigation"')
+        if page.name == "index.html":
+            assert start == -1, "the landing page lists the sections itself"
+            continue
+        assert start != -1, page
+        nav = html[start : html.index("</nav>", start)]
+        links = re.findall(r'<a class="reference internal" href="([^"]+)"', nav)
+        assert len(links) >= 2, (page, links)
+        if page.stem not in _toctree("index"):  # a page of a section: marked as the current one
+            assert "current active" in nav, page
+
+
+class _Tables(HTMLParser):
+    """Every table of a page: its declared column widths and, per cell, its words."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.tables: list[dict[str, Any]] = []
+        self._open: list[dict[str, Any]] = []
+        self._cell: list[tuple[str, bool, bool]] | None = None
+        self._header = False
+        self._code = 0
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        attributes = dict(attrs)
+        if tag == "table":
+            table: dict[str, Any] = {"class": attributes.get("class") or "", "widths": []}
+            table["rows"] = []
+            self.tables.append(table)
+            self._open.append(table)
+        elif not self._open:
+            return
+        elif tag == "col":
+            width = re.search(r"width:\s*([\d.]+)%", attributes.get("style") or "")
+            if width:
+                self._open[-1]["widths"].append(float(width.group(1)))
+        elif tag == "tr":
+            self._open[-1]["rows"].append([])
+        elif tag in ("td", "th"):
+            self._cell, self._header = [], tag == "th"
+            self._open[-1]["rows"][-1].append(self._cell)
+        elif tag == "code":
+            self._code += 1
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "table" and self._open:
+            self._open.pop()
+        elif tag in ("td", "th"):
+            self._cell = None
+        elif tag == "code":
+            self._code -= 1
+
+    def handle_data(self, data: str) -> None:
+        if self._cell is not None:
+            self._cell += [(word, self._code > 0, self._header) for word in data.split()]
+
+
+#: The content column of a 1280-pixel-wide window, in em of the 16-pixel body text: the theme
+#: gives the left sidebar 25% (320 px) and the right one 17rem (272 px), and pads the article
+#: by 1rem on each side: 656 px. A wider window gives at most 47em.
+CONTENT_EM = 41.0
+#: Widths of a character, in em, on the generous side: body text (system-ui), bold header
+#: text, and code (monospace at 0.875em, plus its padding and border once per word).
+TEXT_EM, HEADER_EM, CODE_EM, CODE_BOX_EM = 0.55, 0.6, 0.53, 0.6
+#: A cell's padding, both sides (0.5rem each).
+CELL_PADDING_EM = 1.0
+
+
+def _narrowest(table: dict[str, Any]) -> list[float]:
+    """Each column's narrowest width in em: its longest word (no line breaks inside a word)."""
+    columns = max(len(row) for row in table["rows"])
+    narrowest = [0.0] * columns
+    for row in table["rows"]:
+        for i, cell in enumerate(row):
+            for word, code, header in cell:
+                em = len(word) * (CODE_EM if code else HEADER_EM if header else TEXT_EM)
+                em += (CODE_BOX_EM if code else 0.0) + CELL_PADDING_EM
+                narrowest[i] = max(narrowest[i], em)
+    return narrowest
+
+
+def test_no_table_overflows_its_column(site: Path) -> None:
+    """Every table fits the content column of a 1280-pixel window: each column within its
+    declared width (``:widths:``), or the table as a whole where none is declared. Tables
+    marked ``wide`` scroll in their own box instead, which only a table that cannot fit may
+    be, and which docs/_static/xpsoftmax.css gives every table on a narrower screen."""
+    stylesheet = (DOCS / "_static" / "xpsoftmax.css").read_text(encoding="utf-8")
+    rule = re.search(r"\.bd-article table \{([^}]*)\}", stylesheet)
+    assert rule is not None
+    assert "overflow-x: auto" in rule.group(1)
+    assert "max-width: 100%" in rule.group(1)
+    checked = 0
+    for page in _content_pages(site):
+        html = page.read_text(encoding="utf-8")
+        parser = _Tables()
+        parser.feed(html)
+        if parser.tables:
+            assert "_static/xpsoftmax.css" in html, page
+        for table in parser.tables:
+            narrowest = _narrowest(table)
+            where = f"{page.relative_to(site)}: columns of {[round(w, 1) for w in narrowest]} em"
+            if "wide" in table["class"].split():
+                assert sum(narrowest) > CONTENT_EM, f"{where} fit: it need not be wide"
+            elif table["widths"]:
+                declared = [share / 100 * CONTENT_EM for share in table["widths"]]
+                assert all(n <= d for n, d in zip(narrowest, declared, strict=True)), (
+                    f"{where}, declared {[round(d, 1) for d in declared]}"
+                )
+            else:
+                assert sum(narrowest) <= CONTENT_EM, f"{where} exceed {CONTENT_EM} em"
+            checked += 1
+    assert checked >= 20  # the parser found the site's tables
 
 
 @pytest.mark.parametrize(
@@ -137,10 +274,40 @@ def test_the_api_index_lists_every_public_function_and_page() -> None:
     assert in_toctree == {page.stem for page in API_PAGES}
 
 
-def test_the_index_lists_every_page() -> None:
+def _toctree(page: str) -> list[str]:
+    """The pages a page's toctrees list, in order."""
+    text = (DOCS / f"{page}.rst").read_text(encoding="utf-8")
+    entries = []
+    for block in re.findall(r"^\.\. toctree::\n((?:   .*\n|\n)+)", text, flags=re.MULTILINE):
+        entries += re.findall(r"^   ([\w/]+)$", block, flags=re.MULTILINE)
+    return entries
+
+
+def test_every_page_sits_in_one_section_of_the_index() -> None:
+    """The index's toctree holds the sections; each section's holds its pages, so that the
+    theme's section navigation has pages to list."""
+    sections = _toctree("index")
+    assert sections == ["user_guide", "extending", "measurements", "api"]
+    placed = [page for section in sections for page in _toctree(section)]
+    assert len(placed) == len(set(placed))  # no page in two sections
+    top_level = {page.stem for page in PAGES} - {"index"} - set(sections)
+    assert top_level <= set(placed)
+
+
+def test_the_landing_page_shows_the_install_line_three_examples_and_each_section() -> None:
     index = (DOCS / "index.rst").read_text(encoding="utf-8")
-    entries = set(re.findall(r"^   (\w+)$", index, flags=re.MULTILINE))
-    assert {page.stem for page in PAGES} - {"index"} <= entries
+    assert '$ pip install ".[jax,torch,cli]"' in index
+    examples = doctest.DocTestParser().get_examples(index)
+    imported = {e.source.split()[1] for e in examples if e.source.startswith("import ")}
+    assert {"numpy", "jax", "torch"} <= imported  # and test_examples_run runs them
+    for section in _toctree("index"):
+        described = re.search(
+            rf"^:doc:`{section}`\n   (\S.*(?:\n   \S.*)*)", index, flags=re.MULTILINE
+        )
+        assert described is not None, section
+        sentence = " ".join(described.group(1).split())
+        assert sentence.endswith("."), sentence
+        assert ". " not in sentence, sentence  # one sentence
 
 
 def test_the_readme_has_two_commands_a_users_install_and_ci_s_tests() -> None:

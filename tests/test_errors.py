@@ -188,7 +188,7 @@ def test_bad_reduction_and_label_smoothing(eager_variant: backends.Variant) -> N
 def test_errors_under_jit_are_the_same(name: str) -> None:
     """Checks on shapes, dtypes, axes and Python temperatures do not need values: they also
     raise under jax.jit."""
-    v = backends.variant("jax-jit")
+    v = backends.variant("jax.jit")
     x = x_of(v)
     raises(v, name, ValueError, "axis", x, axis=5)
     raises(v, name, ValueError, "temperature", x, temperature=0.0)

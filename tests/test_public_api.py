@@ -10,23 +10,13 @@ import pytest
 
 import xpsoftmax
 
-#: The public functions (spec: Public functions).
+#: The public functions (spec: Public functions), by topic.
 PUBLIC = {
-    "softmax",
-    "log_softmax",
-    "logsumexp",
-    "softmax_jacobian",
-    "log_softmax_jacobian",
-    "softmax_jvp",
-    "softmax_vjp",
-    "log_softmax_jvp",
-    "log_softmax_vjp",
-    "cross_entropy",
-    "linear_cross_entropy",
-    "linear_cross_entropy_vjp",
-    "fit_temperature",
-    "calibration_error",
-    "calibration_curve",
+    *("softmax", "log_softmax", "logsumexp"),
+    *("softmax_jacobian", "log_softmax_jacobian"),
+    *("softmax_jvp", "softmax_vjp", "log_softmax_jvp", "log_softmax_vjp"),
+    *("cross_entropy", "linear_cross_entropy", "linear_cross_entropy_vjp"),
+    *("fit_temperature", "calibration_error", "calibration_curve"),
 }
 MODULES_WITH_EXAMPLES = [
     "xpsoftmax",

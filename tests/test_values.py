@@ -10,6 +10,7 @@ Bounds are documented in conftest.py, in one place.
 
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
 import numpy as np
@@ -188,22 +189,25 @@ def run_cross_entropy(
     return result, logits, target, target_host
 
 
+#: (target kind, label smoothing, reduction): every combination the loss tests run.
+LOSS_OPTIONS = [
+    pytest.param(options, id="-".join(map(str, options)))
+    for options in itertools.product(
+        ["index", "probabilities"], [0.0, 0.1], ["none", "sum", "mean"]
+    )
+]
+
+
 @pytest.mark.parametrize(("t_kind", "mask_kind"), [T_MASKS[0], T_MASKS[3]])
-@pytest.mark.parametrize("reduction", ["none", "sum", "mean"])
-@pytest.mark.parametrize("label_smoothing", [0.0, 0.1])
-@pytest.mark.parametrize("target_kind", ["index", "probabilities"])
+@pytest.mark.parametrize("options", LOSS_OPTIONS)
 def test_cross_entropy(
     eager_variant: backends.Variant,
-    target_kind: str,
-    label_smoothing: float,
-    reduction: str,
+    options: tuple[str, float, str],
     t_kind: Any,
     mask_kind: Any,
     rng: np.random.Generator,
 ) -> None:
-    run_cross_entropy(
-        eager_variant, "float32", target_kind, label_smoothing, reduction, t_kind, mask_kind, rng
-    )
+    run_cross_entropy(eager_variant, "float32", *options, t_kind, mask_kind, rng)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -224,21 +228,16 @@ def test_cross_entropy_compiled(
     run_cross_entropy(variant, "float32", target_kind, 0.1, "mean", "array", "random", rng)
 
 
-@pytest.mark.parametrize("reduction", ["none", "sum", "mean"])
-@pytest.mark.parametrize("label_smoothing", [0.0, 0.1])
-@pytest.mark.parametrize("target_kind", ["index", "probabilities"])
+@pytest.mark.parametrize("options", LOSS_OPTIONS)
 def test_cross_entropy_matches_framework_reference(
-    eager_variant: backends.Variant,
-    target_kind: str,
-    label_smoothing: float,
-    reduction: str,
-    rng: np.random.Generator,
+    eager_variant: backends.Variant, options: tuple[str, float, str], rng: np.random.Generator
 ) -> None:
     """Against the framework's own cross-entropy (torch.nn.functional.cross_entropy, ...)."""
     v = eager_variant
+    _, label_smoothing, reduction = options
     for axis in (-1, 1):
         result, logits, target, _ = run_cross_entropy(
-            v, "float64", target_kind, label_smoothing, reduction, 1.0, None, rng, axis=axis
+            v, "float64", *options, 1.0, None, rng, axis=axis
         )
         ref = v.backend.ref_cross_entropy(
             v.asarray(logits, dtype="float64"),

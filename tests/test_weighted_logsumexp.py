@@ -49,7 +49,9 @@ def exact_weighted(
     return log_abs, sign, condition
 
 
-CASES = [  # (shape, axis, temperature, with a mask)
+#: (shape, axis, temperature, with a mask)
+Case = tuple[tuple[int, ...], int, float, bool]
+CASES: list[Case] = [
     ((5,), -1, 1.0, False),
     ((3, 6), 1, 1.0, True),
     ((4, 3, 2), 0, 0.4, False),
@@ -57,18 +59,17 @@ CASES = [  # (shape, axis, temperature, with a mask)
 ]
 
 
+def _case_id(case: Case) -> str:
+    shape, axis, t, masked = case
+    return f"{'x'.join(map(str, shape))}-axis{axis}-T{t}" + ("-masked" if masked else "")
+
+
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
-@pytest.mark.parametrize(("shape", "axis", "t", "masked"), CASES)
+@pytest.mark.parametrize("case", CASES, ids=_case_id)
 def test_weights_and_sign_against_mpmath(
-    eager_variant: backends.Variant,
-    dtype: str,
-    shape: tuple[int, ...],
-    axis: int,
-    t: float,
-    masked: bool,
-    rng: np.random.Generator,
+    eager_variant: backends.Variant, dtype: str, case: Case, rng: np.random.Generator
 ) -> None:
-    check_against_mpmath(eager_variant, dtype, shape, axis, t, masked, rng)
+    check_against_mpmath(eager_variant, dtype, *case, rng)
 
 
 @pytest.mark.parametrize("variant", COMPILED_VARIANTS)

@@ -34,34 +34,18 @@ def _on_log_axis(value: float | None) -> float:
     return min(max(value, _FLOOR), _CEILING)
 
 
+#: The accuracy panel's marks: (figure of a cell, marker, size, colour, legend, drawn above).
+_MARKS = (
+    ("their_error", "s", 22, "tab:orange", "framework's own function", 3),
+    ("error", "o", 22, "tab:blue", "xpsoftmax", 4),
+    ("bound", "|", 120, "black", "bound (docs/spec.rst, spec-accuracy)", 2),
+)
+
+
 def _accuracy_panel(acc: Any, cells: list[Cell], rows: list[int]) -> None:
-    acc.scatter(
-        [_on_log_axis(c.their_error) for c in cells],
-        rows,
-        marker="s",
-        s=22,
-        color="tab:orange",
-        label="framework's own function",
-        zorder=3,
-    )
-    acc.scatter(
-        [_on_log_axis(c.error) for c in cells],
-        rows,
-        marker="o",
-        s=22,
-        color="tab:blue",
-        label="xpsoftmax",
-        zorder=4,
-    )
-    acc.scatter(
-        [_on_log_axis(c.bound) for c in cells],
-        rows,
-        marker="|",
-        s=120,
-        color="black",
-        label="bound (docs/spec.rst, spec-accuracy)",
-        zorder=2,
-    )
+    for figure, marker, size, color, label, zorder in _MARKS:
+        values = [_on_log_axis(getattr(c, figure)) for c in cells]
+        acc.scatter(values, rows, marker=marker, s=size, color=color, label=label, zorder=zorder)
     for row, c in zip(rows, cells, strict=True):
         if c.status != "ok":  # an ERROR (xpsoftmax raised) has no error: mark it at the ceiling
             where = _on_log_axis(c.error) if c.error is not None else _CEILING
@@ -168,7 +152,7 @@ def plot(cells: list[Cell], path: str, repeats: int | None = None) -> None:
     labels = [f"{c.variant} {c.dtype} {c.function} {size_name(c.shape)}" for c in cells]
     rows = list(range(len(cells)))
     note_lines = []
-    for term, text in notes(cells, repeats=repeats):
+    for term, text, _ in notes(cells, repeats=repeats):
         note_lines += textwrap.wrap(f"{term}: {text}", _NOTE_WIDTH, subsequent_indent="    ")
     panels_in = max(3.0, 0.28 * len(cells) + 1.8)
     notes_in = 0.17 * len(note_lines) + 0.2

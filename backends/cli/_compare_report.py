@@ -12,7 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ._compare_cells import Cell
-from ._compare_notes import notes, size_name, wrap_notes
+from ._compare_notes import cell_marks, footnote_marks, notes, size_name, wrap_notes
 
 #: Where the bounds each cell is held to are stated, as the command's output cites them.
 BOUNDS = "the accuracy bounds (docs: Specification, Accuracy)"
@@ -34,36 +34,41 @@ def _microseconds(value: float | None) -> str:
     return "-" if value is None else f"{value * 1e6:.3g}"
 
 
-#: The columns of the table: (header, units line, value of a cell, shown without --wide).
-_COLUMNS: tuple[tuple[str, str, Callable[[Cell], str], bool], ...] = (
-    ("backend", "", lambda c: c.variant, True),
-    ("device", "", lambda c: c.device, False),
-    ("dtype", "", lambda c: c.dtype, True),
-    ("function", "", lambda c: c.function, True),
-    ("size", "", lambda c: size_name(c.shape), True),
-    ("error", "(eps)", lambda c: _fmt(c.error), True),
-    ("bound", "(eps)", lambda c: _fmt(c.bound), False),
-    ("own error", "(eps)", lambda c: _fmt(c.their_error), True),
-    ("diff vs own", "(eps)", lambda c: _fmt(c.difference), False),
-    ("ours", "(us)", lambda c: _microseconds(c.time_ours_s), False),
-    ("own", "(us)", lambda c: _microseconds(c.time_theirs_s), False),
-    ("time", "ours/own", lambda c: _ratio(c.ratio), True),
-    ("status", "", lambda c: c.status, True),
+#: The columns of the table: (header, units line, value of a cell after its mark, shown without
+#: --wide). The marks point to the notes under the table (`footnote_marks`).
+_COLUMNS: tuple[tuple[str, str, Callable[[Cell, dict[str, str]], str], bool], ...] = (
+    ("backend", "", lambda c, _: c.variant, True),
+    ("device", "", lambda c, _: c.device, False),
+    ("dtype", "", lambda c, _: c.dtype, True),
+    ("function", "", lambda c, _: c.function, True),
+    ("size", "", lambda c, _: size_name(c.shape), True),
+    ("error", "(eps)", lambda c, _: _fmt(c.error), True),
+    ("bound", "(eps)", lambda c, _: _fmt(c.bound), True),
+    ("own error", "(eps)", lambda c, m: _fmt(c.their_error) + m["own error"], True),
+    ("diff vs own", "(eps)", lambda c, _: _fmt(c.difference), False),
+    ("ours", "(us)", lambda c, _: _microseconds(c.time_ours_s), False),
+    ("own", "(us)", lambda c, _: _microseconds(c.time_theirs_s), False),
+    ("time", "ours/own", lambda c, m: _ratio(c.ratio) + m["time"], True),
+    ("status", "", lambda c, _: c.status, True),
 )
 
 
 def format_table(cells: list[Cell], wide: bool = False) -> str:
     """The comparison table: one row per cell, a header of two lines (the name, then the unit).
 
-    Without `wide` it fits in 100 columns: errors of xpsoftmax and of the framework's own
-    function against the oracle, in eps of the dtype, and the time ratio. `wide` adds the
-    device, the bound, the difference between the two results and both times in microseconds.
-    "own" is the framework's own function (SciPy for NumPy, Dask and array-api-strict, autodiff
-    for the Jacobian family); its error against the oracle shows where a difference comes from.
+    Without `wide` it shows the error of xpsoftmax against the oracle and its bound, the error
+    of the framework's own function, in eps of the dtype, and the time ratio; a figure that a
+    note explains carries that note's mark. `wide` adds the device, the difference between the
+    two results and both times in microseconds. "own" is the framework's own function (SciPy
+    for NumPy, Dask and array-api-strict, autodiff for the Jacobian family); its error against
+    the oracle shows where a difference comes from.
     """
     columns = [column for column in _COLUMNS if wide or column[3]]
+    marks = footnote_marks(cells)
     table = [[name for name, *_ in columns], [unit for _, unit, *_ in columns]]
-    table += [[value(c) for _, _, value, _ in columns] for c in cells]
+    for c in cells:
+        marked = cell_marks(c, marks)
+        table.append([value(c, marked) for _, _, value, _ in columns])
     widths = [max(len(row[i]) for row in table) for i in range(len(columns))]
     lines = ["  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)) for row in table]
     lines.insert(2, "  ".join("-" * w for w in widths))
@@ -93,7 +98,8 @@ def report(
         file=out,
     )
     if cells:
-        print("\n".join(wrap_notes(notes(cells, wide, repeats))), file=out)
+        marks = footnote_marks(cells)
+        print("\n".join(wrap_notes(notes(cells, wide, repeats, marks))), file=out)
     for variant_id, reason in missing:
         print(f"skipped {variant_id}: {reason}", file=out)
     for c in cells:

@@ -3,16 +3,19 @@
 Reads the logits (samples x classes) and the integer labels of a held-out set from .npy, .npz or
 .csv files, fits the temperature T with `xpsoftmax.fit_temperature`, and prints T, the negative
 log-likelihood and the expected calibration error before and after scaling, and the accuracy,
-which temperature scaling never changes. ``--json`` writes the figures and the reliability curves;
-``--plot`` draws the reliability diagrams before and after, each over a confidence histogram.
-A file that cannot be read gives one line on stderr and exit status 2.
+which temperature scaling never changes. The figures are measured on a second pair of files
+(``--test``), on a fraction of the samples held out at random from the fit (``--test-fraction``
+with ``--seed``), or, given neither, on the samples T was fitted to, which the report says.
+``--json`` writes the figures and the reliability curves; ``--plot`` draws the reliability
+diagrams before and after, each over a confidence histogram. A file that cannot be read gives
+one line on stderr and exit status 2.
 
 Examples
 --------
 .. code-block:: console
 
-    $ xpsoftmax calibrate logits.npy labels.npy
-    $ xpsoftmax calibrate held_out.npz held_out.npz --n-bins 10 --json report.json --plot report.png
+    $ xpsoftmax calibrate logits.npy labels.npy --test-fraction 0.5 --seed 1
+    $ xpsoftmax calibrate val.npz val.npz --test test.npz test.npz --json report.json
 """
 
 from __future__ import annotations
@@ -20,8 +23,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import math
-import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -29,9 +30,20 @@ from typing import Any
 
 import numpy as np
 
-import xpsoftmax
+from ._calibrate_report import SampleSet, figures, figures_at, format_report, plot
+from .parser import check_output_folders
 
-__all__ = ["checked", "figures", "figures_at", "format_report", "load", "plot", "run"]
+__all__ = [
+    "SampleSet",
+    "checked",
+    "figures",
+    "figures_at",
+    "format_report",
+    "hold_out",
+    "load",
+    "plot",
+    "run",
+]
 
 #: Inputs with at least this many logits show a progress bar on stderr.
 PROGRESS_ENTRIES = 2**20
@@ -42,11 +54,15 @@ class InputError(Exception):
     """A file that cannot serve as logits or labels: reported in one line, exit status 2."""
 
 
-def load(path: str, name: str) -> np.ndarray:
-    """The array in `path`; `name` ("logits" or "labels") picks one out of an .npz archive."""
+def load(path: str, name: str, metavar: str = "") -> np.ndarray:
+    """The array in `path`; `name` ("logits" or "labels") picks one out of an .npz archive.
+
+    Messages call the file `metavar` (default: `name` in capitals, as the usage line does).
+    """
+    metavar = metavar or name.upper()
     suffix = Path(path).suffix.lower()
     if suffix not in _EXTENSIONS:
-        raise InputError(f"{name.upper()} {path!r} is not a .npy, .npz or .csv file")
+        raise InputError(f"{metavar} {path!r} is not a .npy, .npz or .csv file")
     try:
         if suffix == ".npy":
             return np.asarray(np.load(path, allow_pickle=False))
@@ -58,7 +74,7 @@ def load(path: str, name: str) -> np.ndarray:
                 raise InputError(f"{path!r} holds arrays {keys}; name one {name!r}")
         return _load_csv(path)
     except (OSError, ValueError, EOFError) as error:  # missing, unreadable, or not an array
-        raise InputError(f"cannot read {name.upper()} {path!r}: {error}") from None
+        raise InputError(f"cannot read {metavar} {path!r}: {error}") from None
 
 
 def _load_csv(path: str) -> np.ndarray:
@@ -78,197 +94,106 @@ def _nonfinite_rows(logits: np.ndarray, labels: np.ndarray) -> np.ndarray:
 
 
 def checked(
-    logits: np.ndarray, labels: np.ndarray, drop_nonfinite: bool = False
+    logits: np.ndarray,
+    labels: np.ndarray,
+    drop_nonfinite: bool = False,
+    names: tuple[str, str] = ("LOGITS", "LABELS"),
 ) -> tuple[np.ndarray, np.ndarray, int]:
     """(logits as samples x classes reals, labels as one integer per sample, samples dropped).
 
     A sample whose logits or label hold a NaN or an infinity is bad input (a temperature cannot
     be fitted to it, and the figures would not count it): an `InputError` naming how many there
-    are and the first, unless `drop_nonfinite`, which drops them and says how many.
+    are and the first, unless `drop_nonfinite`, which drops them and says how many. `names` are
+    what the messages call the two files (the command line's metavars).
     """
+    z_name, y_name = names
     if logits.ndim == 1:  # a one-column CSV or a single sample's row would be ambiguous
-        raise InputError(f"LOGITS must be samples x classes, got shape {logits.shape}")
+        raise InputError(f"{z_name} must be samples x classes, got shape {logits.shape}")
     if logits.ndim != 2 or not np.issubdtype(logits.dtype, np.number):
         raise InputError(
-            f"LOGITS must be a 2-d array of numbers, got {logits.dtype} {logits.shape}"
+            f"{z_name} must be a 2-d array of numbers, got {logits.dtype} {logits.shape}"
         )
     if np.iscomplexobj(logits):
-        raise InputError("LOGITS must be real numbers")
+        raise InputError(f"{z_name} must be real numbers")
     if 0 in logits.shape:
-        raise InputError(f"LOGITS hold no sample or no class: shape {logits.shape}")
+        raise InputError(f"{z_name} hold no sample or no class: shape {logits.shape}")
     labels = labels.reshape(-1) if labels.ndim == 2 and 1 in labels.shape else labels
     if labels.ndim != 1 or len(labels) != len(logits):
         raise InputError(
-            f"LABELS must hold one class per sample ({len(logits)}), got shape {labels.shape}"
+            f"{y_name} must hold one class per sample ({len(logits)}), got shape {labels.shape}"
         )
     if not np.issubdtype(labels.dtype, np.number) or np.iscomplexobj(labels):
-        raise InputError("LABELS must be integer class indices")
+        raise InputError(f"{y_name} must be integer class indices")
     bad = _nonfinite_rows(logits, labels)
     dropped = int(np.count_nonzero(bad))
+    of_files = "" if names == ("LOGITS", "LABELS") else f" of {z_name} and {y_name}"
     if dropped and not drop_nonfinite:
         first = int(np.argmax(bad))
         raise InputError(
-            f"{dropped} of {len(bad)} samples hold a NaN or infinite logit or label, the first "
-            f"in row {first} (counting from 0); pass --drop-nonfinite to leave them out"
+            f"{dropped} of {len(bad)} samples{of_files} hold a NaN or infinite logit or label, "
+            f"the first in row {first} (counting from 0); pass --drop-nonfinite to leave them out"
         )
     if dropped == len(bad):
-        raise InputError(f"all {dropped} samples hold a NaN or infinite logit or label")
+        raise InputError(f"all {dropped} samples{of_files} hold a NaN or infinite logit or label")
     logits, labels = logits[~bad], labels[~bad]
     if not np.issubdtype(labels.dtype, np.integer):
         # A CSV reads as floats: accept those that are whole numbers.
         if not np.all(labels == np.round(labels)):
-            raise InputError("LABELS must be integer class indices")
+            raise InputError(f"{y_name} must be integer class indices")
         labels = labels.astype(np.int64)
     if labels.min() < 0 or labels.max() >= logits.shape[1]:
-        raise InputError(f"LABELS must lie in [0, {logits.shape[1]}), the classes of LOGITS")
+        raise InputError(f"{y_name} must lie in [0, {logits.shape[1]}), the classes of {z_name}")
     if not np.issubdtype(logits.dtype, np.floating):
         logits = logits.astype(np.float64)
     return logits, labels, dropped
 
 
-def figures_at(
-    logits: np.ndarray, labels: np.ndarray, temperature: float, n_bins: int
-) -> dict[str, Any]:
-    """NLL, ECE, accuracy and the reliability curve at one temperature."""
-    confidence, accuracy, count = xpsoftmax.calibration_curve(
-        logits, labels, temperature=temperature, n_bins=n_bins
+def read_set(
+    logits_path: str,
+    labels_path: str,
+    drop_nonfinite: bool,
+    names: tuple[str, str] = ("LOGITS", "LABELS"),
+) -> SampleSet:
+    """The checked samples of two files (`checked`), named by the files."""
+    logits, labels, dropped = checked(
+        load(logits_path, "logits", names[0]),
+        load(labels_path, "labels", names[1]),
+        drop_nonfinite,
+        names,
     )
-    return {
-        "nll": float(xpsoftmax.cross_entropy(logits, labels, temperature=temperature)),
-        "ece": float(
-            xpsoftmax.calibration_error(logits, labels, temperature=temperature, n_bins=n_bins)
-        ),
-        "accuracy": float(np.sum(accuracy * count) / np.sum(count)),
-        "curve": {
-            "confidence": confidence.tolist(),
-            "accuracy": accuracy.tolist(),
-            "count": count.tolist(),
-        },
-    }
+    source = logits_path if logits_path == labels_path else f"{logits_path} and {labels_path}"
+    return SampleSet(logits, labels, source, dropped=dropped)
 
 
-#: What an answer without a finite optimum means (see fit_temperature).
-_NO_OPTIMUM = {
-    0.0: "every label is its sample's largest logit: the loss falls as T goes to 0",
-    math.inf: "the labels' logits are no better than uniform guessing: the loss falls as T grows",
-}
+def hold_out(samples: SampleSet, fraction: float, seed: int) -> tuple[SampleSet, SampleSet]:
+    """(the samples to fit on, the `fraction` held out to measure on), drawn at random.
 
-
-def figures(
-    logits: np.ndarray, labels: np.ndarray, n_bins: int, progress: Any = None, dropped: int = 0
-) -> dict[str, Any]:
-    """Every figure the command prints and writes, as a JSON-ready dictionary.
-
-    `progress`, a tqdm bar of two steps (fitting, measuring), is advanced when given; `dropped`
-    counts the samples left out before (``--drop-nonfinite``), which the report states.
+    The held-out rows are the first ``round(fraction * n)`` of
+    ``numpy.random.default_rng(seed).permutation(n)``, in that order; the rest, in theirs, are
+    fitted on. Both keep at least one sample, or an `InputError` says why not.
     """
-    if progress is not None:
-        progress.set_description_str("fitting the temperature")
-    temperature = float(xpsoftmax.fit_temperature(logits, labels))
-    if progress is not None:
-        progress.update()
-        progress.set_description_str("measuring")
-    result: dict[str, Any] = {
-        "samples": int(logits.shape[0]),
-        "dropped": dropped,
-        "classes": int(logits.shape[1]),
-        "n_bins": n_bins,
-        "temperature": temperature if math.isfinite(temperature) else None,
-        "before": figures_at(logits, labels, 1.0, n_bins),
-        "after": None,
-        "note": None,
-    }
-    if math.isnan(temperature):
-        result["note"] = "no finite loss at any temperature: a NaN or +inf logit"
-    elif temperature in _NO_OPTIMUM:
-        result["note"] = f"T = {temperature:g}: {_NO_OPTIMUM[temperature]}"
-    else:
-        result["after"] = figures_at(logits, labels, temperature, n_bins)
-    if progress is not None:
-        progress.update()
-    return result
-
-
-def format_report(result: dict[str, Any]) -> str:
-    """The table the command prints."""
-    before, after = result["before"], result["after"] or {}
-    temperature = result["temperature"]
-    samples = f"{result['samples']} samples"
-    if result.get("dropped"):
-        total = result["samples"] + result["dropped"]
-        samples += f" used ({result['dropped']} of {total} dropped: NaN or infinite)"
-    lines = [
-        f"{samples}, {result['classes']} classes",
-        f"{'temperature':14} {temperature:10.6g}" if temperature is not None else "temperature  -",
-        f"{'':14} {'before':>10} {'after':>10}",
-    ]
-    for key, label in (
-        ("nll", "NLL"),
-        ("ece", f"ECE ({result['n_bins']} bins)"),
-        ("accuracy", "accuracy"),
-    ):
-        after_value = f"{after[key]:10.6f}" if key in after else f"{'-':>10}"
-        lines.append(f"{label:14} {before[key]:10.6f} {after_value}")
-    lines.append("(temperature scaling never changes the predicted class, so neither the accuracy)")
-    if result["note"]:
-        lines.append(f"note: {result['note']}")
-    return "\n".join(lines)
-
-
-def plot(result: dict[str, Any], path: str, title: str = "") -> None:
-    """Reliability diagrams before and after scaling, each over its confidence histogram."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    from matplotlib import pyplot as plt
-
-    sides = [("before (T = 1)", result["before"])]
-    if result["after"] is not None:
-        sides.append((f"after (T = {result['temperature']:.3g})", result["after"]))
-    fig, axes = plt.subplots(
-        2,
-        len(sides),
-        figsize=(5 * len(sides), 6),
-        squeeze=False,
-        sharex=True,
-        gridspec_kw={"height_ratios": [3, 1]},
+    n = samples.logits.shape[0]
+    held = round(fraction * n)
+    if not 0 < held < n:
+        raise InputError(
+            f"--test-fraction {fraction:g} of {n} samples leaves "
+            f"{'no sample to measure on' if held == 0 else 'no sample to fit on'}"
+        )
+    order = np.random.default_rng(seed).permutation(n)
+    test_rows, fit_rows = order[:held], np.sort(order[held:])
+    split = f"--test-fraction {fraction:g} of {n}, --seed {seed}"
+    fit = samples._replace(
+        logits=samples.logits[fit_rows],
+        labels=samples.labels[fit_rows],
+        rows=f"those not held out ({split})",
     )
-    n_bins = result["n_bins"]
-    centres = (np.arange(n_bins) + 0.5) / n_bins
-    for column, (label, side) in enumerate(sides):
-        curve = side["curve"]
-        diagram, histogram = axes[0, column], axes[1, column]
-        filled = np.asarray(curve["count"]) > 0
-        diagram.bar(
-            centres[filled],
-            np.asarray(curve["accuracy"])[filled],
-            width=1 / n_bins,
-            edgecolor="black",
-            label="accuracy",
-        )
-        diagram.plot([0, 1], [0, 1], "--", color="gray", label="perfect calibration")
-        diagram.plot(
-            np.asarray(curve["confidence"])[filled],
-            np.asarray(curve["accuracy"])[filled],
-            "o",
-            color="tab:red",
-            label="(mean confidence, accuracy)",
-        )
-        diagram.set_title(f"{label}: ECE {side['ece']:.3f}, NLL {side['nll']:.3f}")
-        diagram.set_ylabel("accuracy")
-        diagram.set_xlim(0, 1)
-        diagram.set_ylim(0, 1)
-        histogram.bar(centres, curve["count"], width=1 / n_bins, edgecolor="black")
-        histogram.set_xlabel("confidence (largest probability)")
-        histogram.set_ylabel("samples")
-    if title:
-        fig.suptitle(title)
-    # One legend for every diagram, below them all: inside a diagram it would cover a bar.
-    handles, names = axes[0, 0].get_legend_handles_labels()
-    fig.legend(handles, names, loc="lower center", ncol=3, fontsize="small", frameon=False)
-    fig.tight_layout(rect=(0, 0.05, 1, 1))
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    test = samples._replace(
+        logits=samples.logits[test_rows],
+        labels=samples.labels[test_rows],
+        rows=f"held out at random ({split})",
+        dropped=0,
+    )
+    return fit, test
 
 
 @contextlib.contextmanager
@@ -288,28 +213,51 @@ def _progress_bar(quiet: bool) -> Iterator[Any]:
         yield progress
 
 
-def run(args: argparse.Namespace) -> int:
-    """Load, fit, report and write the requested files; the exit status."""
+def _sample_sets(args: argparse.Namespace) -> tuple[SampleSet, SampleSet | None]:
+    """(the set to fit on, the set to measure on, None for the same one), as the options say."""
+    samples = read_set(args.logits, args.labels, args.drop_nonfinite)
+    if args.test:
+        test_logits, test_labels = args.test
+        test = read_set(
+            test_logits, test_labels, args.drop_nonfinite, names=("TEST_LOGITS", "TEST_LABELS")
+        )
+        if test.logits.shape[1] != samples.logits.shape[1]:
+            raise InputError(
+                f"TEST_LOGITS hold {test.logits.shape[1]} classes and LOGITS "
+                f"{samples.logits.shape[1]}: the two sets must share their classes"
+            )
+        return samples, test
+    if args.test_fraction is not None:
+        return hold_out(samples, args.test_fraction, 0 if args.seed is None else args.seed)
+    return samples, None
+
+
+def _check_options(args: argparse.Namespace) -> None:
+    """Usage errors (exit status 2, with the usage) found before any file is read."""
     parser = args.command_parser
     if args.n_bins < 1:
-        parser.error("--n-bins must be at least 1")
-    for option, path in (("--json", args.json), ("--plot", args.plot)):
-        folder = os.path.dirname(os.path.abspath(path)) if path else ""
-        if path and not os.path.isdir(folder):
-            parser.error(f"{option}: folder {folder!r} does not exist")
+        parser.error(f"--n-bins must be at least 1, got {args.n_bins}")
+    fraction = args.test_fraction
+    if fraction is not None and not 0 < fraction < 1:
+        parser.error(f"--test-fraction must lie strictly between 0 and 1, got {fraction:g}")
+    if fraction is None and args.seed is not None:
+        parser.error("--seed draws the samples of --test-fraction, which is not given")
+    check_output_folders(parser, args)
     if args.plot:
         import matplotlib  # noqa: F401  (a missing extra should stop us before the work)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Load, fit, report and write the requested files; the exit status."""
+    _check_options(args)
     try:
-        logits, labels, dropped = checked(
-            load(args.logits, "logits"), load(args.labels, "labels"), args.drop_nonfinite
-        )
+        fit, test = _sample_sets(args)
     except InputError as error:
         print(f"xpsoftmax calibrate: error: {error}", file=sys.stderr)
         return 2
-    quiet = args.no_progress or logits.size < PROGRESS_ENTRIES
+    quiet = args.no_progress or fit.logits.size < PROGRESS_ENTRIES
     with _progress_bar(quiet) as progress:
-        result = figures(logits, labels, args.n_bins, progress, dropped)
-    print(f"xpsoftmax calibrate {args.logits} {args.labels}")
+        result = figures(fit, test, args.n_bins, progress)
     print(format_report(result))
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")

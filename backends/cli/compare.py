@@ -20,16 +20,16 @@ Examples
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import warnings
 from collections.abc import Sequence
 from typing import Any, NamedTuple
 
-from .. import BACKENDS, FLOAT_DTYPES, Variant, all_variants
+from .. import BACKENDS, FLOAT_DTYPES, Variant, all_variant_ids, all_variants, variant
 from ._choices import COMPARED_FUNCTIONS
 from ._compare_cells import Cell, measure
 from ._compare_report import failures, format_table, report, write_json
+from .parser import check_output_folders
 
 __all__ = [
     "MODES",
@@ -80,7 +80,22 @@ def _wanted(v: Variant, names: Sequence[str] | None, mode: str) -> bool:
     # --quick: the default device only (CPU, or the GPU of a GPU-only library that was named), and
     # no torch.compile, which takes seconds per function.
     on_default = v.device == v.backend.default_device and (names or v.device == "cpu")
-    return bool(on_default) and v.id != "torch-compile"
+    return bool(on_default) and not (v.compiled and v.backend.name == "torch")
+
+
+def _canonical(names: Sequence[str], parser: argparse.ArgumentParser) -> list[str]:
+    """The --backends list with every variant under its id ("jax-jit" becomes "jax.jit")."""
+    canonical = []
+    for name in names:
+        if name in BACKENDS:
+            canonical.append(name)
+            continue
+        try:
+            canonical.append(variant(name).id)
+        except KeyError:
+            known = ", ".join(dict.fromkeys([*BACKENDS, *all_variant_ids()]))
+            parser.error(f"--backends: unknown backend or variant {name!r}; known: {known}")
+    return canonical
 
 
 def select_variants(
@@ -90,13 +105,9 @@ def select_variants(
 
     Without --backends, every backend of the registry that is not installed is reported as well.
     """
-    everything = all_variants()
-    known = {v.backend.name for v in everything} | {v.id for v in everything}
-    unknown = [name for name in names or () if name not in known]
-    if unknown:
-        parser.error(f"unknown backend {unknown[0]!r}; known: {', '.join(sorted(known))}")
+    names = _canonical(names, parser) if names else None
     runnable, missing = [], []
-    for v in everything:
+    for v in all_variants():
         if _wanted(v, names, mode):
             reason = v.unavailable_reason()
             if reason is None:
@@ -125,12 +136,8 @@ def _settings(args: argparse.Namespace, parser: argparse.ArgumentParser) -> dict
                 f"unknown {key[:-1]} {bad[0] if bad else ''!r}; choose among {', '.join(allowed)}"
             )
     if settings["repeats"] < 1:
-        parser.error("--repeats must be at least 1")
-    # Refuse an unwritable output path now, not after minutes of measuring.
-    for option, path in (("--json", args.json), ("--plot", args.plot)):
-        folder = os.path.dirname(os.path.abspath(path)) if path else ""
-        if path and not os.path.isdir(folder):
-            parser.error(f"{option}: folder {folder!r} does not exist")
+        parser.error(f"--repeats must be at least 1, got {settings['repeats']}")
+    check_output_folders(parser, args)  # not after minutes of measuring
     return settings
 
 
@@ -180,14 +187,16 @@ def run(args: argparse.Namespace, argv: list[str]) -> int:
         desc="xpsoftmax compare",
         dynamic_ncols=True,
     ) as progress:
-        for variant, dtype, function, shape in todo:
-            progress.set_postfix_str(f"{variant.id} {dtype} {function}", refresh=False)
+        for cell in todo:
+            progress.set_postfix_str(
+                f"{cell.variant.id} {cell.dtype} {cell.function}", refresh=False
+            )
             cells.append(
                 measure(
-                    variant,
-                    dtype,
-                    function,
-                    shape,
+                    cell.variant,
+                    cell.dtype,
+                    cell.function,
+                    cell.shape,
                     repeats=settings["repeats"],
                     sample_s=settings["sample_s"],
                 )

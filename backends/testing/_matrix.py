@@ -54,21 +54,19 @@ def variants(*, include_missing: bool = False) -> list[Variant]:
 
 
 def select(chosen: Iterable[str | Variant] | None) -> list[Variant]:
-    """The runnable variants named in `chosen` (names, test ids or Variant objects), in matrix
-    order; None means all of them. An unknown name raises ValueError listing the known ones;
+    """The runnable variants named in `chosen` (names, as `xpsoftmax.backends.variant` takes
+    them, or Variant objects), in matrix order; None means all of them. An unknown name raises ValueError listing the known ones;
     a known one that cannot run here raises ValueError with the reason."""
     runnable = variants()
     if chosen is None:
         return runnable
-    every = variants(include_missing=True)
-    by_name = {v.name: v for v in every} | {v.id: v for v in every}
     picked: list[Variant] = []
     for item in chosen:
-        v = item if isinstance(item, Variant) else by_name.get(item)
-        if v is None:
-            raise ValueError(
-                f"variants: unknown variant {item!r}; known: {[v.name for v in every]}"
-            )
+        try:
+            v = item if isinstance(item, Variant) else backends.variant(item)
+        except KeyError:
+            known = backends.all_variant_ids()
+            raise ValueError(f"variants: unknown variant {item!r}; known: {known}") from None
         reason = v.unavailable_reason()
         if reason is not None:
             raise ValueError(f"variants: {v.name} cannot run here: {reason}")

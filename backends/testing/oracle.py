@@ -275,32 +275,33 @@ def _product(x: Any, u: Any, axis: int, temperature: Any, where: Any, kind: str)
     return sl.full(out)
 
 
-def softmax_jvp(
-    x: Any, v: Any, axis: int = -1, temperature: Any = 1.0, where: Any = None
-) -> np.ndarray:
-    """Exact ``J v = s * (v - <s, v>) / T``."""
-    return _product(x, v, axis, temperature, where, "softmax")
+def _exact_product(name: str, kind: str, doc: str) -> Callable[..., np.ndarray]:
+    """The oracle's product `name`, ``name(x, vector, axis=-1, temperature=1.0, where=None)``
+    with v (a JVP) or g (a VJP) as `vector`: the four share one signature and one computation
+    (`_product`, of `kind`)."""
+
+    def product(
+        x: Any, vector: Any, axis: int = -1, temperature: Any = 1.0, where: Any = None
+    ) -> np.ndarray:
+        return _product(x, vector, axis, temperature, where, kind)
+
+    product.__name__ = product.__qualname__ = name
+    product.__doc__ = doc
+    return product
 
 
-def softmax_vjp(
-    x: Any, g: Any, axis: int = -1, temperature: Any = 1.0, where: Any = None
-) -> np.ndarray:
-    """Exact ``g^T J``, equal to the JVP since J is symmetric."""
-    return _product(x, g, axis, temperature, where, "softmax")
-
-
-def log_softmax_jvp(
-    x: Any, v: Any, axis: int = -1, temperature: Any = 1.0, where: Any = None
-) -> np.ndarray:
-    """Exact ``(v - <s, v>) / T`` on included entries, 0 elsewhere."""
-    return _product(x, v, axis, temperature, where, "log_jvp")
-
-
-def log_softmax_vjp(
-    x: Any, g: Any, axis: int = -1, temperature: Any = 1.0, where: Any = None
-) -> np.ndarray:
-    """Exact ``(g - s * sum_W g) / T`` on included entries, 0 elsewhere."""
-    return _product(x, g, axis, temperature, where, "log_vjp")
+softmax_jvp = _exact_product("softmax_jvp", "softmax", "Exact ``J v = s * (v - <s, v>) / T``.")
+softmax_vjp = _exact_product(
+    "softmax_vjp", "softmax", "Exact ``g^T J``, equal to the JVP since J is symmetric."
+)
+log_softmax_jvp = _exact_product(
+    "log_softmax_jvp", "log_jvp", "Exact ``(v - <s, v>) / T`` on included entries, 0 elsewhere."
+)
+log_softmax_vjp = _exact_product(
+    "log_softmax_vjp",
+    "log_vjp",
+    "Exact ``(g - s * sum_W g) / T`` on included entries, 0 elsewhere.",
+)
 
 
 def cross_entropy(

@@ -15,6 +15,7 @@ Run from the repository root (its outputs are committed; the docs build never ru
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -23,6 +24,9 @@ from typing import Any
 import numpy as np
 
 import xpsoftmax
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import rst_tables
 
 OUT = Path(__file__).resolve().parents[2] / "docs" / "_generated"
 HIDDEN = 64
@@ -190,27 +194,26 @@ def _write(curves: dict[str, np.ndarray], seconds: dict[str, float]) -> None:
         )
         for framework in ("PyTorch", "JAX")
     }
-    rows = [
-        ".. list-table::",
-        "   :header-rows: 1",
-        "",
-        "   * - framework",
-        "     - largest relative gap between the loss curves",
-        "     - time per step, xpsoftmax / native",
+    header = [
+        "framework",
+        "largest relative gap between the loss curves",
+        "time per step, xpsoftmax / native",
     ]
+    cells = []
     for framework in ("PyTorch", ONE_THREAD, "JAX"):
         ratio = seconds[f"{framework}, xpsoftmax"] / seconds[f"{framework}, native"]
         ours_ms, native_ms = (
             seconds[f"{framework}, {name}"] * 1e3 for name in ("xpsoftmax", "native")
         )
         same_curve = "PyTorch" if framework == ONE_THREAD else framework
-        rows += [
-            f"   * - {framework}",
-            f"     - {gap[same_curve]:.1e}",
-            f"     - {ratio:.2f} ({ours_ms:.2f} / {native_ms:.2f} ms per step)",
-        ]
-    (OUT / "training_digits.rst").write_text("\n".join(rows) + "\n", encoding="utf-8")
-    print("\n".join(rows))
+        cells.append(
+            [
+                framework,
+                f"{gap[same_curve]:.1e}",
+                f"{ratio:.2f} ({ours_ms:.2f} / {native_ms:.2f} ms per step)",
+            ]
+        )
+    rst_tables.write("training_digits.rst", rst_tables.list_table(header, cells))
 
 
 if __name__ == "__main__":

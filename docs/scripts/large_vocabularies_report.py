@@ -37,7 +37,9 @@ CACHE = OUT / "large_vocabularies_memory.json"
 MEASURED = OUT / "large_vocabularies_rows.json"
 
 sys.path.insert(0, str(ROOT / "asv_bench" / "benchmarks"))
+sys.path.insert(0, str(ROOT / "docs" / "scripts"))
 import linear_cross_entropy as cases
+import rst_tables
 
 #: Rows of the target table: (label, framework, [(peer, framework, implementation, time target,
 #: memory target)]).
@@ -51,7 +53,7 @@ ROWS = [
         ],
     ),
     (
-        "torch.compile(fullgraph=True) forward + backward",
+        "torch.compile forward + backward",
         "torch-compile",
         [("compiled reference", "torch-compile", "reference", 1.15, 0.1)],
     ),
@@ -120,33 +122,32 @@ def measure(rounds: int, selected: list[int]) -> None:
 def write_table() -> None:
     """The table of the rows measured so far; the others say they were not measured."""
     measured = json.loads(MEASURED.read_text()) if MEASURED.exists() else {}
-    lines = [
-        ".. list-table::",
-        "   :header-rows: 1",
-        "",
-        "   * - GPT-2 head, float32: xpsoftmax / peer",
-        "     - time (target)",
-        "     - xpsoftmax, peer",
-        "     - loss memory (target)",
-        "     - xpsoftmax, peer",
+    header = [
+        "GPT-2 head, float32: xpsoftmax / peer",
+        "time (target)",
+        "xpsoftmax, peer",
+        "loss memory (target)",
+        "xpsoftmax, peer",
     ]
+    cells = []
     for label, _, peers in ROWS:
         for peer, *_ in peers:
             row = measured.get(f"{label} / {peer}")
             if row is None:
-                lines += [f"   * - {label} / {peer}"] + ["     - not measured"] * 4
+                cells.append([f"{label} / {peer}"] + ["not measured"] * 4)
                 continue
             t_met = "" if row["time"] <= row["time_target"] else ", not met"
             m_met = "" if row["memory"] <= row["memory_target"] else ", not met"
-            lines += [
-                f"   * - {row['label']}",
-                f"     - {row['time']:.2f} (<= {row['time_target']:g}{t_met})",
-                f"     - {row['times']}",
-                f"     - {row['memory']:.3f} (<= {row['memory_target']:g}{m_met})",
-                f"     - {row['memories']} ({row['what']})",
-            ]
-    (OUT / "large_vocabularies_table.rst").write_text("\n".join(lines) + "\n", encoding="utf-8")
-    print("\n".join(lines))
+            cells.append(
+                [
+                    row["label"],
+                    f"{row['time']:.2f} (<= {row['time_target']:g}{t_met})",
+                    row["times"],
+                    f"{row['memory']:.3f} (<= {row['memory_target']:g}{m_met})",
+                    f"{row['memories']} ({row['what']})",
+                ]
+            )
+    rst_tables.write("large_vocabularies_table.rst", rst_tables.list_table(header, cells))
 
 
 #: (label, framework, implementation, marker, line style): lines that coincide (ours on PyTorch

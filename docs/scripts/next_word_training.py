@@ -191,30 +191,32 @@ def write_table(
     batch: int,
 ) -> None:
     names = {"torch": "PyTorch", "jax": "JAX"}
-    lines = [
-        (
-            f"{n_tokens:,} words of text, a vocabulary of {vocabulary_size:,}; {steps} steps of "
-            f"{batch:,} positions, float64."
-        ),
-        "",
-        ".. list-table::",
-        "   :header-rows: 1",
-        "",
-        "   * - framework",
-        "     - loss, first / last step",
-        "     - largest relative gap to the materialised loss",
-        "     - loss memory, xpsoftmax / materialised",
+    header = [
+        "framework",
+        "loss, first / last step",
+        "largest relative gap to the materialised loss",
+        "loss memory, xpsoftmax / materialised",
     ]
+    cells = []
     for framework, (ours, materialised) in curves.items():
         mine, theirs = memory[f"{framework}/xpsoftmax"], memory[f"{framework}/reference"]
-        lines += [
-            f"   * - {names[framework]}",
-            f"     - {ours[0]:.3f} / {ours[-1]:.3f}",
-            f"     - {relative_gap(ours, materialised):.1e}",
-            f"     - {mine / 2**20:.0f} / {theirs / 2**20:.0f} MiB",
-        ]
-    (OUT / "large_vocabularies_example.rst").write_text("\n".join(lines) + "\n", encoding="utf-8")
-    print("\n".join(lines))
+        cells.append(
+            [
+                names[framework],
+                f"{ours[0]:.3f} / {ours[-1]:.3f}",
+                f"{relative_gap(ours, materialised):.1e}",
+                f"{mine / 2**20:.0f} / {theirs / 2**20:.0f} MiB",
+            ]
+        )
+    sizes = (
+        f"{n_tokens:,} words of text, a vocabulary of {vocabulary_size:,}; {steps} steps of "
+        f"{batch:,} positions, float64."
+    )
+    sys.path.insert(0, str(HERE))
+    import rst_tables
+
+    lines = [sizes, "", *rst_tables.list_table(header, cells)]
+    rst_tables.write("large_vocabularies_example.rst", lines)
 
 
 def plot(

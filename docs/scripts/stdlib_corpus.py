@@ -145,13 +145,8 @@ def load(modules: list[str] | None = None) -> tuple[np.ndarray, list[str]]:
         )
         here = str(Path(__file__).resolve().parent)
         arguments = [here, json.dumps(modules), str(with_topics), str(path)]
-        done = subprocess.run(
-            [sys.executable, "-c", script, *arguments],
-            capture_output=True,
-            text=True,
-            timeout=1800,
-            check=False,
-        )
+        command = [sys.executable, "-c", script, *arguments]
+        done = subprocess.run(command, capture_output=True, text=True, timeout=1800, check=False)
         if done.returncode != 0:
             raise RuntimeError(f"building the corpus failed:\n{done.stderr[-3000:]}")
     with np.load(path) as data:

@@ -36,6 +36,8 @@ DATA = OUT / "training_data.json"
 
 # The cases are the asv suite's (a plain module there, importable by path).
 sys.path.insert(0, str(ROOT / "asv_bench" / "benchmarks"))
+sys.path.insert(0, str(ROOT / "docs" / "scripts"))
+import rst_tables
 import training
 
 #: (label, framework, case, target) of the time ratios.
@@ -93,22 +95,9 @@ def measure(rounds: int) -> list[dict[str, Any]]:
 
 def write(rows: list[dict[str, Any]]) -> None:
     """The table (ratios and both sides' figures; the targets stay in the data file) and plot."""
-    lines = [
-        ".. list-table::",
-        "   :header-rows: 1",
-        "",
-        "   * - case (float32)",
-        "     - xpsoftmax / native",
-        "     - xpsoftmax, native",
-    ]
-    for row in rows:
-        lines += [
-            f"   * - {row['label']}",
-            f"     - {row['ratio']:.2f}",
-            f"     - {row['detail']}",
-        ]
-    (OUT / "training_table.rst").write_text("\n".join(lines) + "\n", encoding="utf-8")
-    print("\n".join(lines))
+    header = ["case (float32)", "xpsoftmax / native", "xpsoftmax, native"]
+    cells = [[row["label"], f"{row['ratio']:.2f}", row["detail"]] for row in rows]
+    rst_tables.write("training_table.rst", rst_tables.list_table(header, cells))
     plot(rows)
 
 

@@ -8,7 +8,9 @@ The products never build the n x n matrix.
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple
+import inspect
+from collections.abc import Callable
+from typing import Any, NamedTuple, Protocol
 
 from ._kernels.arithmetic import halvings, scale, sum_safe_bound
 from ._kernels.centring import centred
@@ -143,11 +145,7 @@ def softmax_jacobian(
     x: Array, /, *, axis: int = -1, temperature: float | Array = 1.0, where: Array | None = None
 ) -> Array:
     """Jacobian of `softmax`: ``J[..., i, j] = s_i (delta_ij - s_j) / T``.
-    {parameters}
-
-    Returns
-    -------
-    array
+    {parameters_and_returns}
         Shape ``(*batch, n, n)``: `x`'s shape with `axis` removed, then n = ``x.shape[axis]``
         twice. The diagonal ``s_i (1 - s_i)`` stays accurate where ``s_i`` is close to 1.
 
@@ -169,11 +167,7 @@ def log_softmax_jacobian(
     x: Array, /, *, axis: int = -1, temperature: float | Array = 1.0, where: Array | None = None
 ) -> Array:
     """Jacobian of `log_softmax`: ``J[..., i, j] = (delta_ij - s_j) / T``.
-    {parameters}
-
-    Returns
-    -------
-    array
+    {parameters_and_returns}
         Shape ``(*batch, n, n)`` as for `softmax_jacobian`; 0 where i or j is excluded.
 
     Examples
@@ -194,134 +188,82 @@ def log_softmax_jacobian(
     return a.finish_matrix(jac)
 
 
-def _softmax_product(
-    x: Array, u: Array, name: str, axis: int, temperature: float | Array, where: Array | None
-) -> Array:
-    """``s * (u - <s, u>) / T``: softmax's Jacobian times `u` (named `name` in errors)."""
-    a = _Along(x, axis, temperature, where)
-    v = a.vector(u, name)
+class _Product(Protocol):
+    """The signature the four products share; the second argument is named `v` or `g`."""
+
+    def __call__(
+        self,
+        x: Array,
+        vector: Array,
+        /,
+        *,
+        axis: int = -1,
+        temperature: float | Array = 1.0,
+        where: Array | None = None,
+    ) -> Array: ...
+
+
+_PRODUCT_DOC = """{summary}
+    {parameters}
+    {name} : array
+        {role}, broadcastable to `x`.
+
+    Returns
+    -------
+    array
+        Shape of `x`; 0 at excluded entries, where `{name}` is ignored.{more}
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import xpsoftmax
+    >>> {example}
+    {result}
+    """
+
+
+def _product(
+    name: str, vector: str, rule: Callable[[_Along, _Vector], Array], doc: dict[str, str]
+) -> _Product:
+    """The public product `name`: `rule` of x's probabilities and the checked `vector`.
+
+    One function for the four products, so that their signature, their checks and their
+    documentation are written once; `doc` fills the docstring's summary, the vector's role, a
+    remark on the result (optional) and the example.
+    """
+
+    # The arguments' types and defaults live in `_Product`, which the signature shows.
+    def product(
+        x: Array, value: Array, /, *, axis: Any = -1, temperature: Any = 1.0, where: Any = None
+    ) -> Array:
+        a = _Along(x, axis, temperature, where)
+        return rule(a, a.vector(value, vector))
+
+    product.__name__ = product.__qualname__ = name
+    product.__doc__ = _PRODUCT_DOC.format(
+        name=vector, parameters=_COMMON_PARAMETERS, **{"more": "", **doc}
+    )
+    # Introspection and the API pages show `_Product`'s signature, the vector named `v` or `g`.
+    _self, *parameters = inspect.signature(_Product.__call__).parameters.values()
+    parameters = [p.replace(name=vector) if p.name == "vector" else p for p in parameters]
+    signature = inspect.Signature(parameters, return_annotation="Array")
+    product.__signature__ = signature  # type: ignore[attr-defined]
+    return product
+
+
+def _softmax_times(a: _Along, v: _Vector) -> Array:
+    """``s * (v - <s, v>) / T``: softmax's Jacobian times `v` (J is symmetric: also ``v^T J``)."""
     return a.finish_vector(a.s * a.centred(v), v)
 
 
-def softmax_jvp(
-    x: Array,
-    v: Array,
-    /,
-    *,
-    axis: int = -1,
-    temperature: float | Array = 1.0,
-    where: Array | None = None,
-) -> Array:
-    """Jacobian-vector product of `softmax`: ``J v = s * (v - <s, v>) / T``.
-    {parameters}
-    v : array
-        Tangent, broadcastable to `x`.
-
-    Returns
-    -------
-    array
-        Shape of `x`; 0 at excluded entries, where `v` is ignored.
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> import xpsoftmax
-    >>> xpsoftmax.softmax_jvp(np.array([0.0, 0.0]), np.array([1.0, 0.0]))
-    array([ 0.25, -0.25])
-    """
-    return _softmax_product(x, v, "v", axis, temperature, where)
+def _log_softmax_times(a: _Along, v: _Vector) -> Array:
+    """``(v - <s, v>) / T``: log_softmax's Jacobian times `v`."""
+    return a.finish_vector(a.centred(v), v)
 
 
-def softmax_vjp(
-    x: Array,
-    g: Array,
-    /,
-    *,
-    axis: int = -1,
-    temperature: float | Array = 1.0,
-    where: Array | None = None,
-) -> Array:
-    """Vector-Jacobian product of `softmax`: ``g^T J``, equal to `softmax_jvp` (J is symmetric).
-    {parameters}
-    g : array
-        Cotangent, broadcastable to `x`.
-
-    Returns
-    -------
-    array
-        Shape of `x`; 0 at excluded entries, where `g` is ignored.
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> import xpsoftmax
-    >>> xpsoftmax.softmax_vjp(np.array([0.0, 0.0]), np.array([1.0, 0.0]))
-    array([ 0.25, -0.25])
-    """
-    # J is symmetric, so the VJP is the JVP of the cotangent.
-    return _softmax_product(x, g, "g", axis, temperature, where)
-
-
-def log_softmax_jvp(
-    x: Array,
-    v: Array,
-    /,
-    *,
-    axis: int = -1,
-    temperature: float | Array = 1.0,
-    where: Array | None = None,
-) -> Array:
-    """Jacobian-vector product of `log_softmax`: ``(v - <s, v>) / T``.
-    {parameters}
-    v : array
-        Tangent, broadcastable to `x`.
-
-    Returns
-    -------
-    array
-        Shape of `x`; 0 at excluded entries, where `v` is ignored.
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> import xpsoftmax
-    >>> xpsoftmax.log_softmax_jvp(np.array([0.0, 0.0]), np.array([1.0, 0.0]))
-    array([ 0.5, -0.5])
-    """
-    a = _Along(x, axis, temperature, where)
-    vector = a.vector(v, "v")
-    return a.finish_vector(a.centred(vector), vector)
-
-
-def log_softmax_vjp(
-    x: Array,
-    g: Array,
-    /,
-    *,
-    axis: int = -1,
-    temperature: float | Array = 1.0,
-    where: Array | None = None,
-) -> Array:
-    """Vector-Jacobian product of `log_softmax`: ``(g - s * sum(g)) / T``.
-    {parameters}
-    g : array
-        Cotangent, broadcastable to `x`.
-
-    Returns
-    -------
-    array
-        Shape of `x`; 0 at excluded entries, where `g` is ignored. At a lone dominant entry
-        k it is ``g_k (1 - s_k) - s_k * sum_(j != k) g_j``, with ``1 - s_k`` from `complement`.
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> import xpsoftmax
-    >>> float(xpsoftmax.log_softmax_vjp(np.array([0.0, -40.0]), np.array([1.0, 0.0]))[0])
-    4.248354255291589e-18
-    """
-    a = _Along(x, axis, temperature, where)
-    cotangent = a.vector(g, "g")
+def _times_log_softmax(a: _Along, cotangent: _Vector) -> Array:
+    """``(g - s * sum(g)) / T``: `g` times log_softmax's Jacobian, exact at a lone dominant entry
+    k as ``g_k (1 - s_k) - s_k * sum_(j != k) g_j`` with ``1 - s_k`` from `complement`."""
     xp, s, g = a.xp, a.s, cotangent.values
     direct = g - s * xp.sum(g, axis=-1, keepdims=True)
     rest_of_g = xp.sum(xp.where(a.is_top, 0.0, g), axis=-1, keepdims=True)
@@ -329,12 +271,60 @@ def log_softmax_vjp(
     return a.finish_vector(xp.where(a.is_top & (a.count == 1.0), at_lone_top, direct), cotangent)
 
 
-for _public in (
-    softmax_jacobian,
-    log_softmax_jacobian,
-    softmax_jvp,
-    softmax_vjp,
-    log_softmax_jvp,
-    log_softmax_vjp,
-):
-    _public.__doc__ = (_public.__doc__ or "").replace("{parameters}", _COMMON_PARAMETERS)
+_TANGENT, _COTANGENT = "Tangent", "Cotangent"
+
+softmax_jvp = _product(
+    "softmax_jvp",
+    "v",
+    _softmax_times,
+    {
+        "summary": "Jacobian-vector product of `softmax`: ``J v = s * (v - <s, v>) / T``.",
+        "role": _TANGENT,
+        "example": "xpsoftmax.softmax_jvp(np.array([0.0, 0.0]), np.array([1.0, 0.0]))",
+        "result": "array([ 0.25, -0.25])",
+    },
+)
+softmax_vjp = _product(
+    "softmax_vjp",
+    "g",
+    _softmax_times,  # J is symmetric, so the VJP is the JVP of the cotangent.
+    {
+        "summary": "Vector-Jacobian product of `softmax`: ``g^T J``, equal to `softmax_jvp` (J"
+        " is symmetric).",
+        "role": _COTANGENT,
+        "example": "xpsoftmax.softmax_vjp(np.array([0.0, 0.0]), np.array([1.0, 0.0]))",
+        "result": "array([ 0.25, -0.25])",
+    },
+)
+log_softmax_jvp = _product(
+    "log_softmax_jvp",
+    "v",
+    _log_softmax_times,
+    {
+        "summary": "Jacobian-vector product of `log_softmax`: ``(v - <s, v>) / T``.",
+        "role": _TANGENT,
+        "example": "xpsoftmax.log_softmax_jvp(np.array([0.0, 0.0]), np.array([1.0, 0.0]))",
+        "result": "array([ 0.5, -0.5])",
+    },
+)
+log_softmax_vjp = _product(
+    "log_softmax_vjp",
+    "g",
+    _times_log_softmax,
+    {
+        "summary": "Vector-Jacobian product of `log_softmax`: ``(g - s * sum(g)) / T``.",
+        "role": _COTANGENT,
+        "more": " At a lone dominant entry\n        k it is ``g_k (1 - s_k) - s_k *"
+        " sum_(j != k) g_j``, with ``1 - s_k`` from `complement`.",
+        "example": "float(xpsoftmax.log_softmax_vjp(np.array([0.0, -40.0]),"
+        " np.array([1.0, 0.0]))[0])",
+        "result": "4.248354255291589e-18",
+    },
+)
+
+
+# The Jacobians' docstrings share their parameters and the heading of what they return.
+for _public in (softmax_jacobian, log_softmax_jacobian):
+    _public.__doc__ = (_public.__doc__ or "").replace(
+        "{parameters_and_returns}", _COMMON_PARAMETERS + "\n\n    Returns\n    -------\n    array"
+    )

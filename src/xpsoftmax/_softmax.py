@@ -96,14 +96,7 @@ def softmax(
     >>> xpsoftmax.softmax(np.array([0.0, np.log(3.0)]))
     array([0.25, 0.75])
     """
-    kernel = _compiled(
-        softmax, x, where, axis, temperature, (("axis", axis), ("temperature", temperature))
-    )
-    if kernel is not None:
-        return kernel(x, where)
-    p = prepare(x, axis=axis, temperature=temperature, where=where)
-    chunked = _by_chunks(softmax, x, p, axis)
-    return p.finish(apply(SOFTMAX, p)) if chunked is None else chunked
+    return _normalised(softmax, SOFTMAX, x, axis, temperature, where)
 
 
 def log_softmax(
@@ -128,14 +121,22 @@ def log_softmax(
     >>> float(xpsoftmax.log_softmax(np.array([0.0, -40.0]))[0])
     -4.248354255291589e-18
     """
+    return _normalised(log_softmax, LOG_SOFTMAX, x, axis, temperature, where)
+
+
+def _normalised(
+    public: Callable[..., Array], rule: Any, x: Array, axis: Any, temperature: Any, where: Any
+) -> Array:
+    """`rule` (softmax's or log_softmax's) of `x`: through `public`'s compiled kernel where the
+    library compiles eagerly (`_compiled`), else through the array-API path."""
     kernel = _compiled(
-        log_softmax, x, where, axis, temperature, (("axis", axis), ("temperature", temperature))
+        public, x, where, axis, temperature, (("axis", axis), ("temperature", temperature))
     )
     if kernel is not None:
         return kernel(x, where)
     p = prepare(x, axis=axis, temperature=temperature, where=where)
-    chunked = _by_chunks(log_softmax, x, p, axis)
-    return p.finish(apply(LOG_SOFTMAX, p)) if chunked is None else chunked
+    chunked = _by_chunks(public, x, p, axis)
+    return p.finish(apply(rule, p)) if chunked is None else chunked
 
 
 def logsumexp(

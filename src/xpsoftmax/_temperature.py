@@ -200,12 +200,9 @@ def fit_temperature(
 
     Parameters
     ----------
-    logits : array
-        Real scores; classes lie along `axis`, every other axis indexes samples.
-    labels : array
-        Integer class indices, the shape of `logits` without `axis`.
-    axis : int, optional
-        The class axis. Default -1.
+    logits, labels, axis
+        As in `calibration_curve`: scores with their classes along `axis`, and one integer
+        class per sample.
     where : bool array, optional
         Classes to include, broadcastable to `logits`; excluded classes take no part (as in
         `cross_entropy`). A logit of -inf is excluded too.

@@ -29,13 +29,15 @@ from asv_common import (
     reduction_case,
 )
 
+from xpsoftmax import backends
+
 # torch.func.jvp still calls torch.jit.script inside PyTorch.
 pytestmark = pytest.mark.filterwarnings(
     "ignore:`torch.jit.script` is deprecated:DeprecationWarning"
 )
 
 # torch.compile costs seconds per case: compiled variants get a smaller grid.
-_COMPILED = ("jax-jit", "torch-compile", "torch-cuda-compile", "jax-gpu-jit")
+_COMPILED = {v.id for v in backends.all_variants() if v.compiled}
 
 
 def _reduction_params() -> list[Any]:
