@@ -63,8 +63,8 @@ def test_the_headline_cases_cover_the_jitted_and_the_per_call_ones() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     cases = out.stdout.splitlines()
     for case in (
-        "jax-jit log_softmax throughput",
-        "jax-jit cross_entropy_grad throughput",
+        "jax.jit log_softmax throughput",
+        "jax.jit cross_entropy_grad throughput",
         "torch softmax per_call",
         "numpy softmax per_call",
         "torch linear_cross_entropy small",

@@ -129,8 +129,12 @@ def load(results_dir: Path, machine: str | None = None) -> list[dict[str, Any]]:
 
 def _ratios(times: dict[tuple[str, ...], Any]) -> dict[tuple[str, str, str], float]:
     """xpsoftmax / peer for every (variant, function, size) where both ran."""
-    # asv's parameter values are repr()'d strings: "'numpy'".
-    plain = {tuple(p.strip("'") for p in key): value for key, value in times.items()}
+    # asv's parameter values are repr()'d strings: "'numpy'". Results from before the variants
+    # had one set of names spell them with dashes ("jax-jit"): read as today's ("jax.jit").
+    plain = {
+        (key[0].strip("'").replace("-", "."), *(p.strip("'") for p in key[1:])): value
+        for key, value in times.items()
+    }
     ratios = {}
     for (variant, function, size, implementation), ours in plain.items():
         peer = plain.get((variant, function, size, "peer"))
