@@ -6,8 +6,10 @@ when it installs us, but an environment can change afterwards. A library below i
 fails somewhere deep inside, with an AttributeError about a missing attribute (a JAX whose
 traced arrays lack ``__array_namespace__``, a Dask without ``inf``). `require_supported` turns
 that into an ImportError naming the package, the version installed and the version needed, the
-first time an array of that library is met. Both versions are read from the installed
-packages' metadata, so no library is named here and the bounds have one source.
+first time an array of that library is met. `require_extra` does the same for a capability
+that reached a library later than the rest of xpsoftmax needs, whose bound an extra of its own
+states. Both versions are read from the installed packages' metadata, so no library is named
+here and the bounds have one source.
 """
 
 from __future__ import annotations
