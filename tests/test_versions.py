@@ -15,6 +15,7 @@ import subprocess
 import sys
 
 import pytest
+from conftest import ROOT
 from packaging.version import Version
 from version_bounds import declared_bounds, lowest_bounds
 
@@ -186,3 +187,30 @@ def test_a_capability_newer_than_the_extra_is_an_error_naming_both_versions() ->
     assert message.startswith("linear_cross_entropy's derivatives: xpsoftmax needs"), message
     assert f"needs jax >= {needed}, the version needed, but jax {older} is installed" in message
     assert "xpsoftmax[transposed-maps]" in message
+
+
+def test_ci_pins_every_bound_of_the_extras_it_installs() -> None:
+    """.ci/lower_bounds.py, as .ci/run calls it: one ``==`` pin per package, at the highest
+    bound the extras named set for it (the oldest version all of them admit)."""
+    import tomllib  # (Python 3.11 on, as CI runs)
+
+    extras = ["jax", "torch", "dask", "strict", "test", "cli"]
+    done = subprocess.run(
+        [sys.executable, str(ROOT / ".ci" / "lower_bounds.py"), *extras, "--except", "torch"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    pins = dict(line.split("==") for line in done.stdout.split())
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    expected: dict[str, Version] = {}
+    for line in [
+        *project["dependencies"],
+        *(r for e in extras for r in project["optional-dependencies"][e]),
+    ]:
+        for name, bound in lowest_bounds([line]).items():
+            expected[name] = max(expected.get(name, bound), bound)
+    del expected["torch"]
+    assert {name: Version(v) for name, v in pins.items()} == expected
+    assert pins["jax"] == str(declared_bounds("jax")["jax"])  # not the transposed-maps bound
