@@ -357,6 +357,11 @@ def test_jax_transforms() -> None:
     # operation-by-operation dispatch (the same rules run either way).
     args, argnums = (h, w, b), (0, 1, 2)
     _assert_close(jax.jit(ours)(*args), reference(*args))
+    older = newer_needed("transposed-maps", "jax")
+    if older is not None:  # (a JAX older than the capability: our error, naming it)
+        with pytest.raises(ImportError, match=older):
+            jax.grad(ours, argnums)(*args)
+        return
     for transform in (
         jax.grad,
         lambda f, argnums: jax.jit(jax.jacfwd(f, argnums)),
