@@ -42,6 +42,7 @@ from .._platform import (
     records_gradients,
     rematerialiser,
     replicated,
+    require_extra,
     shards_along_first_axis,
 )
 from .rule import Rule
@@ -140,6 +141,10 @@ class _LinearCrossEntropy(Rule):
         if all(d is None for d in tangents):
             loss = self.forward(static, inputs)[0]
             return loss, loss * 0.0
+        if block_map(inputs.hidden) is not None:
+            # Its reverse mode transposes a loop over tangents and residuals together: an
+            # older library fails inside that transpose, with no word of why.
+            require_extra("transposed-maps", "linear_cross_entropy's derivatives", xp.__name__)
         if (
             block_map(inputs.hidden) is not None
             and shards_along_first_axis(inputs.linear_weight) == 1

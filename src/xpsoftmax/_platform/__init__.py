@@ -1,8 +1,9 @@
 """The platform layer: every question the library asks of an array's library, as a capability.
 
 Namespaces and devices (`namespaces`, the one module that imports array-api-compat), whether
-values can be read now (`tracing`), autodiff (`autodiff`), in-place updates (`updates`) and
-eager compilation (`compilation`). Each is phrased as a question about an array ("is it lazy?",
+values can be read now (`tracing`), autodiff (`autodiff`), in-place updates (`updates`),
+eager compilation (`compilation`) and installed versions against the bounds our metadata states
+(`versions`). Each is phrased as a question about an array ("is it lazy?",
 "may we update it in place?"), never as a framework's name. Everything above imports from here.
 """
 
@@ -41,6 +42,7 @@ from .updates import (
     sets_at_integer_indices,
     writes_into_out,
 )
+from .versions import require_extra
 
 __all__ = [
     "Array",
@@ -67,6 +69,7 @@ __all__ = [
     "records_gradients",
     "rematerialiser",
     "replicated",
+    "require_extra",
     "sets_at_integer_indices",
     "shards_along_first_axis",
     "surely_false",

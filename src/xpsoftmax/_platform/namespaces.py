@@ -11,6 +11,8 @@ from array_api_compat import array_namespace as _array_namespace
 from array_api_compat import device as _device
 from array_api_compat import is_array_api_obj, is_lazy_array, is_writeable_array
 
+from .versions import require_supported
+
 __all__ = [
     "Array",
     "Namespace",
@@ -47,7 +49,10 @@ def array_namespace(*arrays: Array) -> Namespace:
         if not compiling_now(array_type):
             namespace = _NAMESPACES.get(array_type)
             if namespace is None:
+                # A library older than we support may fail inside the lookup itself.
+                require_supported(array_type.__module__)
                 namespace = _array_namespace(*arrays)
+                require_supported(namespace.__name__)
                 _NAMESPACES[array_type] = namespace
                 _LIBRARY_NAMESPACES[_library_name(array_type)] = namespace
             return namespace
