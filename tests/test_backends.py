@@ -35,6 +35,7 @@ EXPECTED_IDS = [
     "torch.compile:cuda",
     "jax:gpu",
     "jax.jit:gpu",
+    "array_api_strict:device1",
 ]
 #: The spellings of the same ids before the names were one, still accepted.
 DASHED_IDS = [

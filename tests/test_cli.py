@@ -223,7 +223,7 @@ FRACTION = "--test-fraction must lie strictly between 0 and 1, got"
             (
                 "--backends: unknown backend or variant 'jax_jit'; known: numpy, array_api_strict,"
                 " jax, torch, dask, cupy, jax.jit, torch.compile, torch:cuda, torch.compile:cuda,"
-                " jax:gpu, jax.jit:gpu"
+                " jax:gpu, jax.jit:gpu, array_api_strict:device1"
             ),
         ),
         ([*CALIBRATE, "--n-bins", "0"], "--n-bins must be at least 1, got 0"),
