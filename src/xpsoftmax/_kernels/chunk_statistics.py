@@ -95,9 +95,9 @@ def finished_chunk(
     """One chunk's softmax or log_softmax (`kind`), from its slices' combined statistics."""
     p = prepare(chunk, axis=axis, temperature=temperature, where=where)
     if kind == "log_softmax":
-        n = normalise(p, maximum=maximum)
+        n = normalise(p, maximum=maximum, exponentials=False)
         return p.finish(subtract(p.xp, n.shifted, log_total))
-    n = normalise(p, keep_shifted=False, maximum=maximum)
+    n = normalise(p, keep_shifted=False, maximum=maximum, with_total=False)
     return p.finish(divide(p.xp, n.exp_shifted, p.xp.where(total == 0, 1.0, total)))
 
 

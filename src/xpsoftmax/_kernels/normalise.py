@@ -92,6 +92,8 @@ def normalise(
     totals_only: bool = False,
     leave_out: Array | None = None,
     maximum: Array | None = None,
+    with_total: bool = True,
+    exponentials: bool = True,
 ) -> Normalised:
     """Shift, scale and exponentiate x along the reduced axes.
 
@@ -106,7 +108,9 @@ def normalise(
     ``-log1p(rest)``, where it is the maximum, keeps the digits that ``log(1 + rest)`` loses.
 
     `maximum`, where given, is the slices' maximum, known from elsewhere (the other chunks
-    of a slice split over chunks).
+    of a slice split over chunks); without `with_total` the sum is not taken (``total`` is
+    None), for callers that know it from elsewhere too, and without `exponentials` neither the
+    exponentials nor their sum (only ``shifted``, ``maximum`` and ``offset`` may be read).
     """
     xp, x, axes = p.xp, p.x, p.axes
     if p.where is not None:
@@ -129,13 +133,15 @@ def normalise(
     if leave_out is not None:
         key = slice_key(xp, shifted, leave_out, axes[0])
         left_out = take_along(xp, shifted, leave_out, axes[0], key)
+    if not exponentials:
+        return Normalised(shifted, None, maximum, offset, None, ordinary, left_out)
     # Without keep_shifted, one buffer serves the shifted logits, their exponentials and (see
     # `probabilities`) the result: fresh memory costs a page fault per page, on large arrays
     # about as much as a pass over them.
     exp_shifted = xp.exp(shifted) if keep_shifted and not totals_only else exponentiate(xp, shifted)
     if leave_out is not None:
         exp_shifted = put_at(xp, exp_shifted, leave_out, axes[0], 0.0, key=key)
-    total = xp.sum(exp_shifted, axis=axes, keepdims=True)
+    total = xp.sum(exp_shifted, axis=axes, keepdims=True) if with_total else None
     return Normalised(
         None if totals_only else shifted, exp_shifted, maximum, offset, total, ordinary, left_out
     )
