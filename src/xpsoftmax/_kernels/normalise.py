@@ -315,14 +315,14 @@ def log_total(p: Prepared, n: Normalised) -> Array:
         return xp.where(near_one, xp.log1p(_below_top(xp, exp_shifted, axes)), log_total)
     # A compiler may compute the logits again in each fusion that reads them (an input it
     # computed itself, a softcap say), a few ulps apart, so the maximum's exponential can fall
-    # just below 1. The entries from 1/2 up make the top group, by ``round(e) = floor(e + 1/2)``:
-    # their ``e - 1`` is exact, so ``sum(e - round(e))`` keeps the other terms to their last
-    # digits. ``total - 1`` is that sum plus the group's size less one, and the size is
+    # just below 1. The entries above 1/2 make the top group, by ``round(e)``: their ``e - 1``
+    # is exact, so ``sum(e - round(e))`` keeps the other terms to their last digits.
+    # ``total - 1`` is that sum plus the group's size less one, and the size is
     # ``total - sum(e - round(e))`` rounded, from the total already at hand: one reduction, not
     # a second one to count the group. (An empty slice's -1 becomes 0 below, and so does its log.)
     # (e - round(e) is arithmetic a compiler fuses into the reduction, where a select would be
     # written out.)
-    excess = xp.sum(xp.floor(exp_shifted + 0.5) - exp_shifted, axis=axes, keepdims=True)
+    excess = xp.sum(xp.round(exp_shifted) - exp_shifted, axis=axes, keepdims=True)
     size = xp.floor(n.total + excess + 0.5)
     rest = (size - 1.0) - excess
     return xp.where(near_one, xp.log1p(xp.where(rest > 0.0, rest, 0.0)), log_total)
