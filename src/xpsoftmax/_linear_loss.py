@@ -8,10 +8,26 @@ import functools
 from typing import Any
 
 from ._derivatives.attach import call
-from ._derivatives.linear_cross_entropy import LINEAR_CROSS_ENTROPY, HeadInputs
-from ._kernels.blocks import Head, block_rows, gradients_and_loss
+from ._derivatives.linear_cross_entropy import LINEAR_CROSS_ENTROPY, HeadInputs, HeadNeeds
+from ._derivatives.reduced_linear_cross_entropy import (
+    NOTHING,
+    REDUCED_LINEAR_CROSS_ENTROPY,
+    ReducedHead,
+    ReducedInputs,
+)
+from ._kernels.blocks import Head, block_rows
+from ._kernels.token_gradients import gradients_and_loss
 from ._loss import mean_denominator
-from ._platform import Array, array_namespace, block_map, chunk_map, values_are_known
+from ._platform import (
+    Array,
+    array_namespace,
+    block_map,
+    chunk_map,
+    derivative_mechanism,
+    has_forward_tangent,
+    records_gradients,
+    values_are_known,
+)
 from ._validation import to_namespace
 from ._validation.linear import PreparedHead, prepare_head
 
@@ -115,13 +131,54 @@ def linear_cross_entropy(
     chunked = _by_chunks(p, hidden, target, (linear_weight, linear_bias, weight), options)
     if chunked is not None:
         return p.finish(_reduced(p, chunked, reduction))
+    if reduction != "none" and not _forward_mode(p):
+        return p.finish(_total(p, reduction))
+    return p.finish(_reduced(p, _per_token_loss(p), reduction))
+
+
+def _per_token_loss(p: PreparedHead) -> Array:
+    """The loss per token, differentiable through the rule that keeps a logsumexp."""
     head, inputs = _head(p), _inputs(p)
 
     def plain() -> Array:
         return LINEAR_CROSS_ENTROPY.forward(head, inputs)[0]
 
-    loss = call(LINEAR_CROSS_ENTROPY, head, inputs, plain)
-    return p.finish(_reduced(p, loss, reduction))
+    return call(LINEAR_CROSS_ENTROPY, head, inputs, plain)
+
+
+def _total(p: PreparedHead, reduction: str) -> Array:
+    """The loss reduced to a scalar, differentiable through the rule that computes the
+    gradients in the forward pass, where a recording autodiff watches the inputs (PyTorch's:
+    the gradients of those that require them) or a JVP rule is attached (JAX's)."""
+    xp, head = p.xp, _head(p)
+    scale = xp.ones_like(p.hidden[:, 0])
+    if reduction == "mean":
+        scale = scale / _denominator(p, scale)
+    if p.ignored is not None:
+        scale = xp.where(p.ignored, 0.0, scale)
+    inputs = ReducedInputs(*_inputs(p), scale)
+    mechanism = derivative_mechanism(p.hidden)
+    computes = NOTHING
+    if mechanism is not None and mechanism[0] != "custom_jvp":
+        computes = HeadNeeds(*map(records_gradients, _layer(p)))
+    n_tokens, dim = p.hidden.shape
+    rows = block_rows(n_tokens, dim, p.linear_weight.shape[0], p.chunk_size)
+    static = ReducedHead(head, computes, rows)
+
+    def plain() -> Array:
+        return REDUCED_LINEAR_CROSS_ENTROPY.forward(ReducedHead(head), inputs)[0]
+
+    return call(REDUCED_LINEAR_CROSS_ENTROPY, static, inputs, plain)
+
+
+def _layer(p: PreparedHead) -> tuple[Array | None, ...]:
+    return p.hidden, p.linear_weight, p.linear_bias
+
+
+def _forward_mode(p: PreparedHead) -> bool:
+    """Whether a recording autodiff carries a forward-mode tangent on hidden or the layer:
+    the per-token rule's tangent serves it, and the gradients would be work thrown away."""
+    return any(a is not None and has_forward_tangent(a) for a in _layer(p))
 
 
 def _by_chunks(

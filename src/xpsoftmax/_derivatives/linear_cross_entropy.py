@@ -24,7 +24,6 @@ from .._kernels.blocks import (
     block_bounds,
     block_loss,
     block_loss_tangent,
-    gradients_and_loss,
     loss_and_normaliser,
 )
 from .._kernels.class_blocks import (
@@ -34,6 +33,7 @@ from .._kernels.class_blocks import (
     gradients_from_normaliser,
     whole_target,
 )
+from .._kernels.token_gradients import gradients_and_loss, stacked_runs, unstacked_runs
 from .._platform import (
     Array,
     array_device,
@@ -126,7 +126,7 @@ class _LinearCrossEntropy(Rule):
         if records_gradients(g, *inputs):
             # Recorded (double backward): the normaliser is recomputed as a function of the
             # inputs, not read as a constant.
-            _, *grads = gradients_and_loss(xp, static, *inputs, g)
+            _, *grads = gradients_and_loss(xp, static, *inputs, g, tuple(needs))
         else:
             grads = list(gradients_from_normaliser(xp, static, *inputs, g, outputs[1]))
         return HeadTangents(
@@ -189,7 +189,7 @@ def _blockwise(
     run = min(per_shard, -(-rows // shards))
     n_blocks = -(-per_shard // run)
     stacked = tuple(
-        None if a is None else _stacked(xp, a, shards, n_blocks, run)
+        None if a is None else stacked_runs(xp, a, shards, n_blocks, run)
         for a in (inputs.hidden, inputs.target, tangents.hidden)
     )
     whole = _rows(inputs, tangents, 0, n)
@@ -200,12 +200,7 @@ def _blockwise(
         )
 
     outputs = loop(one_block, stacked)  # each (n_blocks, shards, run)
-    return tuple(
-        xp.reshape(
-            xp.reshape(xp.moveaxis(out, 0, 1), (shards, n_blocks * run))[:, :per_shard], (n,)
-        )
-        for out in outputs
-    )
+    return tuple(unstacked_runs(xp, out, n, per_shard) for out in outputs)
 
 
 def _tangent_by_classes(
@@ -275,16 +270,6 @@ def _gathering_rows(
         )
 
     return gathered
-
-
-def _stacked(xp: Any, a: Array, shards: int, n_blocks: int, run: int) -> Array:
-    """(N, ...) as (n_blocks, shards, run, ...): each shard's rows padded with zeros (class 0)
-    to whole runs, its b-th run in block b."""
-    a = xp.reshape(a, (shards, a.shape[0] // shards, *a.shape[1:]))
-    padding = n_blocks * run - a.shape[1]
-    if padding:
-        a = xp.concat([a, xp.zeros_like(a[:, :padding, ...])], axis=1)
-    return xp.moveaxis(xp.reshape(a, (shards, n_blocks, run, *a.shape[2:])), 1, 0)
 
 
 class _BlockArrays(NamedTuple):

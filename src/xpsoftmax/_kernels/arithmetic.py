@@ -16,6 +16,7 @@ from .._platform import (
     records_gradients,
     surely_true,
     values_are_known,
+    whole_product,
     writes_into_out,
 )
 
@@ -170,7 +171,7 @@ def add_product(xp: Namespace, total: Array, a: Array, b: Array) -> Array:
     Elsewhere (lazy or immutable arrays, a product that autodiff records) one product, one sum.
     """
     if records_gradients(a, b) or not can_update_in_place(total):
-        return total + xp.matmul(xp.matrix_transpose(a), b)
+        return total + whole_product(xp, xp.matrix_transpose(a), b)
     n_classes, dim = total.shape
     slice_rows = max(1, (a.shape[0] * n_classes) // max(dim, 1))
     for start in range(0, n_classes, slice_rows):

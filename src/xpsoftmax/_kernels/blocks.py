@@ -10,9 +10,9 @@ class index or the given probabilities) of mass ``S = sum_c q'_c``, the loss is
 
 and its gradient in u is ``(S + 2 z_loss lse) softmax(u) - q'``. The chain to z multiplies by
 ``(1 - tanh(z / c)**2) / T``; to the inputs, ``dh = G @ W``, ``dW = G.T @ h``, ``db = sum G``.
-Only one block's logits exist at a time; the weight and bias gradients are summed over the
-blocks in the compute dtype (float32 for float16 and bfloat16 input). A backward pass that has
-the forward's lse works a block of classes at a time instead (`class_blocks`).
+Only one block's logits exist at a time. The loss and its gradients in one pass are
+`token_gradients`'; a backward pass that has the forward's lse works a block of classes at a
+time instead (`class_blocks`).
 """
 
 from __future__ import annotations
@@ -21,20 +21,18 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 from .._platform import Array, Namespace, shards_along_first_axis
-from .arithmetic import add_product, exponentiate, multiply, subtract
+from .arithmetic import exponentiate, multiply, subtract
 from .indexing import is_index, put_at
 
 __all__ = [
     "BlockTarget",
     "Head",
-    "HeadGradients",
     "HeadRows",
     "block_bounds",
     "block_loss",
     "block_loss_tangent",
     "block_rows",
     "block_target",
-    "gradients_and_loss",
     "logit_cotangent",
     "logit_tangent",
     "loss_and_normaliser",
@@ -56,15 +54,6 @@ class Head:
     label_smoothing: float
     class_indices: bool
     rows: int  # tokens per block
-
-
-class HeadGradients(NamedTuple):
-    """The loss per token and the gradients of its weighted sum."""
-
-    loss: Array
-    hidden: Array
-    linear_weight: Array
-    linear_bias: Array | None
 
 
 # The fewest tokens per block that the rule from the shapes picks: 256, or as many as make
@@ -363,37 +352,3 @@ def logit_cotangent(
     if capped is None:
         return cotangent
     return multiply(xp, cotangent, 1.0 - capped * capped)
-
-
-def gradients_and_loss(
-    xp: Namespace,
-    head: Head,
-    hidden: Array,
-    weight: Array,
-    bias: Array | None,
-    target: Array,
-    class_weight: Array | None,
-    g: Array,
-) -> HeadGradients:
-    """The loss per token and the gradients of ``sum(g * loss)``, a block of tokens at a time:
-    `hidden` is (N, D), `g` (N,)."""
-    losses, hidden_grads = [], []
-    weight_grad = xp.zeros_like(weight)
-    bias_grad = None if bias is None else xp.zeros_like(bias)
-    for start, stop in block_bounds(hidden.shape[0], head.rows):
-        h = hidden[start:stop, ...]
-        u, capped = scaled_logits(xp, head, h, weight, bias)
-        t = block_target(xp, head, target[start:stop, ...], class_weight, weight.shape[0])
-        dot = target_dot(xp, head, u, t, (h, weight, bias))
-        block_lse, *parts = normaliser_parts(xp, u)
-        losses.append(token_loss(xp, head, block_lse, t, dot))
-        cotangent = logit_cotangent(xp, head, u, block_lse, t, capped, g[start:stop, None], parts)
-        hidden_grads.append(xp.matmul(cotangent, weight))
-        weight_grad = add_product(xp, weight_grad, cotangent, h)
-        if bias_grad is not None:
-            bias_grad = bias_grad + xp.sum(cotangent, axis=0)
-    if not losses:
-        return HeadGradients(
-            xp.zeros_like(hidden[:, 0]), xp.zeros_like(hidden), weight_grad, bias_grad
-        )
-    return HeadGradients(xp.concat(losses), xp.concat(hidden_grads, axis=0), weight_grad, bias_grad)

@@ -8,8 +8,10 @@ eager compilation (`compilation`). Each is phrased as a question about an array 
 
 from .autodiff import (
     block_map,
+    block_scan,
     derivative_mechanism,
     fixed_loop,
+    has_forward_tangent,
     records_gradients,
     rematerialiser,
 )
@@ -26,6 +28,7 @@ from .namespaces import (
     ready_compat_modules,
     replicated,
     shards_along_first_axis,
+    whole_product,
 )
 from .tracing import (
     all_below_now,
@@ -52,12 +55,14 @@ __all__ = [
     "array_namespace",
     "as_array",
     "block_map",
+    "block_scan",
     "can_update_in_place",
     "chunk_map",
     "chunks_of",
     "derivative_mechanism",
     "eager_kernel",
     "fixed_loop",
+    "has_forward_tangent",
     "is_compiling",
     "may_warn_on_overflow",
     "namespace_of",
@@ -72,5 +77,6 @@ __all__ = [
     "surely_false",
     "surely_true",
     "values_are_known",
+    "whole_product",
     "writes_into_out",
 ]

@@ -18,6 +18,7 @@ from .namespaces import (
 
 __all__ = [
     "block_map",
+    "block_scan",
     "derivative_mechanism",
     "fixed_loop",
     "has_forward_tangent",
@@ -138,6 +139,18 @@ def block_map(x: Array) -> Callable[..., Any] | None:
     side, each with its own temporaries; a loop primitive keeps one iteration's alive.
     """
     return _loop_primitive(x, "map")
+
+
+def block_scan(x: Array) -> Callable[..., Any] | None:
+    """The loop primitive of x's library that runs a function over the leading slices of
+    stacked arrays while carrying a state from one slice to the next, traced once, with
+    ``lax.scan``'s signature ``scan(f, init, xs) -> (carry, ys)`` and ``f(carry, x) -> (carry,
+    y)``, for libraries that derive reverse mode from a JVP rule; None elsewhere.
+
+    What `block_map` is for blocks that share nothing, this is for blocks that add into one
+    sum (a weight gradient): one iteration's temporaries alive, the sum carried in place.
+    """
+    return _loop_primitive(x, "scan")
 
 
 def fixed_loop(x: Array) -> Callable[..., Any] | None:
