@@ -119,7 +119,7 @@ def linear_cross_entropy(
         ignore_index=ignore_index,
         chunk_size=chunk_size,
     )
-    options = {
+    options: dict[str, object] = {
         "temperature": temperature,
         "softcap": softcap,
         "z_loss": z_loss,

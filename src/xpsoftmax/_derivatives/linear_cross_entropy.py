@@ -126,7 +126,7 @@ class _LinearCrossEntropy(Rule):
         if records_gradients(g, *inputs):
             # Recorded (double backward): the normaliser is recomputed as a function of the
             # inputs, not read as a constant.
-            _, *grads = gradients_and_loss(xp, static, *inputs, g, tuple(needs))
+            _, *grads = gradients_and_loss(xp, static, *inputs, g, needs)
         else:
             grads = list(gradients_from_normaliser(xp, static, *inputs, g, outputs[1]))
         return HeadTangents(

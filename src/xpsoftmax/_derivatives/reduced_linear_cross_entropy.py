@@ -107,7 +107,9 @@ class _ReducedLinearCrossEntropy(Rule):
             # Recorded (double backward), or not computed: the gradients as functions of
             # the inputs, with g folded into each token's weight.
             grads = _gradients(xp, static, inputs, g * inputs.scale, needs)
-            return HeadTangents(*(d if need else None for d, need in zip(grads[1:], needs)))
+            return HeadTangents(
+                *(d if need else None for d, need in zip(grads[1:], needs, strict=True))
+            )
         # The usual cotangent, 1 (loss.backward()), hands the kept gradients on as they are:
         # no second gradient-sized array.
         unit = surely_true(g == 1.0)
@@ -135,7 +137,7 @@ def _gradients(
 ) -> tuple[Array | None, ...]:
     """(loss per token, then the gradients of ``sum(scale * loss)`` that `needs` asks for)."""
     head = dataclasses.replace(static.head, rows=static.gradient_rows)
-    return tuple(gradients_and_loss(xp, head, *inputs[:5], scale, tuple(needs)))  # type: ignore[arg-type]
+    return tuple(gradients_and_loss(xp, head, *inputs[:5], scale, needs))
 
 
 def _total(xp: Namespace, loss: Array, scale: Array) -> Array:

@@ -154,8 +154,9 @@ def _scanned(
     n_blocks = -(-per_shard // run)
     stacked = tuple(stacked_runs(xp, a, shards, n_blocks, run) for a in (hidden, target, g))
 
-    def step(carried: _Sums, block: tuple[Array, ...]) -> tuple[_Sums, tuple[Array, Array]]:
-        loss, d_hidden, carried = _block(xp, head, layer, *block, _Sums(*carried))
+    def step(carried: _Sums, block: tuple[Array, Array, Array]) -> tuple[_Sums, tuple[Array, Any]]:
+        h, t, g_block = block
+        loss, d_hidden, carried = _block(xp, head, layer, h, t, g_block, _Sums(*carried))
         return carried, (loss, d_hidden)
 
     carried, (loss, d_hidden) = scan(step, sums, stacked)
