@@ -162,7 +162,8 @@ def _total(p: PreparedHead, reduction: str) -> Array:
     if mechanism is not None and mechanism[0] != "custom_jvp":
         computes = HeadNeeds(*map(records_gradients, _layer(p)))
     n_tokens, dim = p.hidden.shape
-    rows = block_rows(n_tokens, dim, p.linear_weight.shape[0], p.chunk_size)
+    looped = block_map(p.hidden) is not None
+    rows = block_rows(n_tokens, dim, p.linear_weight.shape[0], p.chunk_size, looped, True)
     static = ReducedHead(head, computes, rows)
 
     def plain() -> Array:

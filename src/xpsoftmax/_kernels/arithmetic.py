@@ -9,6 +9,7 @@ from typing import Any
 from .._platform import (
     Array,
     Namespace,
+    accumulating_product,
     all_below_now,
     array_device,
     can_update_in_place,
@@ -166,12 +167,17 @@ def subtract(xp: Namespace, minuend: Array, subtrahend: Array | float) -> Array:
 def add_product(xp: Namespace, total: Array, a: Array, b: Array) -> Array:
     """``total + a.T @ b`` for total (V, D), a (rows, V) and b (rows, D).
 
-    Where total may be updated in place, the product is added a slice of V at a time, each
-    slice's product no larger than `a`: no (V, D) temporary, the weights' size, beside total.
-    Elsewhere (lazy or immutable arrays, a product that autodiff records) one product, one sum.
+    Where total may be updated in place: through the array's accumulating product where it
+    has one, else a slice of V at a time, each slice's product no larger than `a`: no (V, D)
+    temporary, the weights' size, beside total. Elsewhere (lazy or immutable arrays, a
+    product that autodiff records) one product, one sum.
     """
     if records_gradients(a, b) or not can_update_in_place(total):
         return total + whole_product(xp, xp.matrix_transpose(a), b)
+    accumulate = accumulating_product(total)
+    if accumulate is not None:
+        accumulate(xp.matrix_transpose(a), b)
+        return total
     n_classes, dim = total.shape
     slice_rows = max(1, (a.shape[0] * n_classes) // max(dim, 1))
     for start in range(0, n_classes, slice_rows):

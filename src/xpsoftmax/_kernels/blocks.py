@@ -60,24 +60,38 @@ class Head:
 # MIN_BLOCK_LOGITS logits where the vocabulary is larger. Thinner blocks make thin matrix
 # products, well below a processor's peak, and more per-block overhead. A loop primitive (JAX's
 # lax.map) keeps a few blocks' temporaries alive at once, hence its lower floor; an eager
-# library updates one block's arrays in place and holds about one block at a time.
+# library updates one block's arrays in place and holds about one block at a time. Blocks that
+# compute the gradients as they go (`token_gradients`) add a product as deep as the block into
+# the whole weight gradient, one pass over it per block: an eager library, which adds it in
+# place without a temporary, takes twice the floor there; a scan (JAX's lax.scan) carries
+# the weight gradient and a product's worth of temporary beside it, and takes the eager floor.
 MIN_BLOCK_TOKENS = 256
 MIN_BLOCK_LOGITS = 2**24
 MIN_LOOPED_BLOCK_LOGITS = 2**21
 
 
 def block_rows(
-    n_tokens: int, dim: int, n_classes: int, chunk_size: int | None, looped: bool = False
+    n_tokens: int,
+    dim: int,
+    n_classes: int,
+    chunk_size: int | None,
+    looped: bool = False,
+    gradients: bool = False,
 ) -> int:
     """Tokens per block: `chunk_size`, else as many as keep one block's logits no larger than
     the hidden states (rows x V <= N x D), but at least the smaller of `MIN_BLOCK_TOKENS` and
     `MIN_BLOCK_LOGITS` / V (`MIN_LOOPED_BLOCK_LOGITS` / V when `looped`, the blocks run in a
-    loop primitive) and at least one, and at most N."""
+    loop primitive; twice both floors for blocks that compute `gradients` eagerly, the eager
+    floors for those that compute them in a loop primitive) and at least one, and at most N."""
     if chunk_size is not None:
         return max(1, min(chunk_size, n_tokens))
     classes = max(n_classes, 1)
-    logits = MIN_LOOPED_BLOCK_LOGITS if looped else MIN_BLOCK_LOGITS
-    floor = max(1, min(MIN_BLOCK_TOKENS, logits // classes))
+    tokens, logits = MIN_BLOCK_TOKENS, MIN_BLOCK_LOGITS
+    if gradients and not looped:
+        tokens, logits = 2 * tokens, 2 * logits
+    elif looped and not gradients:
+        logits = MIN_LOOPED_BLOCK_LOGITS
+    floor = max(1, min(tokens, logits // classes))
     return max(1, min(n_tokens, max(floor, (n_tokens * dim) // classes)))
 
 

@@ -39,6 +39,7 @@ from .tracing import (
     values_are_known,
 )
 from .updates import (
+    accumulating_product,
     can_update_in_place,
     no_updates_in_place,
     sets_at_integer_indices,
@@ -50,6 +51,7 @@ __all__ = [
     "ChunkMap",
     "Chunked",
     "Namespace",
+    "accumulating_product",
     "all_below_now",
     "array_device",
     "array_namespace",
