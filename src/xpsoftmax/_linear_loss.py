@@ -7,27 +7,19 @@ from __future__ import annotations
 import functools
 from typing import Any
 
-from ._derivatives.attach import call
-from ._derivatives.linear_cross_entropy import LINEAR_CROSS_ENTROPY, HeadInputs, HeadNeeds
-from ._derivatives.reduced_linear_cross_entropy import (
-    NOTHING,
-    REDUCED_LINEAR_CROSS_ENTROPY,
-    ReducedHead,
-    ReducedInputs,
-)
-from ._kernels.blocks import Head, block_rows
 from ._kernels.token_gradients import gradients_and_loss
-from ._loss import mean_denominator
-from ._platform import (
-    Array,
-    array_namespace,
-    block_map,
-    chunk_map,
-    derivative_mechanism,
-    has_forward_tangent,
-    records_gradients,
-    values_are_known,
+from ._linear_paths import (
+    denominator,
+    forward_mode,
+    head_of,
+    inputs_of,
+    kept_tokens,
+    per_token_loss,
+    reduced,
+    restored,
+    total,
 )
+from ._platform import Array, array_namespace, chunk_map, values_are_known
 from ._validation import to_namespace
 from ._validation.linear import PreparedHead, prepare_head
 
@@ -130,56 +122,16 @@ def linear_cross_entropy(
     }
     chunked = _by_chunks(p, hidden, target, (linear_weight, linear_bias, weight), options)
     if chunked is not None:
-        return p.finish(_reduced(p, chunked, reduction))
-    if reduction != "none" and not _forward_mode(p):
-        return p.finish(_total(p, reduction))
-    return p.finish(_reduced(p, _per_token_loss(p), reduction))
-
-
-def _per_token_loss(p: PreparedHead) -> Array:
-    """The loss per token, differentiable through the rule that keeps a logsumexp."""
-    head, inputs = _head(p), _inputs(p)
-
-    def plain() -> Array:
-        return LINEAR_CROSS_ENTROPY.forward(head, inputs)[0]
-
-    return call(LINEAR_CROSS_ENTROPY, head, inputs, plain)
-
-
-def _total(p: PreparedHead, reduction: str) -> Array:
-    """The loss reduced to a scalar, differentiable through the rule that computes the
-    gradients in the forward pass, where a recording autodiff watches the inputs (PyTorch's:
-    the gradients of those that require them) or a JVP rule is attached (JAX's)."""
-    xp, head = p.xp, _head(p)
-    scale = xp.ones_like(p.hidden[:, 0])
-    if reduction == "mean":
-        scale = scale / _denominator(p, scale)
-    if p.ignored is not None:
-        scale = xp.where(p.ignored, 0.0, scale)
-    inputs = ReducedInputs(*_inputs(p), scale)
-    mechanism = derivative_mechanism(p.hidden)
-    computes = NOTHING
-    if mechanism is not None and mechanism[0] != "custom_jvp":
-        computes = HeadNeeds(*map(records_gradients, _layer(p)))
-    n_tokens, dim = p.hidden.shape
-    looped = block_map(p.hidden) is not None
-    rows = block_rows(n_tokens, dim, p.linear_weight.shape[0], p.chunk_size, looped, True)
-    static = ReducedHead(head, computes, rows)
-
-    def plain() -> Array:
-        return REDUCED_LINEAR_CROSS_ENTROPY.forward(ReducedHead(head), inputs)[0]
-
-    return call(REDUCED_LINEAR_CROSS_ENTROPY, static, inputs, plain)
-
-
-def _layer(p: PreparedHead) -> tuple[Array | None, ...]:
-    return p.hidden, p.linear_weight, p.linear_bias
-
-
-def _forward_mode(p: PreparedHead) -> bool:
-    """Whether a recording autodiff carries a forward-mode tangent on hidden or the layer:
-    the per-token rule's tangent serves it, and the gradients would be work thrown away."""
-    return any(a is not None and has_forward_tangent(a) for a in _layer(p))
+        return p.finish(reduced(p, chunked, reduction, p.batch))
+    batch = p.batch
+    p, places = kept_tokens(p)
+    if reduction != "none":
+        return p.finish(
+            reduced(p, per_token_loss(p), reduction, batch)
+            if forward_mode(p)
+            else total(p, reduction)
+        )
+    return p.finish(reduced(p, restored(p.xp, per_token_loss(p), places), reduction, batch))
 
 
 def _by_chunks(
@@ -302,28 +254,34 @@ ignore_index, chunk_size
         ignore_index=ignore_index,
         chunk_size=chunk_size,
     )
-    xp, n_tokens = p.xp, p.hidden.shape[0]
+    xp, batch, dim = p.xp, p.batch, p.hidden.shape[1]
     cotangent = to_namespace(xp, p.hidden, _scalar_as_number(xp, g), "g")
-    wanted = p.batch if reduction == "none" else ()
+    wanted = batch if reduction == "none" else ()
     if tuple(cotangent.shape) != wanted:
         raise ValueError(
             f"g must have the loss's shape {wanted} (reduction {reduction!r}); "
             f"got {tuple(cotangent.shape)}"
         )
     cotangent = xp.astype(cotangent, p.hidden.dtype)
+    p, places = kept_tokens(p)
+    n_tokens = p.hidden.shape[0]
     if reduction == "none":
-        per_token = xp.reshape(cotangent, (n_tokens,))
+        per_token = xp.reshape(cotangent, (-1,))
+        if places is not None:
+            per_token = xp.take(per_token, xp.nonzero(places < n_tokens)[0], axis=0)
     else:
         per_token = xp.broadcast_to(cotangent, (n_tokens,))
         if reduction == "mean":
-            per_token = per_token / _denominator(p, per_token)
+            per_token = per_token / denominator(p, per_token)
     if p.ignored is not None:
         per_token = xp.where(p.ignored, 0.0, per_token)
-    grads = gradients_and_loss(xp, _head(p), *_inputs(p), per_token)
+    grads = gradients_and_loss(xp, head_of(p), *inputs_of(p), per_token)
+    loss = grads.loss if reduction != "none" else restored(xp, grads.loss, places)
+    d_hidden = restored(xp, grads.hidden, places)
     d_bias = grads.linear_bias
     return (
-        p.finish(_reduced(p, grads.loss, reduction)),
-        p.finish(xp.reshape(grads.hidden, (*p.batch, p.hidden.shape[1]))),
+        p.finish(reduced(p, loss, reduction, batch)),
+        p.finish(xp.reshape(d_hidden, (*batch, dim))),
         p.finish(grads.linear_weight, p.dtypes[1]),
         None if d_bias is None else p.finish(d_bias, p.dtypes[2]),
     )
@@ -339,29 +297,3 @@ def _scalar_as_number(xp: object, g: object) -> object:
     except TypeError:
         return g
     return g if same or not values_are_known(g) else float(g)
-
-
-def _head(p: PreparedHead) -> Head:
-    n_tokens, dim = p.hidden.shape
-    looped = block_map(p.hidden) is not None
-    rows = block_rows(n_tokens, dim, p.linear_weight.shape[0], p.chunk_size, looped)
-    return Head(p.temperature, p.softcap, p.z_loss, p.label_smoothing, p.class_indices, rows)
-
-
-def _inputs(p: PreparedHead) -> HeadInputs:
-    return HeadInputs(p.hidden, p.linear_weight, p.linear_bias, p.target, p.weight)
-
-
-def _reduced(p: PreparedHead, loss: Array, reduction: str) -> Array:
-    """The per-token loss with ignored tokens zeroed, reshaped or reduced."""
-    xp = p.xp
-    if p.ignored is not None:
-        loss = xp.where(p.ignored, 0.0, loss)
-    if reduction == "none":
-        return xp.reshape(loss, p.batch)
-    total = xp.sum(loss)
-    return total / _denominator(p, loss) if reduction == "mean" else total
-
-
-def _denominator(p: PreparedHead, loss: Array) -> Array | int:
-    return mean_denominator(p.xp, loss, p.target, p.weight, p.ignored, p.class_indices)
