@@ -7,6 +7,7 @@ from __future__ import annotations
 import functools
 from typing import Any
 
+from ._kernels.arithmetic import compute_dtype
 from ._kernels.token_gradients import gradients_and_loss
 from ._linear_paths import (
     denominator,
@@ -155,7 +156,9 @@ def _by_chunks(
     present = tuple(a is not None for a in whole)
     tasks = functools.partial(_per_token, present, options)
     given = tuple(a for a in whole if a is not None)
-    loss = mapper(tasks, target, dtype=p.hidden.dtype, reduced=(last,), whole=given)
+    loss = mapper(
+        tasks, target, dtype=compute_dtype(xp, p.hidden.dtype), reduced=(last,), whole=given
+    )
     return xp.reshape(loss, (p.hidden.shape[0],))
 
 
@@ -262,7 +265,7 @@ ignore_index, chunk_size
             f"g must have the loss's shape {wanted} (reduction {reduction!r}); "
             f"got {tuple(cotangent.shape)}"
         )
-    cotangent = xp.astype(cotangent, p.hidden.dtype)
+    cotangent = xp.astype(cotangent, compute_dtype(xp, p.hidden.dtype))
     p, places = kept_tokens(p)
     n_tokens = p.hidden.shape[0]
     if reduction == "none":

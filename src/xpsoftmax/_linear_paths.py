@@ -22,6 +22,7 @@ from ._derivatives.reduced_linear_cross_entropy import (
     ReducedHead,
     ReducedInputs,
 )
+from ._kernels.arithmetic import widened
 from ._kernels.blocks import Head, block_rows
 from ._loss import mean_denominator
 from ._platform import (
@@ -64,7 +65,7 @@ def total(p: PreparedHead, reduction: str) -> Array:
     gradients in the forward pass, where a recording autodiff watches the inputs (PyTorch's:
     the gradients of those that require them) or a JVP rule is attached (JAX's)."""
     xp, head = p.xp, head_of(p)
-    scale = xp.ones_like(p.hidden[:, 0])
+    scale = widened(xp, xp.ones_like(p.hidden[:, 0]))
     if reduction == "mean":
         scale = scale / denominator(p, scale)
     if p.ignored is not None:

@@ -18,6 +18,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
+from .._kernels.arithmetic import widened
 from .._kernels.blocks import (
     Head,
     HeadRows,
@@ -182,7 +183,7 @@ def _blockwise(
     if loop is None or n <= rows:
         parts = [block(_rows(inputs, tangents, *bounds)) for bounds in block_bounds(n, rows)]
         if not parts:
-            return (xp.zeros_like(inputs.hidden[:, 0]),) * 2
+            return (widened(xp, xp.zeros_like(inputs.hidden[:, 0])),) * 2
         return tuple(xp.concat(outputs) for outputs in zip(*parts, strict=True))
     shards = shards_along_first_axis(inputs.hidden)
     per_shard = n // shards

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 from .._platform import Array, Namespace, shards_along_first_axis
-from .arithmetic import exponentiate, multiply, subtract
+from .arithmetic import exponentiate, multiply, product, subtract, widened
 from .indexing import is_index, put_at
 
 __all__ = [
@@ -108,7 +108,7 @@ def scaled_logits(
     # Computed as (W @ h.T).T, the vocabulary along the product's rows: a block of a few
     # hundred tokens times the whole vocabulary runs much nearer a full product's speed that
     # way round (docs: Large vocabularies).
-    z = xp.matrix_transpose(xp.matmul(weight, xp.matrix_transpose(h)))
+    z = xp.matrix_transpose(product(xp, weight, xp.matrix_transpose(h)))
     if bias is not None:
         z = z + bias
     return _scaled(xp, head, z)
@@ -130,7 +130,7 @@ def target_logit(
     pass over the block's logits."""
     flat = xp.reshape(index, (-1,))
     picked = xp.reshape(xp.take(weight, flat, axis=0), (*h.shape[:-1], weight.shape[-1]))
-    z = xp.sum(h * picked, axis=-1, keepdims=True)
+    z = xp.sum(widened(xp, h) * widened(xp, picked), axis=-1, keepdims=True)
     if bias is not None:
         z = z + xp.reshape(xp.take(bias, flat, axis=0), z.shape)
     return _scaled(xp, head, z)[0]
@@ -268,7 +268,7 @@ def loss_and_normaliser(
         losses.append(loss)
         normalisers.append(lse)
     if not losses:
-        empty = xp.zeros_like(hidden[:, 0])
+        empty = widened(xp, xp.zeros_like(hidden[:, 0]))
         return empty, empty
     return xp.concat(losses), xp.concat(normalisers)
 
@@ -292,10 +292,10 @@ def logit_tangent(xp: Namespace, h: Array, rows: HeadRows) -> Array:
     for part in (
         None
         if rows.hidden_dot is None
-        else xp.matmul(rows.hidden_dot, xp.matrix_transpose(rows.linear_weight)),
+        else product(xp, rows.hidden_dot, xp.matrix_transpose(rows.linear_weight)),
         None
         if rows.linear_weight_dot is None
-        else xp.matmul(h, xp.matrix_transpose(rows.linear_weight_dot)),
+        else product(xp, h, xp.matrix_transpose(rows.linear_weight_dot)),
         rows.linear_bias_dot,
     ):
         if part is not None:

@@ -17,11 +17,11 @@ from .._platform import (
     Array,
     Namespace,
     block_scan,
+    can_update_in_place,
     replicated,
     shards_along_first_axis,
-    whole_product,
 )
-from .arithmetic import add_product
+from .arithmetic import add_product, product, widened
 from .blocks import (
     Head,
     block_bounds,
@@ -49,9 +49,10 @@ class HeadGradients(NamedTuple):
 
 
 class _Sums(NamedTuple):
-    """The gradients summed over the blocks so far (None where not asked for)."""
+    """The gradients summed over the blocks so far (None where not asked for): the weight's
+    as its slices of classes (`_class_slices`)."""
 
-    linear_weight: Array | None
+    linear_weight: tuple[Array, ...] | None
     linear_bias: Array | None
 
 
@@ -70,39 +71,66 @@ def gradients_and_loss(
     hidden, the weight and the bias), a block of tokens at a time: `hidden` is (N, D), `g`
     (N,). Through the library's scan primitive where it has one and there are several blocks."""
     n_tokens = hidden.shape[0]
-    sums = _Sums(
-        xp.zeros_like(weight) if needs[1] else None,
-        xp.zeros_like(bias) if needs[2] and bias is not None else None,
-    )
     scan = block_scan(hidden)
-    if scan is not None and n_tokens > head.rows:
-        layer = (weight, bias, class_weight, needs[0])
+    looped = scan is not None and n_tokens > head.rows
+    whole = widened(xp, xp.zeros_like(weight))
+    bounds = _class_slices(weight, head.rows, looped or can_update_in_place(whole))
+    parts = (whole,) if len(bounds) == 1 else tuple(whole[a:b, ...] for a, b in bounds)
+    sums = _Sums(
+        parts if needs[1] else None,
+        widened(xp, xp.zeros_like(bias)) if needs[2] and bias is not None else None,
+    )
+    layer = _Layer(weight, bias, class_weight, needs[0], bounds)
+    if looped:
         return _scanned(xp, scan, head, hidden, layer, target, g, sums)
     losses, hidden_grads = [], []
     for start, stop in block_bounds(n_tokens, head.rows):
         loss, d_hidden, sums = _block(
-            xp,
-            head,
-            (weight, bias, class_weight, needs[0]),
-            hidden[start:stop, ...],
-            target[start:stop, ...],
-            g[start:stop],
-            sums,
+            xp, head, layer, hidden[start:stop, ...], target[start:stop, ...], g[start:stop], sums
         )
         losses.append(loss)
         hidden_grads.append(d_hidden)
-    if not losses:
-        return HeadGradients(
-            xp.zeros_like(hidden[:, 0]), xp.zeros_like(hidden) if needs[0] else None, *sums
-        )
-    d_hidden = xp.concat(hidden_grads, axis=0) if needs[0] else None
-    return HeadGradients(xp.concat(losses), d_hidden, *sums)
+    d_hidden = None
+    if needs[0]:
+        d_hidden = xp.concat(hidden_grads, axis=0) if losses else widened(xp, xp.zeros_like(hidden))
+    loss = xp.concat(losses) if losses else widened(xp, xp.zeros_like(hidden[:, 0]))
+    return HeadGradients(loss, d_hidden, _joined(xp, sums.linear_weight), sums.linear_bias)
+
+
+class _Layer(NamedTuple):
+    """What every block reads beside its tokens: the weight, bias and class weights, whether
+    to compute the hidden gradient, and the weight gradient's slices of classes."""
+
+    weight: Array
+    bias: Array | None
+    class_weight: Array | None
+    hidden_needed: bool
+    slices: tuple[tuple[int, int], ...]
+
+
+def _class_slices(weight: Array, rows: int, whole: bool) -> tuple[tuple[int, int], ...]:
+    """The slices of classes in which the weight gradient is summed: one where it is summed
+    `whole` (in place, or carried by a scan) or split over devices; elsewhere (compilers,
+    immutable arrays) slices whose products are no larger than a quarter of a block's logits,
+    so that a block's share adds one slice's temporary, not a second weight-sized array, and
+    the last block's sums are written straight into the joined gradient."""
+    n_classes, dim = weight.shape
+    if whole or n_classes == 0 or shards_along_first_axis(weight) > 1:
+        return ((0, n_classes),)
+    size = max(1, (rows * n_classes) // (4 * max(dim, 1)))
+    return tuple(block_bounds(n_classes, size))
+
+
+def _joined(xp: Namespace, parts: tuple[Array, ...] | None) -> Array | None:
+    if parts is None:
+        return None
+    return parts[0] if len(parts) == 1 else xp.concat(parts, axis=0)
 
 
 def _block(
     xp: Namespace,
     head: Head,
-    layer: tuple[Array, Array | None, Array | None, bool],
+    layer: _Layer,
     h: Array,
     target: Array,
     g: Array,
@@ -114,7 +142,7 @@ def _block(
     tokens (a loop primitive's block of runs, one per device). With the vocabulary split over
     devices, the block's rows are gathered whole on every device first, so that its logits
     are split by the vocabulary alone."""
-    weight, bias, class_weight, hidden_needed = layer
+    weight, bias, class_weight, hidden_needed, slices = layer
     if shards_along_first_axis(weight) > 1:
         h, target, g = replicated(h), replicated(target), replicated(g)
     u, capped = scaled_logits(xp, head, h, weight, bias)
@@ -123,15 +151,21 @@ def _block(
     lse, *parts = normaliser_parts(xp, u)
     loss = token_loss(xp, head, lse, t, dot)
     cotangent = logit_cotangent(xp, head, u, lse, t, capped, g[..., None], parts)
-    d_hidden = whole_product(xp, cotangent, weight) if hidden_needed else None
     weight_sum, bias_sum = sums
+    tokens = tuple(range(h.ndim - 1))
+    if bias_sum is not None:
+        bias_sum = bias_sum + xp.sum(cotangent, axis=tokens)
+    if cotangent.dtype != weight.dtype:  # (products in the layer's narrow dtype: cast once)
+        cotangent = xp.astype(cotangent, weight.dtype)
+    d_hidden = product(xp, cotangent, weight) if hidden_needed else None
     if h.ndim > 2:  # (runs of several devices: their tokens as one axis)
         cotangent = xp.reshape(cotangent, (-1, cotangent.shape[-1]))
         h = xp.reshape(h, (-1, h.shape[-1]))
     if weight_sum is not None:
-        weight_sum = add_product(xp, weight_sum, cotangent, h)
-    if bias_sum is not None:
-        bias_sum = bias_sum + xp.sum(cotangent, axis=0)
+        weight_sum = tuple(
+            add_product(xp, part, cotangent[:, start:stop], h)
+            for part, (start, stop) in zip(weight_sum, slices, strict=True)
+        )
     return loss, d_hidden, _Sums(weight_sum, bias_sum)
 
 
@@ -140,7 +174,7 @@ def _scanned(
     scan: Any,
     head: Head,
     hidden: Array,
-    layer: tuple[Array, Array | None, Array | None, bool],
+    layer: _Layer,
     target: Array,
     g: Array,
     sums: _Sums,
@@ -163,7 +197,8 @@ def _scanned(
     return HeadGradients(
         unstacked_runs(xp, loss, n_tokens, per_shard),
         None if d_hidden is None else unstacked_runs(xp, d_hidden, n_tokens, per_shard),
-        *_Sums(*carried),
+        _joined(xp, carried[0]),
+        carried[1],
     )
 
 

@@ -30,6 +30,7 @@ from .namespaces import (
     shards_along_first_axis,
     whole_product,
 )
+from .precision import narrow_products
 from .tracing import (
     all_below_now,
     is_compiling,
@@ -68,6 +69,7 @@ __all__ = [
     "is_compiling",
     "may_warn_on_overflow",
     "namespace_of",
+    "narrow_products",
     "no_updates_in_place",
     "on_host",
     "ready_compat_modules",
