@@ -207,3 +207,103 @@ def test_traced_calls_keep_the_masked_path() -> None:
     _assert_close(backend.to_numpy(value), expected)
     for a, b in zip(grads, torch.autograd.grad(expected, exact), strict=True):
         _assert_close(backend.to_numpy(a), b)
+
+
+def _filtering_case() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A head whose probabilities fall off with the class index (a frequency prior through
+    the first feature, as a vocabulary ordered by frequency has): most tiles of classes hold
+    only small probabilities."""
+    rng = np.random.default_rng(7)
+    n, d, v = 90, 6, 1500
+    h = rng.normal(size=(n, d))
+    h[:, 0] = 1.0
+    w = rng.normal(size=(v, d)) * 0.5
+    w[:, 0] = -1.5 * np.log(np.arange(1, v + 1))
+    y = np.minimum(rng.zipf(1.3, size=n) - 1, v - 1)
+    return h, w, y
+
+
+def _filtering_bounds(h: np.ndarray, w: np.ndarray, eps: float) -> tuple[np.ndarray, ...]:
+    """What the skipped entries (each |p - y| < eps, for tokens of weight 1/N) can change:
+    at most eps/N times the sum of |W| over the classes, per entry of the hidden gradient,
+    and eps/N times the sum of |h| over the tokens, per entry of the weight gradient."""
+    n = h.shape[0]
+    return (
+        np.broadcast_to(eps / n * np.abs(w).sum(axis=0), h.shape),
+        np.broadcast_to(eps / n * np.abs(h).sum(axis=0), w.shape),
+    )
+
+
+@pytest.mark.parametrize("name", ["torch", "numpy", "jax"])
+def test_gradient_filtering_within_its_bound(name: str) -> None:
+    """filter_eps: the loss stays exact, the gradients move by no more than the skipped
+    entries allow, and something is skipped (the gradients differ from the exact ones); with
+    filter_eps 0 nothing is. PyTorch autograd and the VJP on NumPy read the tiles kept
+    eagerly; JAX's jit(grad) takes them through lax.cond."""
+    h, w, y = _filtering_case()
+    exact = [T(a, requires_grad=True) for a in (h, w)]
+    expected = F.cross_entropy(exact[0] @ exact[1].T, T(y))
+    exact_grads = [g.numpy() for g in torch.autograd.grad(expected, exact)]
+    for eps in (0.0, 2e-3):
+        loss, grads = _filtered(name, h, w, y, eps)
+        _assert_close(loss, expected)
+        errors = [np.abs(g - e) for g, e in zip(grads, exact_grads, strict=True)]
+        if eps == 0.0:
+            for error, e in zip(errors, exact_grads, strict=True):
+                assert np.max(error) <= 1e-12 * np.max(np.abs(e))
+            continue
+        assert max(np.max(e) for e in errors) > 1e-9  # tiles were skipped
+        for error, bound in zip(errors, _filtering_bounds(h, w, eps), strict=True):
+            assert np.all(error <= bound * (1 + 1e-9) + 1e-15)
+
+
+def _filtered(name: str, h: Any, w: Any, y: Any, eps: float) -> tuple[Any, list[np.ndarray]]:
+    if name == "torch":
+        leaves = [T(a, requires_grad=True) for a in (h, w)]
+        loss = xpsoftmax.linear_cross_entropy(*leaves, T(y), filter_eps=eps, chunk_size=40)
+        return loss.detach(), [g.numpy() for g in torch.autograd.grad(loss, leaves)]
+    if name == "numpy":
+        loss, d_h, d_w, _ = xpsoftmax.linear_cross_entropy_vjp(
+            h, w, y, 1.0, filter_eps=eps, chunk_size=40
+        )
+        return loss, [d_h, d_w]
+    jax = pytest.importorskip("jax")
+    backend = backends.get("jax")
+    target = backend.asarray(y)
+
+    def loss_fn(a: Any, b: Any) -> Any:
+        return xpsoftmax.linear_cross_entropy(a, b, target, filter_eps=eps, chunk_size=40)
+
+    loss, grads = jax.jit(jax.value_and_grad(loss_fn, argnums=(0, 1)))(
+        backend.asarray(h), backend.asarray(w)
+    )
+    return backend.to_numpy(loss), [backend.to_numpy(g) for g in grads]
+
+
+@pytest.mark.parametrize("value", [-1.0, float("inf"), "fast", True])
+def test_bad_filter_eps_names_it(value: Any) -> None:
+    h, w, _, y = _arrays()
+    with pytest.raises((ValueError, TypeError), match="filter_eps"):
+        xpsoftmax.linear_cross_entropy(h, w, y, filter_eps=value)
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32", "bfloat16"])
+def test_auto_filter_eps_is_the_resolution_over_32(dtype: str) -> None:
+    """ "auto" is the eps of hidden's dtype over 32, Cut Cross-Entropy's rule."""
+    from xpsoftmax._validation.linear import prepare_head
+
+    h, w, _, y = _arrays()
+    hidden = T(h).to(getattr(torch, dtype))
+    options = dict.fromkeys(("linear_bias", "softcap", "weight", "ignore_index", "chunk_size"))
+    p = prepare_head(
+        hidden,
+        T(w),
+        T(y),
+        temperature=1.0,
+        z_loss=0.0,
+        label_smoothing=0.0,
+        reduction="mean",
+        filter_eps="auto",
+        **options,
+    )
+    assert p.filter_eps == torch.finfo(getattr(torch, dtype)).eps / 32

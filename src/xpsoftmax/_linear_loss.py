@@ -42,13 +42,18 @@ def linear_cross_entropy(
     weight: Array | None = None,
     ignore_index: int | None = None,
     chunk_size: int | None = None,
+    filter_eps: float | str | None = None,
 ) -> Array:
     """Cross-entropy of the logits ``hidden @ linear_weight.T + linear_bias``, never held whole.
 
     The logits of all tokens (tokens x vocabulary numbers) are never built, in the forward
-    or the backward pass: the loss works a block of tokens at a time, and its derivatives
-    recompute the logits from hidden, the weights and one saved logsumexp per token, a block's
-    worth at a time (see `chunk_size`).
+    or the backward pass: the loss works a block of tokens at a time (see `chunk_size`).
+    Reduced to a scalar ("mean", "sum") with gradients to be taken, the forward pass computes
+    the gradients beside the loss, three matrix products per block, and the backward pass
+    only scales them; per token ("none"), the backward pass recomputes the logits from
+    hidden, the weights and one saved logsumexp per token (spec: Linear cross-entropy).
+    Tokens that add nothing (`ignore_index`, or a class weight of 0) are left out of eager
+    calls before any product.
 
     Parameters
     ----------
@@ -79,9 +84,16 @@ def linear_cross_entropy(
     chunk_size : int, optional
         Tokens per block. Default: as many as keep one block's logits no larger than hidden,
         but at least 256, or as many as make 2**24 logits where that is fewer (2**21 where
-        the blocks run in the library's loop primitive, JAX's ``lax.map``). Derivatives
-        taken from the logsumexp (PyTorch's backward pass, JAX's tangent) work as many logits
-        at a time: every token by a block of classes.
+        the blocks run in the library's loop primitive, JAX's ``lax.map``); twice those
+        floors where an eager forward pass computes the gradients too. Derivatives taken
+        from the logsumexp (PyTorch's backward pass, JAX's tangent) work as many logits at a
+        time: every token by a block of classes.
+    filter_eps : float or "auto", optional
+        Gradient filtering, for the gradients computed in the forward pass: the products of
+        a tile of classes are skipped where every ``|p - y|`` of the block's tokens in it
+        is below `filter_eps`, the gradients there taken as zero (the loss stays exact).
+        "auto" is hidden's dtype's resolution over 32, as in Cut Cross-Entropy. Default
+        None: exact gradients. docs/large_vocabularies.rst measures its bias.
 
     Returns
     -------
@@ -111,6 +123,7 @@ def linear_cross_entropy(
         weight=weight,
         ignore_index=ignore_index,
         chunk_size=chunk_size,
+        filter_eps=filter_eps,
     )
     options: dict[str, object] = {
         "temperature": temperature,
@@ -119,6 +132,7 @@ def linear_cross_entropy(
         "label_smoothing": label_smoothing,
         "ignore_index": ignore_index,
         "chunk_size": chunk_size,
+        "filter_eps": filter_eps,
         "class_indices": p.class_indices,
     }
     chunked = _by_chunks(p, hidden, target, (linear_weight, linear_bias, weight), options)
@@ -207,6 +221,7 @@ def linear_cross_entropy_vjp(
     weight: Array | None = None,
     ignore_index: int | None = None,
     chunk_size: int | None = None,
+    filter_eps: float | str | None = None,
 ) -> tuple[Array, Array, Array, Array | None]:
     """`linear_cross_entropy` and its gradients in one pass, for libraries without autodiff.
 
@@ -218,7 +233,7 @@ def linear_cross_entropy_vjp(
         The cotangent of the loss: a scalar for "mean" and "sum", one value per token
         (shape (...)) for "none".
     linear_bias, temperature, softcap, z_loss, label_smoothing, reduction, weight, \
-ignore_index, chunk_size
+ignore_index, chunk_size, filter_eps
         As in `linear_cross_entropy`.
 
     Returns
@@ -256,6 +271,7 @@ ignore_index, chunk_size
         weight=weight,
         ignore_index=ignore_index,
         chunk_size=chunk_size,
+        filter_eps=filter_eps,
     )
     xp, batch, dim = p.xp, p.batch, p.hidden.shape[1]
     cotangent = to_namespace(xp, p.hidden, _scalar_as_number(xp, g), "g")

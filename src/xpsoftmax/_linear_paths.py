@@ -141,7 +141,9 @@ def head_of(p: PreparedHead) -> Head:
     n_tokens, dim = p.hidden.shape
     looped = block_map(p.hidden) is not None
     rows = block_rows(n_tokens, dim, p.linear_weight.shape[0], p.chunk_size, looped)
-    return Head(p.temperature, p.softcap, p.z_loss, p.label_smoothing, p.class_indices, rows)
+    return Head(
+        p.temperature, p.softcap, p.z_loss, p.label_smoothing, p.class_indices, rows, p.filter_eps
+    )
 
 
 def inputs_of(p: PreparedHead) -> HeadInputs:

@@ -54,6 +54,7 @@ class Head:
     label_smoothing: float
     class_indices: bool
     rows: int  # tokens per block
+    filter_eps: float | None = None  # gradient filtering (see `filtering`); None: exact
 
 
 # The fewest tokens per block that the rule from the shapes picks: 256, or as many as make

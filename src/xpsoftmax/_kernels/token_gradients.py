@@ -32,6 +32,7 @@ from .blocks import (
     target_dot,
     token_loss,
 )
+from .filtering import filtered_products
 
 __all__ = ["HeadGradients", "gradients_and_loss", "stacked_runs", "unstacked_runs"]
 
@@ -151,21 +152,27 @@ def _block(
     lse, *parts = normaliser_parts(xp, u)
     loss = token_loss(xp, head, lse, t, dot)
     cotangent = logit_cotangent(xp, head, u, lse, t, capped, g[..., None], parts)
-    weight_sum, bias_sum = sums
-    tokens = tuple(range(h.ndim - 1))
-    if bias_sum is not None:
-        bias_sum = bias_sum + xp.sum(cotangent, axis=tokens)
-    if cotangent.dtype != weight.dtype:  # (products in the layer's narrow dtype: cast once)
-        cotangent = xp.astype(cotangent, weight.dtype)
-    d_hidden = product(xp, cotangent, weight) if hidden_needed else None
+    lead = h.shape[:-1]
     if h.ndim > 2:  # (runs of several devices: their tokens as one axis)
         cotangent = xp.reshape(cotangent, (-1, cotangent.shape[-1]))
-        h = xp.reshape(h, (-1, h.shape[-1]))
-    if weight_sum is not None:
-        weight_sum = tuple(
-            add_product(xp, part, cotangent[:, start:stop], h)
-            for part, (start, stop) in zip(weight_sum, slices, strict=True)
-        )
+        h, g = xp.reshape(h, (-1, h.shape[-1])), xp.reshape(g, (-1,))
+    weight_sum, bias_sum = sums
+    if bias_sum is not None:
+        bias_sum = bias_sum + xp.sum(cotangent, axis=0)
+    filtered = filtered_products(xp, head, cotangent, g, weight, h, weight_sum, hidden_needed)
+    if filtered is not None:
+        d_hidden, weight_sum = filtered
+    else:
+        if cotangent.dtype != weight.dtype:  # (products in the layer's narrow dtype: cast once)
+            cotangent = xp.astype(cotangent, weight.dtype)
+        d_hidden = product(xp, cotangent, weight) if hidden_needed else None
+        if weight_sum is not None:
+            weight_sum = tuple(
+                add_product(xp, part, cotangent[:, start:stop], h)
+                for part, (start, stop) in zip(weight_sum, slices, strict=True)
+            )
+    if d_hidden is not None and len(lead) > 1:
+        d_hidden = xp.reshape(d_hidden, (*lead, d_hidden.shape[-1]))
     return loss, d_hidden, _Sums(weight_sum, bias_sum)
 
 

@@ -9,6 +9,7 @@ eager compilation (`compilation`). Each is phrased as a question about an array 
 from .autodiff import (
     block_map,
     block_scan,
+    conditional,
     derivative_mechanism,
     fixed_loop,
     has_forward_tangent,
@@ -62,6 +63,7 @@ __all__ = [
     "can_update_in_place",
     "chunk_map",
     "chunks_of",
+    "conditional",
     "derivative_mechanism",
     "eager_kernel",
     "fixed_loop",

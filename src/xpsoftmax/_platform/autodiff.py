@@ -19,6 +19,7 @@ from .namespaces import (
 __all__ = [
     "block_map",
     "block_scan",
+    "conditional",
     "derivative_mechanism",
     "fixed_loop",
     "has_forward_tangent",
@@ -151,6 +152,14 @@ def block_scan(x: Array) -> Callable[..., Any] | None:
     sum (a weight gradient): one iteration's temporaries alive, the sum carried in place.
     """
     return _loop_primitive(x, "scan")
+
+
+def conditional(x: Array) -> Callable[..., Any] | None:
+    """The conditional primitive of x's library, ``cond(predicate, if_true, if_false)`` with
+    two functions of no arguments that return arrays of the same shapes, of which only the
+    chosen one runs, also when traced (JAX's ``lax.cond``), for libraries that derive reverse
+    mode from a JVP rule; None elsewhere, where an eager caller reads the predicate itself."""
+    return _loop_primitive(x, "cond")
 
 
 def fixed_loop(x: Array) -> Callable[..., Any] | None:

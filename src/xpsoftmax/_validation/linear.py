@@ -51,6 +51,7 @@ class PreparedHead:
     label_smoothing: float
     chunk_size: int | None
     dtypes: tuple[Any, Any, Any]  # of the result (and hidden), linear_weight and linear_bias
+    filter_eps: float | None  # gradient filtering's bound (spec: Linear cross-entropy)
 
     def finish(self, result: Array, dtype: Any = None) -> Array:
         """Round the result once to the output dtype (hidden's, unless `dtype` is given)."""
@@ -72,6 +73,7 @@ def prepare_head(
     weight: object,
     ignore_index: object,
     chunk_size: object,
+    filter_eps: object = None,
 ) -> PreparedHead:
     h = as_array(hidden, "hidden")
     xp = array_namespace(h)
@@ -125,6 +127,7 @@ def prepare_head(
         eps,
         None if chunk_size is None else _chunk_size(chunk_size),
         (result_dtype, w.dtype, None if bias is None else bias.dtype),
+        _filter_eps(xp, filter_eps, result_dtype),
     )
 
 
@@ -163,6 +166,18 @@ def _non_negative(value: object, name: str) -> float:
     if not (0.0 <= number < math.inf):
         raise ValueError(f"{name} must be non-negative and finite, got {value!r}")
     return number
+
+
+def _filter_eps(xp: Namespace, value: object, dtype: Any) -> float | None:
+    """filter_eps checked: None, a non-negative finite number, or "auto", Cut
+    Cross-Entropy's choice: the resolution of hidden's dtype over 32 (eps / 32)."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        if value != "auto":
+            raise ValueError(f"filter_eps must be None, a number or 'auto', got {value!r}")
+        return float(xp.finfo(dtype).eps) / 32.0
+    return _non_negative(value, "filter_eps")
 
 
 def _chunk_size(value: object) -> int:
