@@ -47,6 +47,7 @@ import os
 import pathlib
 import subprocess
 import sys
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -91,6 +92,18 @@ def inputs(
     if path == "ignored":
         target[1::2] = IGNORED
     return hidden, weight, target
+
+
+def best_times(runs: dict[str, Step], rounds: int) -> dict[str, float]:
+    """The best time of each run over `rounds` interleaved rounds (each round runs each once),
+    so that a change in the machine's load reaches every run alike."""
+    best = dict.fromkeys(runs, float("inf"))
+    for _ in range(rounds):
+        for name, run in runs.items():
+            start = time.perf_counter()
+            run()
+            best[name] = min(best[name], time.perf_counter() - start)
+    return best
 
 
 def available(framework: str, implementation: str, path: str) -> bool:

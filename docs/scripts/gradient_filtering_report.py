@@ -26,7 +26,7 @@ from __future__ import annotations
 import argparse
 import functools
 import os
-import time
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +36,9 @@ import xpsoftmax
 
 ROOT = Path(__file__).resolve().parents[2]
 OUT = ROOT / "docs" / "_generated"
+sys.path.insert(0, str(ROOT / "asv_bench" / "benchmarks"))
+import linear_cross_entropy as cases
+
 D, V = 768, 50257
 
 
@@ -114,16 +117,6 @@ def errors(got: list[np.ndarray], exact: list[np.ndarray]) -> str:
     )
 
 
-def best_times(runs: dict[str, Any], rounds: int) -> dict[str, float]:
-    best = dict.fromkeys(runs, float("inf"))
-    for _ in range(rounds):
-        for name, run in runs.items():
-            start = time.perf_counter()
-            run()
-            best[name] = min(best[name], time.perf_counter() - start)
-    return best
-
-
 def main(argv: list[str] | None = None) -> None:
     import torch
 
@@ -155,7 +148,7 @@ def main(argv: list[str] | None = None) -> None:
         for run in runs.values():
             run()
         load = os.getloadavg()[0]
-        times = best_times(runs, args.rounds)
+        times = cases.best_times(runs, args.rounds)
         for eps in settings:
             value = float(torch.finfo(h.dtype).eps) / 32 if eps == "auto" else eps
             skipped = "0 %" if value is None else f"{100 * skipped_share(h, w, y, value):.0f} %"

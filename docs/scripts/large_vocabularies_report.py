@@ -27,9 +27,7 @@ import argparse
 import json
 import os
 import sys
-import time
 from pathlib import Path
-from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
 OUT = ROOT / "docs" / "_generated"
@@ -62,16 +60,6 @@ ROWS = [
     ("PyTorch, no gradients", "torch", "forward", "its forward", "reference", 1.0, 0.1),
     ("JAX jit, no gradients", "jax", "forward", "its forward", "reference", 1.0, 0.1),
 ]
-
-
-def best_times(runs: dict[str, Any], rounds: int) -> dict[str, float]:
-    best = dict.fromkeys(runs, float("inf"))
-    for _ in range(rounds):
-        for name, run in runs.items():
-            start = time.perf_counter()
-            run()
-            best[name] = min(best[name], time.perf_counter() - start)
-    return best
 
 
 def cached_memory(
@@ -113,7 +101,7 @@ def measure(rounds: int, selected: list[int]) -> None:
         names = {"xpsoftmax": "xpsoftmax", peer: implementation}
         runs = {n: cases.make(framework, impl, "gpt2", path=path) for n, impl in names.items()}
         load = load_average()
-        times = best_times(runs, rounds)
+        times = cases.best_times(runs, rounds)
         del runs
         if framework == "jax":
             memory = {n: cases.xla_temp_bytes(impl, "gpt2", path) for n, impl in names.items()}
