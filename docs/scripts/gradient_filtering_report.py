@@ -96,7 +96,7 @@ def skipped_share(h: Any, w: Any, y: Any, eps: float) -> float:
     from xpsoftmax._kernels.filtering import FILTER_CLASSES
 
     hidden, weight = h.double().numpy(), w.double().numpy()
-    rows = block_rows(len(hidden), D, V, None, gradients=True)
+    rows = block_rows(len(hidden), D, V, None, kind="gradients")
     kept = total = 0
     for start, stop in block_bounds(len(hidden), rows):
         logits = hidden[start:stop] @ weight.T

@@ -4,10 +4,12 @@ rule in `_derivatives.linear_cross_entropy`)."""
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from typing import Any
 
 from ._kernels.arithmetic import compute_dtype
+from ._kernels.blocks import block_rows
 from ._kernels.token_gradients import gradients_and_loss
 from ._linear_paths import (
     denominator,
@@ -20,7 +22,7 @@ from ._linear_paths import (
     restored,
     total,
 )
-from ._platform import Array, array_namespace, chunk_map, values_are_known
+from ._platform import Array, array_namespace, block_map, chunk_map, values_are_known
 from ._validation import to_namespace
 from ._validation.linear import PreparedHead, prepare_head
 
@@ -294,7 +296,12 @@ ignore_index, chunk_size, filter_eps
             per_token = per_token / denominator(p, per_token)
     if p.ignored is not None:
         per_token = xp.where(p.ignored, 0.0, per_token)
-    grads = gradients_and_loss(xp, head_of(p), *inputs_of(p), per_token)
+    head = head_of(p)
+    if block_map(p.hidden) is not None:  # (a scan: the one-pass blocks' own floor)
+        n_classes = p.linear_weight.shape[0]
+        rows = block_rows(n_tokens, dim, n_classes, p.chunk_size, True, "gradients")
+        head = dataclasses.replace(head, rows=rows)
+    grads = gradients_and_loss(xp, head, *inputs_of(p), per_token)
     loss = grads.loss if reduction != "none" else restored(xp, grads.loss, places)
     d_hidden = restored(xp, grads.hidden, places)
     d_bias = grads.linear_bias

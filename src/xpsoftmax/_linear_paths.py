@@ -64,7 +64,13 @@ def total(p: PreparedHead, reduction: str) -> Array:
     """The loss reduced to a scalar, differentiable through the rule that computes the
     gradients in the forward pass, where a recording autodiff watches the inputs (PyTorch's:
     the gradients of those that require them) or a JVP rule is attached (JAX's)."""
-    xp, head = p.xp, head_of(p)
+    xp = p.xp
+    n_tokens, dim = p.hidden.shape
+    looped = block_map(p.hidden) is not None
+    n_classes = p.linear_weight.shape[0]
+    # (The rule's own Head serves its forward pass alone: plain evaluation's blocks.)
+    plain_rows = block_rows(n_tokens, dim, n_classes, p.chunk_size, looped, "plain")
+    head = dataclasses.replace(head_of(p), rows=plain_rows)
     scale = widened(xp, xp.ones_like(p.hidden[:, 0]))
     if reduction == "mean":
         scale = scale / denominator(p, scale)
@@ -75,9 +81,7 @@ def total(p: PreparedHead, reduction: str) -> Array:
     computes = NOTHING
     if mechanism is not None and mechanism[0] != "custom_jvp":
         computes = HeadNeeds(*map(records_gradients, _layer(p)))
-    n_tokens, dim = p.hidden.shape
-    looped = block_map(p.hidden) is not None
-    rows = block_rows(n_tokens, dim, p.linear_weight.shape[0], p.chunk_size, looped, True)
+    rows = block_rows(n_tokens, dim, n_classes, p.chunk_size, looped, "gradients")
     static = ReducedHead(head, computes, rows)
 
     def plain() -> Array:

@@ -60,12 +60,15 @@ class Head:
 # The fewest tokens per block that the rule from the shapes picks: 256, or as many as make
 # MIN_BLOCK_LOGITS logits where the vocabulary is larger. Thinner blocks make thin matrix
 # products, well below a processor's peak, and more per-block overhead. A loop primitive (JAX's
-# lax.map) keeps a few blocks' temporaries alive at once, hence its lower floor; an eager
-# library updates one block's arrays in place and holds about one block at a time. Blocks that
-# compute the gradients as they go (`token_gradients`) add a product as deep as the block into
-# the whole weight gradient, one pass over it per block: an eager library, which adds it in
-# place without a temporary, takes twice the floor there; a scan (JAX's lax.scan) carries
-# the weight gradient and a product's worth of temporary beside it, and takes the eager floor.
+# lax.map) keeps a few blocks' temporaries alive at once, hence its lower floor for the blocks
+# of the rule that keeps a logsumexp; an eager library updates one block's arrays in place and
+# holds about one block at a time. Blocks that compute the gradients as they go
+# (`token_gradients`) add a product as deep as the block into the whole weight gradient, one
+# pass over it per block, and blocks of a forward pass alone keep nothing for later: eagerly
+# both take twice the floor; in a loop primitive, the eager floor for the gradients (a scan
+# carries the weight gradient with a product-sized temporary beside it) and half of it for the
+# forward pass, each rounded down to a power of two (XLA's products on CPU run a block of 166
+# tokens at 1.4x the time of one of 128).
 MIN_BLOCK_TOKENS = 256
 MIN_BLOCK_LOGITS = 2**24
 MIN_LOOPED_BLOCK_LOGITS = 2**21
@@ -77,22 +80,26 @@ def block_rows(
     n_classes: int,
     chunk_size: int | None,
     looped: bool = False,
-    gradients: bool = False,
+    kind: str = "recompute",
 ) -> int:
     """Tokens per block: `chunk_size`, else as many as keep one block's logits no larger than
     the hidden states (rows x V <= N x D), but at least the smaller of `MIN_BLOCK_TOKENS` and
     `MIN_BLOCK_LOGITS` / V (`MIN_LOOPED_BLOCK_LOGITS` / V when `looped`, the blocks run in a
-    loop primitive; twice both floors for blocks that compute `gradients` eagerly, the eager
-    floors for those that compute them in a loop primitive) and at least one, and at most N."""
+    loop primitive) and at least one, and at most N. That is the floor of the `kind`
+    "recompute" (the rule that keeps a logsumexp); "gradients" (a pass that computes them)
+    and "plain" (a forward pass alone) take twice both floors eagerly, and in a loop primitive
+    `MIN_BLOCK_LOGITS` and half of it, rounded down to a power of two."""
     if chunk_size is not None:
         return max(1, min(chunk_size, n_tokens))
     classes = max(n_classes, 1)
     tokens, logits = MIN_BLOCK_TOKENS, MIN_BLOCK_LOGITS
-    if gradients and not looped:
+    if kind != "recompute" and not looped:
         tokens, logits = 2 * tokens, 2 * logits
-    elif looped and not gradients:
-        logits = MIN_LOOPED_BLOCK_LOGITS
+    elif looped:
+        logits = {"recompute": MIN_LOOPED_BLOCK_LOGITS, "plain": logits // 2}.get(kind, logits)
     floor = max(1, min(tokens, logits // classes))
+    if looped and kind != "recompute":
+        floor = 1 << (floor.bit_length() - 1)
     return max(1, min(n_tokens, max(floor, (n_tokens * dim) // classes)))
 
 
