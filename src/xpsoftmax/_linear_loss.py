@@ -86,8 +86,9 @@ def linear_cross_entropy(
     chunk_size : int, optional
         Tokens per block. Default: as many as keep one block's logits no larger than hidden,
         but at least 256, or as many as make 2**24 logits where that is fewer (2**21 where
-        the blocks run in the library's loop primitive, JAX's ``lax.map``); twice those
-        floors where an eager forward pass computes the gradients too. Derivatives taken
+        the blocks run in the library's loop primitive, JAX's ``lax.map``); other floors
+        for a forward pass that computes the gradients too, and for plain evaluation (spec:
+        Linear cross-entropy). Derivatives taken
         from the logsumexp (PyTorch's backward pass, JAX's tangent) work as many logits at a
         time: every token by a block of classes.
     filter_eps : float or "auto", optional
