@@ -48,3 +48,33 @@ def test_loss_curve_matches_the_materialised_loss(framework: str) -> None:
     assert ours[-1] < ours[0] - 0.05  # it learns
     assert abs(ours[0] - np.log(len(vocabulary))) < 0.5  # starts near uniform
     assert example.relative_gap(ours, materialised) <= 1e-9
+
+
+def test_writes_to_a_temporary_folder_unless_asked(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The example leaves the committed figures alone unless --update-docs is given."""
+    import tempfile
+    from pathlib import Path
+
+    _, example = _scripts()
+    folders: list[Path] = []
+    monkeypatch.setattr(example, "report", lambda steps, batch, out: folders.append(out))
+    example.main(["--steps", "1"])
+    example.main(["--update-docs"])
+    assert folders[0].is_dir()
+    assert folders[0].resolve().is_relative_to(Path(tempfile.gettempdir()).resolve())
+    assert folders[1] == example.OUT == ROOT / "docs" / "_generated"
+    folders[0].rmdir()
+
+
+def test_the_memory_sentence_follows_the_figures() -> None:
+    _, example = _scripts()
+    memory = {
+        "torch/xpsoftmax": 30 * 2**20,
+        "torch/reference": 120 * 2**20,
+        "jax/xpsoftmax": 50 * 2**20,
+        "jax/reference": 100 * 2**20,
+    }
+    sentence = example.memory_sentence(memory, 512, 20480)
+    assert "80 MiB in float64" in sentence  # 512 x 20,480 x 8 bytes
+    assert "0.25 of the materialised loss's in PyTorch" in sentence
+    assert "0.50 of the materialised loss's in JAX" in sentence

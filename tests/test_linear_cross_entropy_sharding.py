@@ -5,8 +5,10 @@ the device count when it starts), ``jax.jit(jax.value_and_grad(...))`` of the me
 respect to hidden and the weight, on a 4-device mesh of Explicit or Auto axes (hidden ``P("d", None)``, weight
 ``P("d", None)``: rows of the vocabulary split) must give the loss and gradients of the same
 call on unsharded arrays, and those of optax on the materialised logits, in float64; so must
-the same call with the weight whole on every device (the derivative then works a block of
-classes at a time, over the tokens' pieces).
+the same call with the weight whole on every device; and the loss per token ("none", the rule
+that keeps a logsumexp) weighted and summed. The mean and the sum compute their gradients in the
+forward pass, a block of tokens at a time, each block's hidden rows gathered on every device and
+its logits split by the vocabulary: no device holds a whole row of logits.
 """
 
 from __future__ import annotations
@@ -59,6 +61,23 @@ CHECKS = textwrap.dedent(
         loss, (d_h, d_w) = result
         return [np.asarray(loss), np.asarray(d_h), np.asarray(d_w)]
 
+    # Per token ("none"), the rule that keeps a logsumexp: weighted by fixed per-token weights.
+    token_weights = jnp.asarray(rng.uniform(0.5, 1.5, size=tokens))
+
+    def per_token(h, w, t):
+        loss = xpsoftmax.linear_cross_entropy(
+            h, w, t, reduction="none", chunk_size=int(sys.argv[1]) or None
+        )
+        return jnp.sum(loss * token_weights)
+
+    def per_token_materialised(h, w, t):
+        loss = optax.softmax_cross_entropy_with_integer_labels(h @ w.T, t)
+        return jnp.sum(loss * token_weights)
+
+    none_step = jax.jit(jax.value_and_grad(per_token, argnums=(0, 1)))
+    none_reference = jax.jit(jax.value_and_grad(per_token_materialised, argnums=(0, 1)))
+    none_expected = none_reference(hidden, weight, target)
+
     def relative(a, b):
         return [float(np.max(np.abs(x - y)) / np.max(np.abs(y))) for x, y in zip(a, b)]
 
@@ -67,6 +86,9 @@ CHECKS = textwrap.dedent(
         "vs_unsharded": relative(flat(sharded), flat(unsharded)),
         "vs_materialised": relative(flat(sharded), flat(reference)),
         "tokens_only_vs_materialised": relative(flat(tokens_only), flat(reference)),
+        "none_vs_materialised": relative(
+            flat(none_step(h_sharded, w_sharded, t_sharded)), flat(none_expected)
+        ),
         "gradient_devices": [len(g.sharding.device_set) for g in sharded[1]],
     }, sys.stdout)
     """
@@ -86,3 +108,4 @@ def test_sharded_over_tokens_and_vocabulary(chunk_size: int, axis_type: str) -> 
     assert max(record["vs_unsharded"]) < 1e-13, record
     assert max(record["vs_materialised"]) < 1e-13, record
     assert max(record["tokens_only_vs_materialised"]) < 1e-13, record
+    assert max(record["none_vs_materialised"]) < 1e-13, record

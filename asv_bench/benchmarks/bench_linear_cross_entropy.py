@@ -6,6 +6,10 @@ and the loss memory (``track_loss_memory``: the peak above the inputs and their 
 measured in a fresh process; see ``linear_cross_entropy.py``), for xpsoftmax beside the
 materialised reference and PyTorch's chunked path.
 
+``LinearCrossEntropyPaths`` times each path of the small head (gradients in the forward pass,
+half the targets ignored, plain evaluation, the loss per token that recomputes the logits,
+gradient filtering) for xpsoftmax and, where they have the path, its peers.
+
 ``HeadlineLinearCrossEntropy`` is one small case of xpsoftmax alone, so that
 ``--bench Headline`` watches it with the rest of the headline suite (its peers are timed here,
 under ``LinearCrossEntropy``).
@@ -19,6 +23,7 @@ from .common import compute_on_one_thread
 from .linear_cross_entropy import (
     FRAMEWORKS,
     IMPLEMENTATIONS,
+    PATHS,
     SIZES,
     Unavailable,
     loss_memory,
@@ -51,6 +56,32 @@ class LinearCrossEntropy:
 
     def track_loss_memory(self, framework: str, implementation: str, size: str) -> int:
         return loss_memory(framework, implementation, size)
+
+    track_loss_memory.unit = "bytes"  # type: ignore[attr-defined]
+
+
+class LinearCrossEntropyPaths:
+    """Each path of linear_cross_entropy at the small size (see ``linear_cross_entropy.py``),
+    xpsoftmax beside the peers that have the path."""
+
+    params = (list(FRAMEWORKS), list(IMPLEMENTATIONS), list(PATHS))
+    param_names = ("framework", "implementation", "path")
+    timeout = 600
+    number = 1
+    repeat = (2, 5, 30.0)
+    run: Any
+
+    def setup(self, framework: str, implementation: str, path: str) -> None:
+        try:
+            self.run = make(framework, implementation, "small", path=path)
+        except Unavailable as reason:
+            raise NotImplementedError(str(reason)) from None
+
+    def time_step(self, framework: str, implementation: str, path: str) -> None:
+        self.run()
+
+    def track_loss_memory(self, framework: str, implementation: str, path: str) -> int:
+        return loss_memory(framework, implementation, "small", path=path)
 
     track_loss_memory.unit = "bytes"  # type: ignore[attr-defined]
 

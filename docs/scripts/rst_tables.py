@@ -20,8 +20,8 @@ def list_table(
     return lines
 
 
-def write(name: str, lines: list[str]) -> None:
-    """Write `lines` to ``docs/_generated/<name>`` and print them."""
+def write(name: str, lines: list[str], out: Path = OUT) -> None:
+    """Write `lines` to ``<out>/<name>`` (``docs/_generated`` unless told) and print them."""
     text = "\n".join(lines) + "\n"
-    (OUT / name).write_text(text, encoding="utf-8")
+    (out / name).write_text(text, encoding="utf-8")
     print(text, end="")

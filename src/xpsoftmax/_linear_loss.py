@@ -4,13 +4,24 @@ rule in `_derivatives.linear_cross_entropy`)."""
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from typing import Any
 
-from ._derivatives.attach import call
-from ._derivatives.linear_cross_entropy import LINEAR_CROSS_ENTROPY, HeadInputs
-from ._kernels.blocks import Head, block_rows, gradients_and_loss
-from ._loss import mean_denominator
+from ._kernels.arithmetic import compute_dtype
+from ._kernels.blocks import block_rows
+from ._kernels.token_gradients import gradients_and_loss
+from ._linear_paths import (
+    denominator,
+    forward_mode,
+    head_of,
+    inputs_of,
+    kept_tokens,
+    per_token_loss,
+    reduced,
+    restored,
+    total,
+)
 from ._platform import Array, array_namespace, block_map, chunk_map, values_are_known
 from ._validation import to_namespace
 from ._validation.linear import PreparedHead, prepare_head
@@ -33,13 +44,18 @@ def linear_cross_entropy(
     weight: Array | None = None,
     ignore_index: int | None = None,
     chunk_size: int | None = None,
+    filter_eps: float | str | None = None,
 ) -> Array:
     """Cross-entropy of the logits ``hidden @ linear_weight.T + linear_bias``, never held whole.
 
     The logits of all tokens (tokens x vocabulary numbers) are never built, in the forward
-    or the backward pass: the loss works a block of tokens at a time, and its derivatives
-    recompute the logits from hidden, the weights and one saved logsumexp per token, a block's
-    worth at a time (see `chunk_size`).
+    or the backward pass: the loss works a block of tokens at a time (see `chunk_size`).
+    Reduced to a scalar ("mean", "sum") with gradients to be taken, the forward pass computes
+    the gradients beside the loss, three matrix products per block, and the backward pass
+    only scales them; per token ("none"), the backward pass recomputes the logits from
+    hidden, the weights and one saved logsumexp per token (spec: Linear cross-entropy).
+    Tokens that add nothing (`ignore_index`, or a class weight of 0) are left out of eager
+    calls before any product.
 
     Parameters
     ----------
@@ -70,9 +86,17 @@ def linear_cross_entropy(
     chunk_size : int, optional
         Tokens per block. Default: as many as keep one block's logits no larger than hidden,
         but at least 256, or as many as make 2**24 logits where that is fewer (2**21 where
-        the blocks run in the library's loop primitive, JAX's ``lax.map``). Derivatives
-        taken from the logsumexp (PyTorch's backward pass, JAX's tangent) work as many logits
-        at a time: every token by a block of classes.
+        the blocks run in the library's loop primitive, JAX's ``lax.map``); other floors
+        for a forward pass that computes the gradients too, and for plain evaluation (spec:
+        Linear cross-entropy). Derivatives taken
+        from the logsumexp (PyTorch's backward pass, JAX's tangent) work as many logits at a
+        time: every token by a block of classes.
+    filter_eps : float or "auto", optional
+        Gradient filtering, for the gradients computed in the forward pass: the products of
+        a tile of classes are skipped where every ``|p - y|`` of the block's tokens in it
+        is below `filter_eps`, the gradients there taken as zero (the loss stays exact).
+        "auto" is hidden's dtype's resolution over 32, as in Cut Cross-Entropy. Default
+        None: exact gradients. docs/large_vocabularies.rst measures its bias.
 
     Returns
     -------
@@ -102,6 +126,7 @@ def linear_cross_entropy(
         weight=weight,
         ignore_index=ignore_index,
         chunk_size=chunk_size,
+        filter_eps=filter_eps,
     )
     options: dict[str, Any] = {
         "temperature": temperature,
@@ -110,18 +135,21 @@ def linear_cross_entropy(
         "label_smoothing": label_smoothing,
         "ignore_index": ignore_index,
         "chunk_size": chunk_size,
+        "filter_eps": filter_eps,
         "class_indices": p.class_indices,
     }
     chunked = _by_chunks(p, hidden, target, (linear_weight, linear_bias, weight), options)
     if chunked is not None:
-        return p.finish(_reduced(p, chunked, reduction))
-    head, inputs = _head(p), _inputs(p)
-
-    def plain() -> Array:
-        return LINEAR_CROSS_ENTROPY.forward(head, inputs)[0]
-
-    loss = call(LINEAR_CROSS_ENTROPY, head, inputs, plain)
-    return p.finish(_reduced(p, loss, reduction))
+        return p.finish(reduced(p, chunked, reduction, p.batch))
+    batch = p.batch
+    p, places = kept_tokens(p)
+    if reduction != "none":
+        return p.finish(
+            reduced(p, per_token_loss(p), reduction, batch)
+            if forward_mode(p)
+            else total(p, reduction)
+        )
+    return p.finish(reduced(p, restored(p.xp, per_token_loss(p), places), reduction, batch))
 
 
 def _by_chunks(
@@ -145,7 +173,9 @@ def _by_chunks(
     present = tuple(a is not None for a in whole)
     tasks = functools.partial(_per_token, present, options)
     given = tuple(a for a in whole if a is not None)
-    loss = mapper(tasks, target, dtype=p.hidden.dtype, reduced=(last,), whole=given)
+    loss = mapper(
+        tasks, target, dtype=compute_dtype(xp, p.hidden.dtype), reduced=(last,), whole=given
+    )
     return xp.reshape(loss, (p.hidden.shape[0],))
 
 
@@ -194,6 +224,7 @@ def linear_cross_entropy_vjp(
     weight: Array | None = None,
     ignore_index: int | None = None,
     chunk_size: int | None = None,
+    filter_eps: float | str | None = None,
 ) -> tuple[Array, Array, Array, Array | None]:
     """`linear_cross_entropy` and its gradients in one pass, for libraries without autodiff.
 
@@ -205,7 +236,7 @@ def linear_cross_entropy_vjp(
         The cotangent of the loss: a scalar for "mean" and "sum", one value per token
         (shape (...)) for "none".
     linear_bias, temperature, softcap, z_loss, label_smoothing, reduction, weight, \
-ignore_index, chunk_size
+ignore_index, chunk_size, filter_eps
         As in `linear_cross_entropy`.
 
     Returns
@@ -243,29 +274,41 @@ ignore_index, chunk_size
         weight=weight,
         ignore_index=ignore_index,
         chunk_size=chunk_size,
+        filter_eps=filter_eps,
     )
-    xp, n_tokens = p.xp, p.hidden.shape[0]
+    xp, batch, dim = p.xp, p.batch, p.hidden.shape[1]
     cotangent = to_namespace(xp, p.hidden, _scalar_as_number(xp, g), "g")
-    wanted = p.batch if reduction == "none" else ()
+    wanted = batch if reduction == "none" else ()
     if tuple(cotangent.shape) != wanted:
         raise ValueError(
             f"g must have the loss's shape {wanted} (reduction {reduction!r}); "
             f"got {tuple(cotangent.shape)}"
         )
-    cotangent = xp.astype(cotangent, p.hidden.dtype)
+    cotangent = xp.astype(cotangent, compute_dtype(xp, p.hidden.dtype))
+    p, places = kept_tokens(p)
+    n_tokens = p.hidden.shape[0]
     if reduction == "none":
-        per_token = xp.reshape(cotangent, (n_tokens,))
+        per_token = xp.reshape(cotangent, (-1,))
+        if places is not None:
+            per_token = xp.take(per_token, xp.nonzero(places < n_tokens)[0], axis=0)
     else:
         per_token = xp.broadcast_to(cotangent, (n_tokens,))
         if reduction == "mean":
-            per_token = per_token / _denominator(p, per_token)
+            per_token = per_token / denominator(p, per_token)
     if p.ignored is not None:
         per_token = xp.where(p.ignored, 0.0, per_token)
-    grads = gradients_and_loss(xp, _head(p), *_inputs(p), per_token)
+    head = head_of(p)
+    if block_map(p.hidden) is not None:  # (a scan: the one-pass blocks' own floor)
+        n_classes = p.linear_weight.shape[0]
+        rows = block_rows(n_tokens, dim, n_classes, p.chunk_size, True, "gradients")
+        head = dataclasses.replace(head, rows=rows)
+    grads = gradients_and_loss(xp, head, *inputs_of(p), per_token)
+    loss = grads.loss if reduction != "none" else restored(xp, grads.loss, places)
+    d_hidden = restored(xp, grads.hidden, places)
     d_bias = grads.linear_bias
     return (
-        p.finish(_reduced(p, grads.loss, reduction)),
-        p.finish(xp.reshape(grads.hidden, (*p.batch, p.hidden.shape[1]))),
+        p.finish(reduced(p, loss, reduction, batch)),
+        p.finish(xp.reshape(d_hidden, (*batch, dim))),
         p.finish(grads.linear_weight, p.dtypes[1]),
         None if d_bias is None else p.finish(d_bias, p.dtypes[2]),
     )
@@ -281,29 +324,3 @@ def _scalar_as_number(xp: object, g: object) -> object:
     except TypeError:
         return g
     return g if same or not values_are_known(g) else float(g)
-
-
-def _head(p: PreparedHead) -> Head:
-    n_tokens, dim = p.hidden.shape
-    looped = block_map(p.hidden) is not None
-    rows = block_rows(n_tokens, dim, p.linear_weight.shape[0], p.chunk_size, looped)
-    return Head(p.temperature, p.softcap, p.z_loss, p.label_smoothing, p.class_indices, rows)
-
-
-def _inputs(p: PreparedHead) -> HeadInputs:
-    return HeadInputs(p.hidden, p.linear_weight, p.linear_bias, p.target, p.weight)
-
-
-def _reduced(p: PreparedHead, loss: Array, reduction: str) -> Array:
-    """The per-token loss with ignored tokens zeroed, reshaped or reduced."""
-    xp = p.xp
-    if p.ignored is not None:
-        loss = xp.where(p.ignored, 0.0, loss)
-    if reduction == "none":
-        return xp.reshape(loss, p.batch)
-    total = xp.sum(loss)
-    return total / _denominator(p, loss) if reduction == "mean" else total
-
-
-def _denominator(p: PreparedHead, loss: Array) -> Array | int:
-    return mean_denominator(p.xp, loss, p.target, p.weight, p.ignored, p.class_indices)

@@ -18,13 +18,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
+from .._kernels.arithmetic import widened
 from .._kernels.blocks import (
     Head,
     HeadRows,
     block_bounds,
     block_loss,
     block_loss_tangent,
-    gradients_and_loss,
     loss_and_normaliser,
 )
 from .._kernels.class_blocks import (
@@ -34,6 +34,7 @@ from .._kernels.class_blocks import (
     gradients_from_normaliser,
     whole_target,
 )
+from .._kernels.token_gradients import gradients_and_loss, stacked_runs, unstacked_runs
 from .._platform import (
     Array,
     array_device,
@@ -127,7 +128,7 @@ class _LinearCrossEntropy(Rule):
         if records_gradients(g, *inputs):
             # Recorded (double backward): the normaliser is recomputed as a function of the
             # inputs, not read as a constant.
-            _, *grads = gradients_and_loss(xp, static, *inputs, g)
+            _, *grads = gradients_and_loss(xp, static, *inputs, g, needs)
         else:
             grads = list(gradients_from_normaliser(xp, static, *inputs, g, outputs[1]))
         return HeadTangents(
@@ -187,14 +188,14 @@ def _blockwise(
     if loop is None or n <= rows:
         parts = [block(_rows(inputs, tangents, *bounds)) for bounds in block_bounds(n, rows)]
         if not parts:
-            return (xp.zeros_like(inputs.hidden[:, 0]),) * 2
+            return (widened(xp, xp.zeros_like(inputs.hidden[:, 0])),) * 2
         return tuple(xp.concat(outputs) for outputs in zip(*parts, strict=True))
     shards = shards_along_first_axis(inputs.hidden)
     per_shard = n // shards
     run = min(per_shard, -(-rows // shards))
     n_blocks = -(-per_shard // run)
     stacked = tuple(
-        None if a is None else _stacked(xp, a, shards, n_blocks, run)
+        None if a is None else stacked_runs(xp, a, shards, n_blocks, run)
         for a in (inputs.hidden, inputs.target, tangents.hidden)
     )
     whole = _rows(inputs, tangents, 0, n)
@@ -205,12 +206,7 @@ def _blockwise(
         )
 
     outputs = loop(one_block, stacked)  # each (n_blocks, shards, run)
-    return tuple(
-        xp.reshape(
-            xp.reshape(xp.moveaxis(out, 0, 1), (shards, n_blocks * run))[:, :per_shard], (n,)
-        )
-        for out in outputs
-    )
+    return tuple(unstacked_runs(xp, out, n, per_shard) for out in outputs)
 
 
 def _tangent_by_classes(
@@ -280,16 +276,6 @@ def _gathering_rows(
         )
 
     return gathered
-
-
-def _stacked(xp: Any, a: Array, shards: int, n_blocks: int, run: int) -> Array:
-    """(N, ...) as (n_blocks, shards, run, ...): each shard's rows padded with zeros (class 0)
-    to whole runs, its b-th run in block b."""
-    a = xp.reshape(a, (shards, a.shape[0] // shards, *a.shape[1:]))
-    padding = n_blocks * run - a.shape[1]
-    if padding:
-        a = xp.concat([a, xp.zeros_like(a[:, :padding, ...])], axis=1)
-    return xp.moveaxis(xp.reshape(a, (shards, n_blocks, run, *a.shape[2:])), 1, 0)
 
 
 class _BlockArrays(NamedTuple):

@@ -9,6 +9,7 @@ from typing import Any
 from .._platform import (
     Array,
     Namespace,
+    accumulating_product,
     all_below_now,
     array_device,
     can_update_in_place,
@@ -16,21 +17,25 @@ from .._platform import (
     records_gradients,
     surely_true,
     values_are_known,
+    whole_product,
     writes_into_out,
 )
 
 __all__ = [
     "add",
     "add_product",
+    "compute_dtype",
     "divide",
     "exponentiate",
     "halvings",
     "multiply",
     "overflow_free",
+    "product",
     "scale",
     "slice_maximum",
     "subtract",
     "sum_safe_bound",
+    "widened",
 ]
 
 
@@ -162,18 +167,51 @@ def subtract(xp: Namespace, minuend: Array, subtrahend: Array | float) -> Array:
     return minuend - subtrahend
 
 
-def add_product(xp: Namespace, total: Array, a: Array, b: Array) -> Array:
-    """``total + a.T @ b`` for total (V, D), a (rows, V) and b (rows, D).
+def compute_dtype(xp: Namespace, dtype: Any) -> Any:
+    """The dtype a kernel computes in for arrays of `dtype`: float32 for float16 and
+    bfloat16, `dtype` itself for the others."""
+    if dtype == xp.float32 or dtype == xp.float64:  # (the common case: finfo costs more)
+        return dtype
+    return xp.float32 if xp.finfo(dtype).bits < 32 else dtype
 
-    Where total may be updated in place, the product is added a slice of V at a time, each
-    slice's product no larger than `a`: no (V, D) temporary, the weights' size, beside total.
-    Elsewhere (lazy or immutable arrays, a product that autodiff records) one product, one sum.
+
+def widened(xp: Namespace, a: Array) -> Array:
+    """a in its compute dtype (`compute_dtype`)."""
+    dtype = compute_dtype(xp, a.dtype)
+    return a if a.dtype == dtype else xp.astype(a, dtype)
+
+
+def product(xp: Namespace, a: Array, b: Array, widen: bool = True) -> Array:
+    """``a @ b`` in the compute dtype (in the operands' narrow dtype without `widen`).
+    Operands of two dtypes (a float32 cotangent beside bfloat16 weights, whose products the
+    library runs natively: see `xpsoftmax._validation.linear`) meet in the narrower."""
+    if a.dtype != b.dtype:
+        if xp.finfo(a.dtype).bits < xp.finfo(b.dtype).bits:
+            b = xp.astype(b, a.dtype)
+        else:
+            a = xp.astype(a, b.dtype)
+    result = whole_product(xp, a, b)
+    return widened(xp, result) if widen else result
+
+
+def add_product(xp: Namespace, total: Array, a: Array, b: Array) -> Array:
+    """``total + a.T @ b`` for total (V, D), a (rows, V) and b (rows, D), in total's dtype.
+
+    Where total may be updated in place: through the array's accumulating product where it
+    has one and the three share a dtype, else a slice of V at a time, each slice's product no
+    larger than `a`: no (V, D) temporary, the weights' size, beside total. Elsewhere (lazy or
+    immutable arrays, a product that autodiff records) one product, one sum.
     """
     if records_gradients(a, b) or not can_update_in_place(total):
-        return total + xp.matmul(xp.matrix_transpose(a), b)
+        return total + product(xp, xp.matrix_transpose(a), b)
+    accumulate = accumulating_product(total)
+    if accumulate is not None and a.dtype == b.dtype == total.dtype:
+        accumulate(xp.matrix_transpose(a), b)
+        return total
     n_classes, dim = total.shape
     slice_rows = max(1, (a.shape[0] * n_classes) // max(dim, 1))
     for start in range(0, n_classes, slice_rows):
         stop = min(start + slice_rows, n_classes)
-        total[start:stop, ...] += xp.matmul(xp.matrix_transpose(a[:, start:stop]), b)
+        # (An in-place sum takes a narrow product as it is, into total's dtype.)
+        total[start:stop, ...] += product(xp, xp.matrix_transpose(a[:, start:stop]), b, False)
     return total

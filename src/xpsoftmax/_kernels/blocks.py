@@ -10,9 +10,9 @@ class index or the given probabilities) of mass ``S = sum_c q'_c``, the loss is
 
 and its gradient in u is ``(S + 2 z_loss lse) softmax(u) - q'``. The chain to z multiplies by
 ``(1 - tanh(z / c)**2) / T``; to the inputs, ``dh = G @ W``, ``dW = G.T @ h``, ``db = sum G``.
-Only one block's logits exist at a time; the weight and bias gradients are summed over the
-blocks in the compute dtype (float32 for float16 and bfloat16 input). A backward pass that has
-the forward's lse works a block of classes at a time instead (`class_blocks`).
+Only one block's logits exist at a time. The loss and its gradients in one pass are
+`token_gradients`'; a backward pass that has the forward's lse works a block of classes at a
+time instead (`class_blocks`).
 """
 
 from __future__ import annotations
@@ -21,20 +21,18 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 from .._platform import Array, Namespace, shards_along_first_axis
-from .arithmetic import add_product, exponentiate, multiply, subtract
+from .arithmetic import exponentiate, multiply, product, subtract, widened
 from .indexing import is_index, put_at
 
 __all__ = [
     "BlockTarget",
     "Head",
-    "HeadGradients",
     "HeadRows",
     "block_bounds",
     "block_loss",
     "block_loss_tangent",
     "block_rows",
     "block_target",
-    "gradients_and_loss",
     "logit_cotangent",
     "logit_tangent",
     "loss_and_normaliser",
@@ -56,39 +54,52 @@ class Head:
     label_smoothing: float
     class_indices: bool
     rows: int  # tokens per block
-
-
-class HeadGradients(NamedTuple):
-    """The loss per token and the gradients of its weighted sum."""
-
-    loss: Array
-    hidden: Array
-    linear_weight: Array
-    linear_bias: Array | None
+    filter_eps: float | None = None  # gradient filtering (see `filtering`); None: exact
 
 
 # The fewest tokens per block that the rule from the shapes picks: 256, or as many as make
 # MIN_BLOCK_LOGITS logits where the vocabulary is larger. Thinner blocks make thin matrix
 # products, well below a processor's peak, and more per-block overhead. A loop primitive (JAX's
-# lax.map) keeps a few blocks' temporaries alive at once, hence its lower floor; an eager
-# library updates one block's arrays in place and holds about one block at a time.
+# lax.map) keeps a few blocks' temporaries alive at once, hence its lower floor for the blocks
+# of the rule that keeps a logsumexp; an eager library updates one block's arrays in place and
+# holds about one block at a time. Blocks that compute the gradients as they go
+# (`token_gradients`) add a product as deep as the block into the whole weight gradient, one
+# pass over it per block, and blocks of a forward pass alone keep nothing for later: eagerly
+# both take twice the floor; in a loop primitive, the eager floor for the gradients (a scan
+# carries the weight gradient with a product-sized temporary beside it) and half of it for the
+# forward pass, each rounded down to a power of two (XLA's products on CPU run a block of 166
+# tokens at 1.4x the time of one of 128).
 MIN_BLOCK_TOKENS = 256
 MIN_BLOCK_LOGITS = 2**24
 MIN_LOOPED_BLOCK_LOGITS = 2**21
 
 
 def block_rows(
-    n_tokens: int, dim: int, n_classes: int, chunk_size: int | None, looped: bool = False
+    n_tokens: int,
+    dim: int,
+    n_classes: int,
+    chunk_size: int | None,
+    looped: bool = False,
+    kind: str = "recompute",
 ) -> int:
     """Tokens per block: `chunk_size`, else as many as keep one block's logits no larger than
     the hidden states (rows x V <= N x D), but at least the smaller of `MIN_BLOCK_TOKENS` and
     `MIN_BLOCK_LOGITS` / V (`MIN_LOOPED_BLOCK_LOGITS` / V when `looped`, the blocks run in a
-    loop primitive) and at least one, and at most N."""
+    loop primitive) and at least one, and at most N. That is the floor of the `kind`
+    "recompute" (the rule that keeps a logsumexp); "gradients" (a pass that computes them)
+    and "plain" (a forward pass alone) take twice both floors eagerly, and in a loop primitive
+    `MIN_BLOCK_LOGITS` and half of it, rounded down to a power of two."""
     if chunk_size is not None:
         return max(1, min(chunk_size, n_tokens))
     classes = max(n_classes, 1)
-    logits = MIN_LOOPED_BLOCK_LOGITS if looped else MIN_BLOCK_LOGITS
-    floor = max(1, min(MIN_BLOCK_TOKENS, logits // classes))
+    tokens, logits = MIN_BLOCK_TOKENS, MIN_BLOCK_LOGITS
+    if kind != "recompute" and not looped:
+        tokens, logits = 2 * tokens, 2 * logits
+    elif looped:
+        logits = {"recompute": MIN_LOOPED_BLOCK_LOGITS, "plain": logits // 2}.get(kind, logits)
+    floor = max(1, min(tokens, logits // classes))
+    if looped and kind != "recompute":
+        floor = 1 << (floor.bit_length() - 1)
     return max(1, min(n_tokens, max(floor, (n_tokens * dim) // classes)))
 
 
@@ -105,7 +116,7 @@ def scaled_logits(
     # Computed as (W @ h.T).T, the vocabulary along the product's rows: a block of a few
     # hundred tokens times the whole vocabulary runs much nearer a full product's speed that
     # way round (docs: Large vocabularies).
-    z = xp.matrix_transpose(xp.matmul(weight, xp.matrix_transpose(h)))
+    z = xp.matrix_transpose(product(xp, weight, xp.matrix_transpose(h)))
     if bias is not None:
         z = z + bias
     return _scaled(xp, head, z)
@@ -127,7 +138,7 @@ def target_logit(
     pass over the block's logits."""
     flat = xp.reshape(index, (-1,))
     picked = xp.reshape(xp.take(weight, flat, axis=0), (*h.shape[:-1], weight.shape[-1]))
-    z = xp.sum(h * picked, axis=-1, keepdims=True)
+    z = xp.sum(widened(xp, h) * widened(xp, picked), axis=-1, keepdims=True)
     if bias is not None:
         z = z + xp.reshape(xp.take(bias, flat, axis=0), z.shape)
     return _scaled(xp, head, z)[0]
@@ -265,7 +276,7 @@ def loss_and_normaliser(
         losses.append(loss)
         normalisers.append(lse)
     if not losses:
-        empty = xp.zeros_like(hidden[:, 0])
+        empty = widened(xp, xp.zeros_like(hidden[:, 0]))
         return empty, empty
     return xp.concat(losses), xp.concat(normalisers)
 
@@ -289,10 +300,10 @@ def logit_tangent(xp: Namespace, h: Array, rows: HeadRows) -> Array:
     for part in (
         None
         if rows.hidden_dot is None
-        else xp.matmul(rows.hidden_dot, xp.matrix_transpose(rows.linear_weight)),
+        else product(xp, rows.hidden_dot, xp.matrix_transpose(rows.linear_weight)),
         None
         if rows.linear_weight_dot is None
-        else xp.matmul(h, xp.matrix_transpose(rows.linear_weight_dot)),
+        else product(xp, h, xp.matrix_transpose(rows.linear_weight_dot)),
         rows.linear_bias_dot,
     ):
         if part is not None:
@@ -363,37 +374,3 @@ def logit_cotangent(
     if capped is None:
         return cotangent
     return multiply(xp, cotangent, 1.0 - capped * capped)
-
-
-def gradients_and_loss(
-    xp: Namespace,
-    head: Head,
-    hidden: Array,
-    weight: Array,
-    bias: Array | None,
-    target: Array,
-    class_weight: Array | None,
-    g: Array,
-) -> HeadGradients:
-    """The loss per token and the gradients of ``sum(g * loss)``, a block of tokens at a time:
-    `hidden` is (N, D), `g` (N,)."""
-    losses, hidden_grads = [], []
-    weight_grad = xp.zeros_like(weight)
-    bias_grad = None if bias is None else xp.zeros_like(bias)
-    for start, stop in block_bounds(hidden.shape[0], head.rows):
-        h = hidden[start:stop, ...]
-        u, capped = scaled_logits(xp, head, h, weight, bias)
-        t = block_target(xp, head, target[start:stop, ...], class_weight, weight.shape[0])
-        dot = target_dot(xp, head, u, t, (h, weight, bias))
-        block_lse, *parts = normaliser_parts(xp, u)
-        losses.append(token_loss(xp, head, block_lse, t, dot))
-        cotangent = logit_cotangent(xp, head, u, block_lse, t, capped, g[start:stop, None], parts)
-        hidden_grads.append(xp.matmul(cotangent, weight))
-        weight_grad = add_product(xp, weight_grad, cotangent, h)
-        if bias_grad is not None:
-            bias_grad = bias_grad + xp.sum(cotangent, axis=0)
-    if not losses:
-        return HeadGradients(
-            xp.zeros_like(hidden[:, 0]), xp.zeros_like(hidden), weight_grad, bias_grad
-        )
-    return HeadGradients(xp.concat(losses), xp.concat(hidden_grads, axis=0), weight_grad, bias_grad)

@@ -15,7 +15,7 @@ from __future__ import annotations
 from typing import NamedTuple
 
 from .._platform import Array, Namespace, can_update_in_place
-from .arithmetic import add
+from .arithmetic import add, product, widened
 from .blocks import (
     BlockTarget,
     Head,
@@ -145,8 +145,8 @@ def gradients_from_normaliser(
     n_tokens, n_classes = hidden.shape[0], weight.shape[0]
     g, lse = g[:, None], lse[:, None]
     whole = whole_target(xp, head, target, class_weight, n_classes)
-    hidden_grad = xp.zeros_like(hidden)
-    weight_grad = xp.empty_like(weight)  # every row is written below
+    hidden_grad = widened(xp, xp.zeros_like(hidden))
+    weight_grad = widened(xp, xp.empty_like(weight))  # every row is written below
     in_place = can_update_in_place(weight_grad)
     weight_parts, bias_parts = [], []
     for bounds in class_bounds(n_tokens, n_classes, head.rows):
@@ -161,17 +161,19 @@ def gradients_from_normaliser(
         )
         t = class_block_target(xp, head, whole, block, n_classes, u.dtype)
         cotangent = logit_cotangent(xp, head, u, lse, t, capped, g)
-        hidden_grad = add(xp, hidden_grad, xp.matmul(cotangent, w))
-        product = xp.matmul(xp.matrix_transpose(cotangent), hidden)
+        hidden_grad = add(xp, hidden_grad, product(xp, cotangent, w))
+        rows_grad = product(xp, xp.matrix_transpose(cotangent), hidden)
         if in_place:
-            weight_grad[rows, ...] = product
+            weight_grad[rows, ...] = rows_grad
         else:
-            weight_parts.append(product)
+            weight_parts.append(rows_grad)
         if bias is not None:
             bias_parts.append(xp.sum(cotangent, axis=0))
     if not in_place:
-        weight_grad = xp.concat(weight_parts, axis=0) if weight_parts else xp.zeros_like(weight)
+        weight_grad = (
+            xp.concat(weight_parts, axis=0) if weight_parts else widened(xp, xp.zeros_like(weight))
+        )
     bias_grad = None
     if bias is not None:
-        bias_grad = xp.concat(bias_parts) if bias_parts else xp.zeros_like(bias)
+        bias_grad = xp.concat(bias_parts) if bias_parts else widened(xp, xp.zeros_like(bias))
     return hidden_grad, weight_grad, bias_grad

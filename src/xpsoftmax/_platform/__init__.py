@@ -9,8 +9,11 @@ eager compilation (`compilation`) and installed versions against the bounds our 
 
 from .autodiff import (
     block_map,
+    block_scan,
+    conditional,
     derivative_mechanism,
     fixed_loop,
+    has_forward_tangent,
     records_gradients,
     rematerialiser,
 )
@@ -27,7 +30,9 @@ from .namespaces import (
     ready_compat_modules,
     replicated,
     shards_along_first_axis,
+    whole_product,
 )
+from .precision import narrow_products
 from .tracing import (
     all_below_now,
     is_compiling,
@@ -37,6 +42,7 @@ from .tracing import (
     values_are_known,
 )
 from .updates import (
+    accumulating_product,
     can_update_in_place,
     no_updates_in_place,
     sets_at_integer_indices,
@@ -49,20 +55,25 @@ __all__ = [
     "ChunkMap",
     "Chunked",
     "Namespace",
+    "accumulating_product",
     "all_below_now",
     "array_device",
     "array_namespace",
     "as_array",
     "block_map",
+    "block_scan",
     "can_update_in_place",
     "chunk_map",
     "chunks_of",
+    "conditional",
     "derivative_mechanism",
     "eager_kernel",
     "fixed_loop",
+    "has_forward_tangent",
     "is_compiling",
     "may_warn_on_overflow",
     "namespace_of",
+    "narrow_products",
     "no_updates_in_place",
     "on_host",
     "ready_compat_modules",
@@ -75,5 +86,6 @@ __all__ = [
     "surely_false",
     "surely_true",
     "values_are_known",
+    "whole_product",
     "writes_into_out",
 ]

@@ -18,6 +18,8 @@ from .namespaces import (
 
 __all__ = [
     "block_map",
+    "block_scan",
+    "conditional",
     "derivative_mechanism",
     "fixed_loop",
     "has_forward_tangent",
@@ -138,6 +140,26 @@ def block_map(x: Array) -> Callable[..., Any] | None:
     side, each with its own temporaries; a loop primitive keeps one iteration's alive.
     """
     return _loop_primitive(x, "map")
+
+
+def block_scan(x: Array) -> Callable[..., Any] | None:
+    """The loop primitive of x's library that runs a function over the leading slices of
+    stacked arrays while carrying a state from one slice to the next, traced once, with
+    ``lax.scan``'s signature ``scan(f, init, xs) -> (carry, ys)`` and ``f(carry, x) -> (carry,
+    y)``, for libraries that derive reverse mode from a JVP rule; None elsewhere.
+
+    What `block_map` is for blocks that share nothing, this is for blocks that add into one
+    sum (a weight gradient): one iteration's temporaries alive, the sum carried in place.
+    """
+    return _loop_primitive(x, "scan")
+
+
+def conditional(x: Array) -> Callable[..., Any] | None:
+    """The conditional primitive of x's library, ``cond(predicate, if_true, if_false)`` with
+    two functions of no arguments that return arrays of the same shapes, of which only the
+    chosen one runs, also when traced (JAX's ``lax.cond``), for libraries that derive reverse
+    mode from a JVP rule; None elsewhere, where an eager caller reads the predicate itself."""
+    return _loop_primitive(x, "cond")
 
 
 def fixed_loop(x: Array) -> Callable[..., Any] | None:

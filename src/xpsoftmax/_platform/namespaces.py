@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib
+import inspect
 import sys
 from typing import Any
 
@@ -31,6 +32,7 @@ __all__ = [
     "replicated",
     "shards_along_first_axis",
     "submodule",
+    "whole_product",
 ]
 
 Array = Any
@@ -158,6 +160,31 @@ def replicated(x: Array) -> Array:
     if shards_along_first_axis(x) == 1 or None in (update, reshard, spec):
         return x
     return reshard(x, update(spec=spec()))  # type: ignore[misc]
+
+
+def whole_product(xp: Namespace, a: Array, b: Array) -> Array:
+    """``a @ b`` where b's first axis, the one summed over, is split over devices: laid out
+    whole on every device, where the library lays arrays out by a sharding in their type and
+    its product takes its result's layout (``out_sharding``); a plain product elsewhere.
+
+    Such a product has no layout of its own (each device holds a partial sum), and a library
+    that types layouts asks for one rather than choose; gathering an operand instead would
+    gather a block of logits rows whole on every device.
+    """
+    update = getattr(_type_sharding(b), "update", None)
+    spec = attribute(attribute(namespace_library(b), "sharding"), "PartitionSpec")
+    if shards_along_first_axis(b) == 1 or None in (update, spec):
+        return xp.matmul(a, b)
+    if not _takes_out_sharding(xp.matmul):
+        return xp.matmul(a, b)
+    return xp.matmul(a, b, out_sharding=update(spec=spec()))  # type: ignore[misc]
+
+
+def _takes_out_sharding(function: Any) -> bool:
+    try:
+        return "out_sharding" in inspect.signature(function).parameters
+    except (TypeError, ValueError):
+        return False
 
 
 def _type_sharding(x: Array) -> Any:

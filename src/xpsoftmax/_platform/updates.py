@@ -12,6 +12,7 @@ from .namespaces import Array, Namespace, is_lazy_array, is_writeable_array
 from .tracing import is_compiling
 
 __all__ = [
+    "accumulating_product",
     "can_update_in_place",
     "no_updates_in_place",
     "sets_at_integer_indices",
@@ -46,6 +47,18 @@ def can_update_in_place(a: Array, *operands: Array | float) -> bool:
         _owns_memory(operand) and not getattr(operand, "requires_grad", False)
         for operand in operands
     )
+
+
+def accumulating_product(total: Array) -> Callable[[Array, Array], Any] | None:
+    """``product(a, b)``, which adds ``a @ b`` into `total`'s memory with no temporary (an
+    ``addmm_`` method of the array: BLAS's gemm with beta = 1), where total has one and may be
+    updated in place (`can_update_in_place`); None elsewhere.
+
+    A sum of thin products (a block of tokens' share of a weight gradient) otherwise writes
+    each product to a temporary and adds it in a second pass over the sum.
+    """
+    method = getattr(total, "addmm_", None)
+    return method if callable(method) and can_update_in_place(total) else None
 
 
 def _owns_memory(a: Array) -> bool:

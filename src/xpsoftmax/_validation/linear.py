@@ -2,7 +2,9 @@
 
 Shapes: hidden (..., D), linear_weight (V, D), linear_bias (V,), target (...) class indices
 or (..., V) probabilities. The arrays come out flattened over the tokens, (N, D), (N,) or
-(N, V), in hidden's compute dtype (float32 for float16 and bfloat16)."""
+(N, V), in hidden's compute dtype (float32 for float16 and bfloat16), but for hidden and the
+layer where their products run natively in their own narrow dtype (bfloat16 on a processor
+with bfloat16 matrix units): they keep it, and the kernels widen each product."""
 
 from __future__ import annotations
 
@@ -10,7 +12,14 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from .._platform import Array, Namespace, array_namespace, as_array, values_are_known
+from .._platform import (
+    Array,
+    Namespace,
+    array_namespace,
+    as_array,
+    narrow_products,
+    values_are_known,
+)
 from . import _check_temperature, _compute_dtypes, to_namespace
 from .targets import (
     check_label_smoothing,
@@ -28,9 +37,9 @@ class PreparedHead:
     """Checked arguments of one linear_cross_entropy call."""
 
     xp: Namespace
-    hidden: Array  # (N, D)
-    linear_weight: Array  # (V, D)
-    linear_bias: Array | None  # (V,)
+    hidden: Array  # (N, D), in the products' dtype (see `_product_dtype`)
+    linear_weight: Array  # (V, D), likewise
+    linear_bias: Array | None  # (V,), likewise
     target: Array  # (N,) class indices (ignored ones pointing at 0) or (N, V) probabilities
     weight: Array | None  # (V,) class weights
     ignored: Array | None  # (N,) booleans
@@ -42,6 +51,7 @@ class PreparedHead:
     label_smoothing: float
     chunk_size: int | None
     dtypes: tuple[Any, Any, Any]  # of the result (and hidden), linear_weight and linear_bias
+    filter_eps: float | None  # gradient filtering's bound (spec: Linear cross-entropy)
 
     def finish(self, result: Array, dtype: Any = None) -> Array:
         """Round the result once to the output dtype (hidden's, unless `dtype` is given)."""
@@ -63,6 +73,7 @@ def prepare_head(
     weight: object,
     ignore_index: object,
     chunk_size: object,
+    filter_eps: object = None,
 ) -> PreparedHead:
     h = as_array(hidden, "hidden")
     xp = array_namespace(h)
@@ -99,11 +110,12 @@ def prepare_head(
         rule = "hidden's shape with V in place of D,"
         t = probabilities(xp, t, (*batch, n_classes), dtype, ignore_index, rule)
         t = xp.reshape(t, (n_tokens, n_classes))
+    products = _product_dtype(xp, h, w, bias, dtype)
     return PreparedHead(
         xp,
-        xp.reshape(h if h.dtype == dtype else xp.astype(h, dtype), (n_tokens, dim)),
-        xp.astype(w, dtype) if w.dtype != dtype else w,
-        None if bias is None else (bias if bias.dtype == dtype else xp.astype(bias, dtype)),
+        xp.reshape(h if h.dtype == products else xp.astype(h, products), (n_tokens, dim)),
+        xp.astype(w, products) if w.dtype != products else w,
+        None if bias is None else (bias if bias.dtype == products else xp.astype(bias, products)),
         t,
         class_weights(xp, h, weight, n_classes, dtype, lazy),
         ignored,
@@ -115,7 +127,18 @@ def prepare_head(
         eps,
         None if chunk_size is None else _chunk_size(chunk_size),
         (result_dtype, w.dtype, None if bias is None else bias.dtype),
+        _filter_eps(xp, filter_eps, result_dtype),
     )
+
+
+def _product_dtype(xp: Namespace, h: Array, w: Array, bias: Array | None, dtype: Any) -> Any:
+    """The dtype of hidden and the layer in the matrix products: their own where all three
+    share a narrow dtype whose products the library and device run natively (the kernels
+    widen each product's result to `dtype`, the compute dtype); `dtype` elsewhere (staged
+    through float32 products where the narrow ones are emulated)."""
+    if h.dtype == dtype or w.dtype != h.dtype or (bias is not None and bias.dtype != h.dtype):
+        return dtype
+    return h.dtype if narrow_products(h, h.dtype) else dtype
 
 
 def _layer_array(xp: Namespace, h: Array, value: object, name: str) -> Array:
@@ -143,6 +166,18 @@ def _non_negative(value: object, name: str) -> float:
     if not (0.0 <= number < math.inf):
         raise ValueError(f"{name} must be non-negative and finite, got {value!r}")
     return number
+
+
+def _filter_eps(xp: Namespace, value: object, dtype: Any) -> float | None:
+    """filter_eps checked: None, a non-negative finite number, or "auto", Cut
+    Cross-Entropy's choice: the resolution of hidden's dtype over 32 (eps / 32)."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        if value != "auto":
+            raise ValueError(f"filter_eps must be None, a number or 'auto', got {value!r}")
+        return float(xp.finfo(dtype).eps) / 32.0
+    return _non_negative(value, "filter_eps")
 
 
 def _chunk_size(value: object) -> int:
