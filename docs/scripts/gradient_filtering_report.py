@@ -36,9 +36,10 @@ import numpy as np
 import xpsoftmax
 
 ROOT = Path(__file__).resolve().parents[2]
-OUT = ROOT / "docs" / "_generated"
 sys.path.insert(0, str(ROOT / "asv_bench" / "benchmarks"))
+sys.path.insert(0, str(ROOT / "docs" / "scripts"))
 import linear_cross_entropy as cases
+import rst_tables
 
 D, V = 768, 50257
 
@@ -134,7 +135,7 @@ def rows(
 
     y = torch.tensor(target)
     exact = materialised(hidden, weight, y)
-    lines: list[str] = []
+    cells: list[list[str]] = []
     for dtype, settings in (("float32", [None, "auto", 1e-6]), ("bfloat16", [None, "auto"])):
         h = torch.tensor(hidden).to(getattr(torch, dtype))
         w = torch.tensor(weight).to(getattr(torch, dtype))
@@ -146,16 +147,18 @@ def rows(
             value = float(torch.finfo(h.dtype).eps) / 32 if eps == "auto" else eps
             skipped = "0 %" if value is None else f"{100 * skipped_share(h, w, y, value):.0f} %"
             shown = "None" if eps is None else (f"auto ({value:.1e})" if eps == "auto" else eps)
-            lines += [
-                f"   * - {name}",
-                f"     - {dtype}",
-                f"     - {shown}",
-                f"     - {skipped}",
-                f"     - {errors(gradients(h, w, y, eps), exact)}",
-                f"     - {times[str(eps)] / times['None']:.2f}x",
-            ]
-            print(lines[-6:], f"load {os.getloadavg()[0]:.1f}", flush=True)
-    return lines
+            cells.append(
+                [
+                    name,
+                    dtype,
+                    shown,
+                    skipped,
+                    errors(gradients(h, w, y, eps), exact),
+                    f"{times[str(eps)] / times['None']:.2f}x",
+                ]
+            )
+            print(cells[-1], f"load {os.getloadavg()[0]:.1f}", flush=True)
+    return cells
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -163,28 +166,24 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--tokens", type=int, default=2048)
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args(argv)
-    lines = [
-        ".. list-table::",
-        "   :header-rows: 1",
-        "   :widths: 14 12 14 10 24 10",
-        "",
-        "   * - head",
-        "     - dtype",
-        "     - filter_eps",
-        "     - tiles skipped",
-        "     - error of d_hidden / d_weight",
-        "     - time",
-    ]
+    cells: list[list[str]] = []
     notes = [f"{args.tokens:,} tokens, D = {D}, V = {V:,}."]
     for name, (spread, pull) in HEADS.items():
         hidden, weight, target = trained_like(args.tokens, spread, pull)
         notes.append(f"{name} (logits spread by {spread:g}): {summary(hidden, weight, target)}.")
         print(notes[-1], flush=True)
-        lines += rows(name, hidden, weight, target, args.rounds)
-    lines = [" ".join(notes), "", *lines]
-    lines += ["", f"The machine's 1-minute load average while timing: {os.getloadavg()[0]:.1f}."]
-    (OUT / "gradient_filtering_table.rst").write_text("\n".join(lines) + "\n", encoding="utf-8")
-    print("\n".join(lines))
+        cells += rows(name, hidden, weight, target, args.rounds)
+    header = [
+        "head",
+        "dtype",
+        "filter_eps",
+        "tiles skipped",
+        "error of d_hidden / d_weight",
+        "time",
+    ]
+    table = rst_tables.list_table(header, cells, [":widths: 16 14 19 14 25 12"])
+    load = f"The machine's 1-minute load average while timing: {os.getloadavg()[0]:.1f}."
+    rst_tables.write("gradient_filtering_table.rst", [" ".join(notes), "", *table, "", load])
 
 
 if __name__ == "__main__":
