@@ -5,7 +5,8 @@ a folder of its own (``asv_bench/gate_env/<commit>``, made once, reused), then t
 `headline case <benchmarks.common.headline_cases>` of both, interleaved: each round starts one
 fresh process per commit and framework, in alternating order, so a machine that drifts slows
 both commits alike. Each process computes on one thread and keeps, per case, the fastest of its
-samples (noise only ever adds time); a case's time is its fastest over the rounds.
+samples (noise only ever adds time); a case's time is its fastest over the rounds. Each process
+stays on one core (`on_one_core`).
 
 A case at least ``--factor`` (1.3) times slower is a suspect; the suspects alone are timed again,
 in as many fresh rounds, and a suspect that is still that much slower, over all its samples, is a
@@ -127,6 +128,14 @@ def time_case(run: Callable[[], object]) -> float:
         best = min(best, (time.perf_counter() - start) / number)
         samples += 1
     return best
+
+
+def on_one_core() -> None:
+    """Keep this process, and the threads it starts, on one core: a jitted JAX call hands its
+    work to a thread of XLA's and waits for it, and across cores that hand-over costs a
+    different time in each process (docs/regressions.rst)."""
+    if hasattr(os, "sched_setaffinity"):
+        os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
 
 
 def work(cases: Sequence[str]) -> dict[str, float]:
@@ -321,6 +330,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--worker", nargs="+", help=argparse.SUPPRESS)
     if argv is None and len(sys.argv) > 1 and sys.argv[1] == "--worker":
+        on_one_core()
         print(json.dumps({"module": installed_from(), "times": work(sys.argv[2:])}))
         return 0
     args = parser.parse_args(argv)
