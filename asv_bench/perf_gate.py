@@ -138,9 +138,26 @@ def on_one_core() -> None:
         os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
 
 
-def work(cases: Sequence[str]) -> dict[str, float]:
-    """Time `cases` (ids of `benchmarks.common.headline_cases`) in this process."""
-    return {case_id: time_case(build(case_id)) for case_id in cases}
+def work(cases: Sequence[str]) -> Timings:
+    """Time `cases` (ids of `benchmarks.common.headline_cases`) in this process. A case that
+    this commit cannot build or run (an older commit may lack a function the case calls) is
+    left out of the times, with the reason."""
+    timings = Timings({}, {})
+    for case_id in cases:
+        outcome = timed_or_why(case_id)
+        if isinstance(outcome, str):
+            timings.cannot[case_id] = outcome
+        else:
+            timings.times[case_id] = outcome
+    return timings
+
+
+def timed_or_why(case_id: str) -> float | str:
+    """The case's time per call, or why it cannot be timed (the exception's first line)."""
+    try:
+        return time_case(build(case_id))
+    except Exception as error:  # noqa: BLE001 (whatever the commit raises is the reason)
+        return f"{type(error).__name__}: {error}".splitlines()[0]
 
 
 def build(case_id: str) -> Callable[[], object]:
@@ -165,6 +182,15 @@ def installed_from() -> str:
 
 
 @dataclasses.dataclass(frozen=True)
+class Timings:
+    """What a worker measured: seconds per call of each case, and why it could not time the
+    others."""
+
+    times: dict[str, float]
+    cannot: dict[str, str]
+
+
+@dataclasses.dataclass(frozen=True)
 class Side:
     """One commit under test: its name for people, and where it is installed."""
 
@@ -172,7 +198,7 @@ class Side:
     site: Path
 
 
-def run_worker(side: Side, cases: Sequence[str]) -> dict[str, float]:
+def run_worker(side: Side, cases: Sequence[str]) -> Timings:
     """Time `cases` of `side` in a fresh process."""
     env = {**os.environ, **ONE_THREAD}
     env["PYTHONPATH"] = os.pathsep.join([str(side.site), str(HERE)])
@@ -191,8 +217,7 @@ def run_worker(side: Side, cases: Sequence[str]) -> dict[str, float]:
     # (An editable install of the checkout must not win over the commit's own copy.)
     if not Path(result["module"]).is_relative_to(side.site.resolve()):
         raise SystemExit(f"perf_gate: {side.label} imported xpsoftmax from {result['module']}")
-    times: dict[str, float] = result["times"]
-    return times
+    return Timings(result["times"], result["cannot"])
 
 
 def by_variant(cases: Iterable[str]) -> dict[str, list[str]]:
@@ -205,24 +230,30 @@ def by_variant(cases: Iterable[str]) -> dict[str, list[str]]:
 
 def timed_rounds(
     base: Side, head: Side, cases: Sequence[str], rounds: int, say: Callable[[str], None]
-) -> tuple[dict[str, float], dict[str, float]]:
-    """The fastest times of `cases` over `rounds` interleaved rounds, for base and head."""
+) -> tuple[Timings, Timings]:
+    """The fastest times of `cases` over `rounds` interleaved rounds, for base and head, and
+    the cases each could not time."""
     runs: dict[str, list[dict[str, float]]] = {base.label: [], head.label: []}
+    cannot: dict[str, dict[str, str]] = {base.label: {}, head.label: {}}
     groups = by_variant(cases)
     for r in range(rounds):
         for g, (variant, group) in enumerate(groups.items()):
             # Alternate which commit goes first, so neither always follows the other.
             order = (base, head) if (r + g) % 2 == 0 else (head, base)
             for side in order:
-                runs[side.label].append(run_worker(side, group))
+                timings = run_worker(side, group)
+                runs[side.label].append(timings.times)
+                cannot[side.label].update(timings.cannot)
             say(f"  round {r + 1}/{rounds}: {variant} ({len(group)} cases)")
-    return fastest(runs[base.label]), fastest(runs[head.label])
+    at_base = Timings(fastest(runs[base.label]), cannot[base.label])
+    return at_base, Timings(fastest(runs[head.label]), cannot[head.label])
 
 
 def report(base: dict[str, float], head: dict[str, float], factor: float) -> list[str]:
     """One line per case: both times and their ratio, the ratios at `factor` or above marked."""
     lines = []
-    for case in sorted(base, key=lambda c: head[c] / base[c], reverse=True):
+    both = [case for case in base if case in head]
+    for case in sorted(both, key=lambda c: head[c] / base[c], reverse=True):
         ratio = head[case] / base[case]
         mark = "  <-- slower" if ratio >= factor else ""
         lines.append(
@@ -275,22 +306,30 @@ def gate(base_ref: str, head_ref: str, factor: float, rounds: int, only: list[st
         raise SystemExit(f"perf_gate: no headline case {unknown[0]!r}; the cases are {cases}")
     cases = [case for case in cases if not only or case in only]
     say(f"perf_gate: {len(cases)} headline cases, {rounds} interleaved rounds, one thread")
-    base_times, head_times = timed_rounds(base, head, cases, rounds, say)
+    at_base, at_head = timed_rounds(base, head, cases, rounds, say)
+    base_times, head_times = at_base.times, at_head.times
     say(f"perf_gate: time per call, {base.label} -> {head.label}, fastest of all rounds:")
     for line in report(base_times, head_times, factor):
         say(line)
+    for case, why in sorted(at_base.cannot.items()):
+        say(f"  {case}: not compared, {base.label} cannot run it ({why})")
+    lost = {case: why for case, why in at_head.cannot.items() if case not in at_base.cannot}
 
     def retime(suspects: list[str]) -> tuple[dict[str, float], dict[str, float]]:
         say(f"perf_gate: {len(suspects)} case(s) at least {factor}x slower; timing them again")
-        return timed_rounds(base, head, suspects, rounds, say)
+        again = timed_rounds(base, head, suspects, rounds, say)
+        return again[0].times, again[1].times
 
     regressions, base_times, head_times = confirmed(base_times, head_times, factor, retime)
     minutes = (time.perf_counter() - started) / 60
+    for case, why in sorted(lost.items()):
+        say(f"perf_gate: {head.label} cannot run {case}, which {base.label} ran: {why}")
     if regressions:
         say(f"perf_gate: SLOWER by {factor}x or more, confirmed ({minutes:.1f} min):")
         for case, ratio in sorted(regressions.items()):
             say(f"  {case}: {ratio:.2f}x ({base_times[case] * 1e6:.1f} -> "
                 f"{head_times[case] * 1e6:.1f} us)")  # fmt: skip
+    if regressions or lost:
         return 1
     say(f"perf_gate: no case {factor}x slower ({minutes:.1f} min)")
     return 0
@@ -331,7 +370,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--worker", nargs="+", help=argparse.SUPPRESS)
     if argv is None and len(sys.argv) > 1 and sys.argv[1] == "--worker":
         on_one_core()
-        print(json.dumps({"module": installed_from(), "times": work(sys.argv[2:])}))
+        timings = work(sys.argv[2:])
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
+        print(json.dumps({"module": installed_from(), "cores": cores, **vars(timings)}))
         return 0
     args = parser.parse_args(argv)
     if args.factor <= 1.0:

@@ -87,8 +87,17 @@ def test_a_worker_times_a_real_case_in_a_fresh_process() -> None:
     import xpsoftmax
 
     assert Path(result["module"]) == Path(xpsoftmax.__file__).resolve().parent
-    # A 64 x 10 softmax: microseconds, not nothing and not seconds.
+    # A 64 x 10 softmax: microseconds, not nothing and not seconds; on one core.
     assert 1e-7 < result["times"]["numpy softmax per_call"] < 1e-2
+    assert result["cannot"] == {}
+    assert result["cores"] in (1, None)
+
+
+def test_a_case_a_commit_cannot_run_gives_the_reason_instead_of_a_time() -> None:
+    # (as an older commit, without a function that a newer benchmark calls, would)
+    why = perf_gate.timed_or_why("numpy no_such_function per_call")
+    assert isinstance(why, str)
+    assert why.split(":")[0].endswith("Error")
 
 
 def test_refs_and_options_are_checked_before_anything_is_built() -> None:
