@@ -20,7 +20,6 @@ import numpy as np
 import pytest
 import scipy.special as sp
 from scipy.optimize import brentq
-from version_bounds import newer_needed
 
 import xpsoftmax as xps
 
@@ -385,9 +384,6 @@ JAX: dict[str, Callable[[Row], tuple[Any, Any]]] = {
 
 XFAIL: dict[tuple[str, str], str] = {}
 
-#: Rows whose derivatives on JAX need the ``transposed-maps`` extra's JAX (pyproject.toml).
-_NEEDS_MAPS = ("linear_cross_entropy_d_hidden", "linear_cross_entropy_d_weight")
-
 
 @pytest.fixture(scope="module", autouse=True)
 def _eager_torch_call_first() -> None:
@@ -418,12 +414,6 @@ def _cells() -> list[Any]:
 def test_transform(framework: str, transform: str, name: str) -> None:
     row = ROWS[name]
     run = (TORCH if framework == "torch" else JAX)[transform]
-    if framework == "jax" and transform not in ("jit", "vmap") and name in _NEEDS_MAPS:
-        older = newer_needed("transposed-maps", "jax")
-        if older is not None:  # (a JAX older than the capability: our error, naming it)
-            with pytest.raises(ImportError, match=older):
-                run(row)
-            return
     got, expected = run(row)
     for g, e in zip(_pairs(got), _pairs(expected), strict=True):
         np.testing.assert_allclose(_numpy(g), e, rtol=2e-5, atol=2e-6)

@@ -150,8 +150,8 @@ def test_array_api_compat_is_checked_through_the_namespaces_it_wraps() -> None:
     assert f"needs array-api-compat >= {declared_bounds()['array-api-compat']}," in message
 
 
-# linear_cross_entropy's derivatives on a JAX below the transposed-maps bound (its version
-# patched), and its value, which needs no more than the [jax] extra's bound.
+# The derivatives of linear_cross_entropy's loss per token on a JAX below the transposed-maps
+# bound (its version patched), and its value, which needs no more than the [jax] extra's bound.
 LINEAR_SCRIPT = r"""
 import importlib.metadata, sys
 real_version = importlib.metadata.version
@@ -163,7 +163,8 @@ import xpsoftmax
 hidden, weight, target = jnp.ones((4, 3)), jnp.ones((5, 3)), jnp.asarray([0, 1, 2, 3])
 print(float(jnp.sum(xpsoftmax.linear_cross_entropy(hidden, weight, target))))
 try:
-    jax.grad(lambda h: jnp.sum(xpsoftmax.linear_cross_entropy(h, weight, target)))(hidden)
+    per_token = lambda h: xpsoftmax.linear_cross_entropy(h, weight, target, reduction="none")
+    jax.grad(lambda h: jnp.sum(per_token(h)))(hidden)
     print("no error")
 except ImportError as error:
     print(error)
@@ -184,7 +185,10 @@ def test_a_capability_newer_than_the_extra_is_an_error_naming_both_versions() ->
     assert done.returncode == 0, done.stderr[-4000:]
     value, message = done.stdout.strip().splitlines()[-2:]
     assert float(value) == pytest.approx(math.log(5))  # equal logits: the mean of log(classes)
-    assert message.startswith("linear_cross_entropy's derivatives: xpsoftmax needs"), message
+    assert message.startswith(
+        "the derivatives of linear_cross_entropy's loss per token (reduction='none'): "
+        "xpsoftmax needs"
+    ), message
     assert f"needs jax >= {needed}, the version needed, but jax {older} is installed" in message
     assert "xpsoftmax[transposed-maps]" in message
 

@@ -50,6 +50,10 @@ from .rule import Rule
 
 __all__ = ["LINEAR_CROSS_ENTROPY", "HeadInputs", "HeadNeeds", "HeadTangents"]
 
+#: What an older JAX cannot differentiate (the per-token rule's loop over classes); the
+#: reduced loss takes another rule, which it can.
+WHAT_NEEDS_MAPS = "the derivatives of linear_cross_entropy's loss per token (reduction='none')"
+
 
 class HeadInputs(NamedTuple):
     """The rule's array inputs: hidden (N, D), the linear layer, the target ((N,) class
@@ -145,7 +149,7 @@ class _LinearCrossEntropy(Rule):
         if block_map(inputs.hidden) is not None:
             # Its reverse mode transposes a loop over tangents and residuals together: an
             # older library fails inside that transpose, with no word of why.
-            require_extra("transposed-maps", "linear_cross_entropy's derivatives", xp.__name__)
+            require_extra("transposed-maps", WHAT_NEEDS_MAPS, xp.__name__)
         if (
             block_map(inputs.hidden) is not None
             and shards_along_first_axis(inputs.linear_weight) == 1
