@@ -243,6 +243,10 @@ def memory_sentence(memory: dict[str, int], batch: int, vocabulary_size: int) ->
     )
 
 
+#: Where a relative gap of exactly 0 is drawn on the log-scale panel.
+GAP_FLOOR = 1e-18
+
+
 def plot(
     curves: dict[str, tuple[np.ndarray, np.ndarray]],
     memory: dict[str, int],
@@ -255,7 +259,7 @@ def plot(
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    figure, (left, right) = plt.subplots(1, 2, figsize=(9, 3.8), width_ratios=(3, 2))
+    figure, (left, middle, right) = plt.subplots(1, 3, figsize=(13, 3.8), width_ratios=(3, 3, 2))
     styles = {"torch": ("PyTorch", "C0"), "jax": ("JAX", "C1")}
     for framework, (ours, materialised) in curves.items():
         name, colour = styles[framework]
@@ -270,6 +274,20 @@ def plot(
             fillstyle="none",
             label=f"{name}, materialised logits",
         )
+        # The curves coincide to rounding, so what differs is drawn on its own; a gap of
+        # exactly 0 sits at the panel's floor.
+        gap = np.maximum(np.abs(ours - materialised) / np.abs(materialised), GAP_FLOOR)
+        middle.semilogy(steps, gap, "o-", color=colour, markersize=3, label=f"{name}: ours")
+    (torch_ours, _), (jax_ours, _) = curves["torch"], curves["jax"]
+    between = np.maximum(np.abs(torch_ours - jax_ours) / np.abs(jax_ours), GAP_FLOOR)
+    middle.semilogy(steps, between, "s--", color="grey", markersize=3, label="PyTorch vs JAX")
+    middle.axhline(np.finfo(np.float64).eps, color="black", linewidth=0.8, linestyle=":")
+    middle.text(steps[0], np.finfo(np.float64).eps * 1.3, "float64 eps", fontsize=7)
+    middle.set_ylim(bottom=GAP_FLOOR / 2)
+    middle.set_xlabel("step")
+    middle.set_ylabel("relative gap to the materialised loss")
+    middle.set_title("What differs: the gap per step (0 at the floor)", fontsize=9)
+    middle.legend(fontsize=7)
     left.set_xlabel("step")
     left.set_ylabel("mean cross-entropy (nats)")
     left.set_title("Training loss at each step's parameters")

@@ -20,7 +20,9 @@ The plot reads every ``asv_bench/results/<machine>/<commit>-<environment>.json``
 ``docs/_generated/``:
 
 * ``regressions_history.png``: one panel per framework, a line per function and size;
-* ``regressions_history.csv``: the ratios plotted, one row per commit and case.
+* ``regressions_history.csv``: the ratios plotted, one row per commit and case;
+* ``regressions_history_table.rst``: the page's table, a row per commit, of the ratios of the
+  cases whose slowdown and repair the history shows (`TABLE_CASES`).
 
 A ratio and not a time: the peer runs in the same environment at the same moment, so a busier
 machine or a new framework release moves both, and the ratio moves only when xpsoftmax does.
@@ -33,6 +35,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import datetime
 import itertools
 import json
 import math
@@ -156,6 +159,31 @@ def write_csv(records: list[dict[str, Any]], path: Path) -> None:
                 writer.writerow([record["commit"][:8], variant, function, size, f"{ratio:.3f}"])
 
 
+#: The table's columns: the cases whose slowdown and repair the history shows.
+TABLE_CASES = {
+    ("jax.jit", "log_softmax", "throughput"): "jax.jit log_softmax",
+    ("jax.jit", "cross_entropy_grad", "throughput"): "jax.jit cross-entropy gradient",
+    ("torch", "softmax", "per_call"): "PyTorch softmax, per call",
+    ("numpy", "softmax", "per_call"): "NumPy softmax, per call",
+}
+
+
+def write_table(records: list[dict[str, Any]], name: str) -> None:
+    """A list-table of the `TABLE_CASES` ratios, a row per commit, oldest first."""
+    import rst_tables
+
+    rows = []
+    for record in records:
+        day = datetime.datetime.fromtimestamp(record["date"] / 1000, datetime.UTC)
+        cells = [f"{record['commit'][:8]} ({day:%Y-%m-%d})"]
+        for case in TABLE_CASES:
+            ratio = record["ratios"].get(case)
+            cells.append("" if ratio is None else f"{ratio:.2f}")
+        rows.append(cells)
+    header = ["commit", *TABLE_CASES.values()]
+    rst_tables.write(name, rst_tables.list_table(header, rows, [":widths: 28 18 18 18 18"]))
+
+
 def plot(records: list[dict[str, Any]], path: Path) -> None:
     import matplotlib
 
@@ -235,6 +263,7 @@ def main() -> None:
         raise SystemExit(f"no {BENCHMARKS[0]} results under {args.results}: run asv first")
     OUT.mkdir(parents=True, exist_ok=True)
     write_csv(records, OUT / "regressions_history.csv")
+    write_table(records, "regressions_history_table.rst")
     plot(records, OUT / "regressions_history.png")
     print(f"{len(records)} commits -> {OUT / 'regressions_history.png'}")
 
