@@ -60,10 +60,18 @@ class Chunked:
         return Chunked(self.array.rechunk(dict.fromkeys(axes, -1)))
 
 
+#: Per array type, whether its arrays map over chunks (``map_blocks``): every call asks, and
+#: most arrays are not chunked.
+_MAPS_CHUNKS: dict[type, bool] = {}
+
+
 def chunks_of(x: Array) -> Chunked | None:
     """x as a `Chunked` array, when it is a lazy array split into chunks (it has ``chunks`` and
     ``map_blocks``, as Dask's arrays do); None otherwise."""
-    if isinstance(getattr(x, "chunks", None), tuple) and callable(getattr(x, "map_blocks", None)):
+    maps_chunks = _MAPS_CHUNKS.get(type(x))
+    if maps_chunks is None:
+        maps_chunks = _MAPS_CHUNKS.setdefault(type(x), hasattr(type(x), "map_blocks"))
+    if maps_chunks and isinstance(getattr(x, "chunks", None), tuple):
         return Chunked(x) if is_lazy_array(x) else None
     return None
 
