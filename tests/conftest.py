@@ -14,12 +14,13 @@ module `xpsoftmax compare` uses too), whose docstring derives each one (spec: Ac
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import os
 import subprocess
 import sys
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -234,3 +235,20 @@ def run_with_host_devices(script: str, *args: str, devices: int = 4) -> str:
     done = run_python("-c", script, *args, env=env)
     assert done.returncode == 0, done.stderr[-4000:]
     return done.stdout
+
+
+@contextlib.contextmanager
+def two_workers(**options: Any) -> Iterator[Any]:
+    """A client of a real `distributed.LocalCluster` of two single-threaded worker processes
+    (`options` go to LocalCluster too: a memory limit, a local directory). The dashboard, and
+    the scheduler's HTTP server, on a free port: the default 8787 may be taken by another
+    cluster of the same test run, and distributed then warns."""
+    from distributed import Client, LocalCluster
+
+    with (
+        LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0", **options
+        ) as cluster,
+        Client(cluster) as client,
+    ):
+        yield client

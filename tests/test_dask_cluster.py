@@ -24,7 +24,7 @@ import dask
 import dask.array as da
 import numpy as np
 import pytest
-from conftest import JACOBIANS, PRODUCTS
+from conftest import JACOBIANS, PRODUCTS, two_workers
 from scipy import special
 
 import xpsoftmax
@@ -152,23 +152,8 @@ def test_graph_is_a_small_multiple_of_max_then_sum(name: str, n_chunks: int) -> 
 
 @pytest.fixture(scope="module")
 def client() -> Iterator[Any]:
-    """Two worker processes with one thread and 400 MB each.
-
-    The dashboard (and the scheduler's HTTP server) on a free port: the default 8787 may be
-    taken by another cluster of the same test run, and distributed then warns.
-    """
-    from distributed import Client, LocalCluster
-
-    with (
-        LocalCluster(
-            n_workers=2,
-            threads_per_worker=1,
-            processes=True,
-            memory_limit="400MB",
-            dashboard_address=":0",
-        ) as cluster,
-        Client(cluster) as cluster_client,
-    ):
+    """Two worker processes with one thread and 400 MB each (`conftest.two_workers`)."""
+    with two_workers(memory_limit="400MB") as cluster_client:
         yield cluster_client
 
 

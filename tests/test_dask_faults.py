@@ -19,6 +19,7 @@ import dask
 import dask.array as da
 import numpy as np
 import pytest
+from conftest import two_workers
 
 import xpsoftmax
 
@@ -137,16 +138,7 @@ def test_linear_cross_entropy_gradients_survive_a_killed_worker() -> None:
     results = xpsoftmax.linear_cross_entropy_vjp(
         hidden, da.from_array(weight), da.from_array(target, chunks=1024), 1.0, chunk_size=256
     )[:3]
-    with (
-        distributed.LocalCluster(
-            n_workers=2,
-            threads_per_worker=1,
-            processes=True,
-            memory_limit=limit,
-            dashboard_address=":0",
-        ) as cluster,
-        distributed.Client(cluster) as client,
-    ):
+    with two_workers(memory_limit=limit) as client:
         futures = client.compute(list(results))
         _kill_a_worker_midway(client, futures[-1])
         loss, d_hidden, d_weight = client.gather(futures)
@@ -180,15 +172,7 @@ def test_right_when_the_workers_spill_to_disk(tmp_path: Any) -> None:
     target = np.random.default_rng(5).integers(0, CLASSES, size=rows)
     with (
         dask.config.set(spill_early),
-        distributed.LocalCluster(
-            n_workers=2,
-            threads_per_worker=1,
-            processes=True,
-            memory_limit=400e6,
-            local_directory=str(tmp_path),
-            dashboard_address=":0",
-        ) as cluster,
-        distributed.Client(cluster) as client,
+        two_workers(memory_limit=400e6, local_directory=str(tmp_path)) as client,
     ):
         for columns in (CLASSES, CLASSES // 5):  # whole slices, and slices split
             x = client.persist(_logits(columns, rows))

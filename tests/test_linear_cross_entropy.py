@@ -522,7 +522,7 @@ def test_backward_by_blocks_of_classes_holds_no_tokens_by_vocabulary_array() -> 
     PyTorch's autograd takes) run on NumPy, where tracemalloc sees every allocation: its
     gradients are those of the materialised formula, and its peak, beside the gradients it
     returns, stays far below one logits array."""
-    from xpsoftmax._kernels.blocks import Head
+    from xpsoftmax._kernels.blocks import Head, HeadArrays
     from xpsoftmax._kernels.class_blocks import gradients_from_normaliser
     from xpsoftmax._platform import array_namespace
 
@@ -538,11 +538,11 @@ def test_backward_by_blocks_of_classes_holds_no_tokens_by_vocabulary_array() -> 
     head = Head(1.0, None, 0.0, 0.0, True, 256)
     xp = array_namespace(h)
     # A first call sets up what every later one reuses (namespaces, probes): not the pass's.
-    gradients_from_normaliser(xp, head, h[:2], w, None, y[:2], None, g[:2], saved_lse[:2])
+    gradients_from_normaliser(xp, head, HeadArrays(h[:2], w, None, y[:2]), g[:2], saved_lse[:2])
     tracemalloc.start()
     try:
         tracemalloc.reset_peak()
-        d_h, d_w, _ = gradients_from_normaliser(xp, head, h, w, None, y, None, g, saved_lse)
+        d_h, d_w, _ = gradients_from_normaliser(xp, head, HeadArrays(h, w, None, y), g, saved_lse)
         peak = tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()

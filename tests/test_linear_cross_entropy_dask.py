@@ -23,6 +23,7 @@ import dask
 import dask.array as da
 import numpy as np
 import pytest
+from conftest import two_workers
 from scipy import special
 
 import xpsoftmax
@@ -80,18 +81,7 @@ WORKER_LIMIT = 200e6
 @pytest.fixture(scope="module")
 def client() -> Iterator[Any]:
     """Two worker processes with one thread and 200 MB each; the dashboard on a free port."""
-    from distributed import Client, LocalCluster
-
-    with (
-        LocalCluster(
-            n_workers=2,
-            threads_per_worker=1,
-            processes=True,
-            memory_limit=WORKER_LIMIT,
-            dashboard_address=":0",
-        ) as cluster,
-        Client(cluster) as cluster_client,
-    ):
+    with two_workers(memory_limit=WORKER_LIMIT) as cluster_client:
         yield cluster_client
 
 

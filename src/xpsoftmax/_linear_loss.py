@@ -302,7 +302,7 @@ ignore_index, chunk_size, filter_eps
         n_classes = p.linear_weight.shape[0]
         rows = block_rows(n_tokens, dim, n_classes, p.chunk_size, True, "gradients")
         head = dataclasses.replace(head, rows=rows)
-    grads = gradients_and_loss(xp, head, *inputs_of(p), per_token)
+    grads = gradients_and_loss(xp, head, inputs_of(p), per_token)
     loss = grads.loss if reduction != "none" else restored(xp, grads.loss, places)
     d_hidden = restored(xp, grads.hidden, places)
     d_bias = grads.linear_bias

@@ -21,6 +21,7 @@ from typing import Any, NamedTuple
 from .._kernels.arithmetic import widened
 from .._kernels.blocks import (
     Head,
+    HeadArrays,
     HeadRows,
     block_bounds,
     block_loss,
@@ -55,15 +56,8 @@ __all__ = ["LINEAR_CROSS_ENTROPY", "HeadInputs", "HeadNeeds", "HeadTangents"]
 WHAT_NEEDS_MAPS = "the derivatives of linear_cross_entropy's loss per token (reduction='none')"
 
 
-class HeadInputs(NamedTuple):
-    """The rule's array inputs: hidden (N, D), the linear layer, the target ((N,) class
-    indices or (N, V) probabilities) and the class weights; the last two are constants."""
-
-    hidden: Array
-    linear_weight: Array
-    linear_bias: Array | None = None
-    target: Array | None = None
-    weight: Array | None = None
+#: The rule's array inputs: the target and the class weights are constants.
+HeadInputs = HeadArrays
 
 
 class HeadTangents(NamedTuple):
@@ -94,7 +88,7 @@ class _LinearCrossEntropy(Rule):
     def forward(self, static: Head, inputs: HeadInputs) -> tuple[Array, ...]:
         xp = array_namespace(inputs.hidden)
         if block_map(inputs.hidden) is None:
-            return loss_and_normaliser(xp, static, *inputs)
+            return loss_and_normaliser(xp, static, inputs)
 
         def block(b: _BlockArrays) -> tuple[Array, Array]:
             return block_loss(
@@ -132,9 +126,9 @@ class _LinearCrossEntropy(Rule):
         if records_gradients(g, *inputs):
             # Recorded (double backward): the normaliser is recomputed as a function of the
             # inputs, not read as a constant.
-            _, *grads = gradients_and_loss(xp, static, *inputs, g, needs)
+            _, *grads = gradients_and_loss(xp, static, inputs, g, needs)
         else:
-            grads = list(gradients_from_normaliser(xp, static, *inputs, g, outputs[1]))
+            grads = list(gradients_from_normaliser(xp, static, inputs, g, outputs[1]))
         return HeadTangents(
             *(grad if need else None for grad, need in zip(grads, needs, strict=True))
         )
@@ -300,7 +294,7 @@ def _rows(inputs: HeadInputs, tangents: HeadTangents, start: int, stop: int) -> 
     h_dot = tangents.hidden
     return _BlockArrays(
         inputs.hidden[start:stop, ...],
-        inputs.target[start:stop, ...],  # type: ignore[index]
+        inputs.target[start:stop, ...],
         None if h_dot is None else h_dot[start:stop, ...],
         inputs.linear_weight,
         inputs.linear_bias,

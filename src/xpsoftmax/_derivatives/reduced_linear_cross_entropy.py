@@ -137,7 +137,7 @@ def _gradients(
 ) -> tuple[Array | None, ...]:
     """(loss per token, then the gradients of ``sum(scale * loss)`` that `needs` asks for)."""
     head = dataclasses.replace(static.head, rows=static.gradient_rows)
-    return tuple(gradients_and_loss(xp, head, *inputs[:5], scale, needs))
+    return tuple(gradients_and_loss(xp, head, HeadInputs(*inputs[:5]), scale, needs))
 
 
 def _total(xp: Namespace, loss: Array, scale: Array) -> Array:

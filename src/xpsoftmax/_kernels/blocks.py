@@ -27,6 +27,7 @@ from .indexing import is_index, put_at
 __all__ = [
     "BlockTarget",
     "Head",
+    "HeadArrays",
     "HeadRows",
     "block_bounds",
     "block_loss",
@@ -258,16 +259,20 @@ def block_loss(
     return token_loss(xp, head, lse, t, dot), lse[..., 0]
 
 
-def loss_and_normaliser(
-    xp: Namespace,
-    head: Head,
-    hidden: Array,
-    weight: Array,
-    bias: Array | None,
-    target: Array,
-    class_weight: Array | None,
-) -> tuple[Array, Array]:
+class HeadArrays(NamedTuple):
+    """A head's arrays: hidden (N, D), the linear layer's weight (V, D) and bias (V,), the
+    target ((N,) class indices or (N, V) probabilities) and the class weights (V,)."""
+
+    hidden: Array
+    linear_weight: Array
+    linear_bias: Array | None = None
+    target: Array = None  # (a default only so that the optional bias may come before it)
+    weight: Array | None = None
+
+
+def loss_and_normaliser(xp: Namespace, head: Head, arrays: HeadArrays) -> tuple[Array, Array]:
     """(loss, lse) per token of (N, D) hidden states, a block at a time."""
+    hidden, weight, bias, target, class_weight = arrays
     losses, normalisers = [], []
     for start, stop in block_bounds(hidden.shape[0], head.rows):
         loss, lse = block_loss(

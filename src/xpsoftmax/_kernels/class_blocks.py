@@ -19,6 +19,7 @@ from .arithmetic import add, product, widened
 from .blocks import (
     BlockTarget,
     Head,
+    HeadArrays,
     HeadRows,
     block_bounds,
     block_target,
@@ -128,20 +129,13 @@ def class_block_tangent(
 
 
 def gradients_from_normaliser(
-    xp: Namespace,
-    head: Head,
-    hidden: Array,
-    weight: Array,
-    bias: Array | None,
-    target: Array,
-    class_weight: Array | None,
-    g: Array,
-    lse: Array,
+    xp: Namespace, head: Head, arrays: HeadArrays, g: Array, lse: Array
 ) -> tuple[Array, Array, Array | None]:
     """The gradients of ``sum(g * loss)`` in hidden, weight and bias, from the forward pass's
     `lse` (N,), a block of classes at a time (`class_bounds`): each block's rows of the weight
     gradient are one product over all tokens, written once, and the hidden gradient, the
     smaller, is summed over the blocks."""
+    hidden, weight, bias, target, class_weight = arrays
     n_tokens, n_classes = hidden.shape[0], weight.shape[0]
     g, lse = g[:, None], lse[:, None]
     whole = whole_target(xp, head, target, class_weight, n_classes)

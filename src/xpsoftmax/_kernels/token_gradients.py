@@ -24,6 +24,7 @@ from .._platform import (
 from .arithmetic import add_product, product, widened
 from .blocks import (
     Head,
+    HeadArrays,
     block_bounds,
     block_target,
     logit_cotangent,
@@ -60,17 +61,14 @@ class _Sums(NamedTuple):
 def gradients_and_loss(
     xp: Namespace,
     head: Head,
-    hidden: Array,
-    weight: Array,
-    bias: Array | None,
-    target: Array,
-    class_weight: Array | None,
+    arrays: HeadArrays,
     g: Array,
     needs: tuple[bool, bool, bool] = ALL,
 ) -> HeadGradients:
     """The loss per token and the gradients of ``sum(g * loss)`` that `needs` asks for (in
     hidden, the weight and the bias), a block of tokens at a time: `hidden` is (N, D), `g`
     (N,). Through the library's scan primitive where it has one and there are several blocks."""
+    hidden, weight, bias, target, class_weight = arrays
     n_tokens = hidden.shape[0]
     scan = block_scan(hidden)
     looped = scan is not None and n_tokens > head.rows
