@@ -12,6 +12,7 @@ fails there on any machine. Results come back to the host through `to_device` to
 
 from __future__ import annotations
 
+import functools
 from typing import TYPE_CHECKING, Any
 
 from ._base import Backend
@@ -24,6 +25,21 @@ if TYPE_CHECKING:
 _DEVICES = {"cpu": "CPU_DEVICE", "device1": "device1"}
 
 
+@functools.cache
+def _moves_between_devices() -> bool:
+    """Whether this array-api-strict's ``to_device`` brings an array from device1 to the CPU:
+    2.3 copies it with ``numpy.asarray(..., copy=True)``, which only NumPy 2 takes, so beside
+    an older NumPy no result on device1 could be read."""
+    import array_api_strict as strict
+
+    on_device1 = strict.asarray([0.0], device=strict.Device(_DEVICES["device1"]))
+    try:
+        on_device1.to_device(strict.Device(_DEVICES["cpu"]))
+    except TypeError:
+        return False
+    return True
+
+
 class ArrayApiStrictBackend(Backend):
     """array-api-strict on its CPU device and its test device "device1"; references from SciPy
     on a host copy."""
@@ -33,8 +49,11 @@ class ArrayApiStrictBackend(Backend):
     float_dtypes = ("float32", "float64")
 
     def devices(self) -> list[str]:
-        """ "cpu" and "device1" (a device of array-api-strict's own, no hardware needed)."""
-        return list(_DEVICES) if self.is_installed() else []
+        """ "cpu" and "device1" (a device of array-api-strict's own, no hardware needed), where
+        this array-api-strict can bring an array back from device1 (`_moves_between_devices`)."""
+        if not self.is_installed():
+            return []
+        return list(_DEVICES) if _moves_between_devices() else ["cpu"]
 
     def _from_numpy(
         self, a: np.ndarray, /, *, dtype: str | None, device: str, **options: Any
