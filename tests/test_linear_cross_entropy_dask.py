@@ -23,7 +23,6 @@ import dask
 import dask.array as da
 import numpy as np
 import pytest
-from conftest import two_workers
 from scipy import special
 
 import xpsoftmax
@@ -81,6 +80,8 @@ WORKER_LIMIT = 200e6
 @pytest.fixture(scope="module")
 def client() -> Iterator[Any]:
     """Two worker processes with one thread and 200 MB each; the dashboard on a free port."""
+    from conftest import two_workers  # (here: the workers import this module, not conftest's)
+
     with two_workers(memory_limit=WORKER_LIMIT) as cluster_client:
         yield cluster_client
 
