@@ -55,6 +55,18 @@ class ArrayApiStrictBackend(Backend):
             return []
         return list(_DEVICES) if _moves_between_devices() else ["cpu"]
 
+    def missing_device_reason(self, device: str) -> str | None:
+        """Why device1 is not offered: this array-api-strict's ``to_device`` needs NumPy 2."""
+        if device != "device1" or not self.is_installed() or _moves_between_devices():
+            return None
+        import array_api_strict as strict
+        import numpy as np
+
+        return (
+            f"array_api_strict {strict.__version__} cannot bring an array back from device1 "
+            f"beside NumPy {np.__version__} (its to_device needs NumPy 2)"
+        )
+
     def _from_numpy(
         self, a: np.ndarray, /, *, dtype: str | None, device: str, **options: Any
     ) -> Any:

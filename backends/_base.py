@@ -100,6 +100,11 @@ class Backend(abc.ABC):
             return self.is_installed()
         return device in self.devices()
 
+    def missing_device_reason(self, device: str) -> str | None:
+        """Why `device`, which this framework may offer, is not usable here, where the reason is
+        more than the device being absent (a version that cannot use it); None otherwise."""
+        return None
+
     def dtypes(self, device: str | None = None) -> tuple[str, ...]:
         """Floating dtype names, among `FLOAT_DTYPES`, that the framework has on `device`."""
         self._check_device(device or self.default_device)

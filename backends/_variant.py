@@ -82,6 +82,9 @@ class Variant:
         if not self.backend.is_installed():
             return f"{self.backend.module} is not installed"
         if not self.backend.has_device(self.device):
+            reason = self.backend.missing_device_reason(self.device)
+            if reason is not None:
+                return reason
             kind = (
                 "CUDA" if self.device.startswith("cuda") else self.device.partition(":")[0].upper()
             )

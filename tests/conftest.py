@@ -225,6 +225,33 @@ def run_python(
     )
 
 
+def mesh_axis_types() -> tuple[str, ...]:
+    """The kinds of mesh axis the installed JAX offers: ``Explicit`` (`jax.make_mesh`'s default
+    since JAX gave axes kinds) and ``Auto`` (XLA chooses the layouts: every older mesh)."""
+    import jax
+
+    return ("Explicit", "Auto") if hasattr(jax.sharding, "AxisType") else ("Auto",)
+
+
+def skip_unless_jax_has(axis_type: str) -> None:
+    """Skip a case of an ``Explicit`` mesh where the installed JAX has no kinds of axis."""
+    import jax
+
+    if axis_type not in mesh_axis_types():
+        pytest.skip(f"JAX {jax.__version__} has no {axis_type} mesh axes (jax.sharding.AxisType)")
+
+
+#: Source of ``mesh_of(shape, names, axis_type)`` for the scripts `run_with_host_devices` runs: a
+#: mesh of the named kind of axis, on any JAX the jax extra admits.
+MESH_SOURCE = """
+def mesh_of(shape, names, axis_type):
+    if not hasattr(jax.sharding, "AxisType"):
+        return jax.make_mesh(shape, names)
+    kind = getattr(jax.sharding.AxisType, axis_type)
+    return jax.make_mesh(shape, names, axis_types=(kind,) * len(shape))
+"""
+
+
 def run_with_host_devices(script: str, *args: str, devices: int = 4) -> str:
     """Run a Python `script` in a fresh interpreter whose JAX sees `devices` CPU devices (XLA
     fixes the count when it starts, so it cannot be changed in this process); its stdout."""

@@ -69,6 +69,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out / "html"
 
 
+@pytest.mark.site
 def test_docs_build_without_warnings(site: Path) -> None:
     assert (site / "api.html").exists()
     assert {page.stem for page in PAGES} <= {page.stem for page in site.glob("*.html")}
@@ -81,6 +82,7 @@ def _content_pages(site: Path) -> list[Path]:
     return sorted(page for page in pages if page.name not in skipped)
 
 
+@pytest.mark.site
 def test_every_page_but_the_landing_one_has_its_section_navigation(site: Path) -> None:
     """pydata-sphinx-theme's left sidebar lists the pages of the current section: each page
     sits in a section (a page with a toctree of its own), so the list is never empty."""
@@ -167,6 +169,7 @@ def _narrowest(table: dict[str, Any]) -> list[float]:
     return narrowest
 
 
+@pytest.mark.site
 def test_no_table_overflows_its_column(site: Path) -> None:
     """Every table fits the content column of a 1280-pixel window: each column within its
     declared width (``:widths:``), or the table as a whole where none is declared. Tables

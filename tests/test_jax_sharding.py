@@ -6,7 +6,8 @@ interpreter with ``--xla_force_host_platform_device_count=4``; it reports one JS
 case, which the tests below assert on.
 
 For every layout (batch axis sharded, softmax axis sharded, both over a 2 x 2 mesh) and both
-kinds of mesh axis (``Explicit``, `jax.make_mesh`'s default, and ``Auto``), each function runs
+kinds of mesh axis (``Explicit``, `jax.make_mesh`'s default, and ``Auto``; ``Auto`` alone before
+JAX had kinds of axis), each function runs
 eagerly, under ``jax.jit`` and as the gradient of its sum (``jax.jit(jax.grad(...))``, through
 the closed-form derivative rules), and must give
 
@@ -23,15 +24,14 @@ import textwrap
 from typing import Any
 
 import pytest
-from conftest import run_with_host_devices
+from conftest import MESH_SOURCE, mesh_axis_types, run_with_host_devices
 
 DEVICES = 4
 FUNCTIONS = ("softmax", "log_softmax", "logsumexp", "cross_entropy")
 LAYOUTS = ("batch", "classes", "both")
-AXIS_TYPES = ("Explicit", "Auto")
 MODES = ("eager", "jit", "grad")
 
-CHECKS = textwrap.dedent(
+CHECKS = MESH_SOURCE + textwrap.dedent(
     """
     import json
     import sys
@@ -39,7 +39,7 @@ CHECKS = textwrap.dedent(
     import jax
     import jax.numpy as jnp
     import numpy as np
-    from jax.sharding import AxisType, NamedSharding, PartitionSpec as P
+    from jax.sharding import NamedSharding, PartitionSpec as P
 
     import xpsoftmax
 
@@ -94,10 +94,9 @@ CHECKS = textwrap.dedent(
         return float(np.max(np.abs(np.asarray(a) - np.asarray(b)) / scale) / eps)
 
     records = []
-    for axis_type in ("Explicit", "Auto"):
-        kind = getattr(AxisType, axis_type)
-        mesh_1d = jax.make_mesh((4,), ("d",), axis_types=(kind,))
-        mesh_2d = jax.make_mesh((2, 2), ("b", "c"), axis_types=(kind, kind))
+    for axis_type in sys.argv[1:]:
+        mesh_1d = mesh_of((4,), ("d",), axis_type)
+        mesh_2d = mesh_of((2, 2), ("b", "c"), axis_type)
         layouts = {
             "batch": (mesh_1d, P("d", None), P("d")),
             "classes": (mesh_1d, P(None, "d"), P()),
@@ -130,7 +129,8 @@ CHECKS = textwrap.dedent(
 
 def _run_checks() -> list[dict[str, Any]]:
     """Run the checks in a fresh interpreter with four host devices; one record per case."""
-    return json.loads(run_with_host_devices(CHECKS, devices=DEVICES))  # type: ignore[no-any-return]
+    records = run_with_host_devices(CHECKS, *mesh_axis_types(), devices=DEVICES)
+    return json.loads(records)  # type: ignore[no-any-return]
 
 
 def _problems(r: dict[str, Any]) -> list[str]:
@@ -161,7 +161,11 @@ def test_sharded_inputs_give_jax_values_and_layouts() -> None:
     records = _run_checks()
     cases = {(r["axis_type"], r["layout"], r["function"], r["mode"]) for r in records}
     expected = {
-        (a, lay, f, m) for a in AXIS_TYPES for lay in LAYOUTS for f in FUNCTIONS for m in MODES
+        (a, lay, f, m)
+        for a in mesh_axis_types()
+        for lay in LAYOUTS
+        for f in FUNCTIONS
+        for m in MODES
     }
     assert cases == expected
     failures = [

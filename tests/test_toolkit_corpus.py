@@ -64,7 +64,7 @@ def mismatches(outcomes: dict[str, dict[str, Any]]) -> list[str]:
         expected = corpus.CASES[name].verdicts()
         found = {v: set(checks) for v, checks in outcome["verdicts"].items()}
         said = lines_of(outcome["message"])
-        for v in corpus.VARIANTS:
+        for v in corpus.runnable_variants():
             problems += [
                 f"{name}: false alarm: {line}"
                 for line in said.get(v, [])
@@ -73,7 +73,11 @@ def mismatches(outcomes: dict[str, dict[str, Any]]) -> list[str]:
             missed = sorted(expected.get(v, set()) - found.get(v, set()))
             problems += [f"{name}: missed: {v}: {check}" for check in missed]
         for (case, v), words in SAYS.items():
-            if case == name and not any(words in line for line in said.get(v, [])):
+            if (
+                case == name
+                and v in corpus.runnable_variants()
+                and not any(words in line for line in said.get(v, []))
+            ):
                 problems.append(f"{name}: {v} does not say {words!r}")
     return problems
 

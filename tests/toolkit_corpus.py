@@ -47,6 +47,14 @@ VARIANTS = (
     "array_api_strict:device1",
 )
 
+
+def runnable_variants() -> tuple[str, ...]:
+    """`VARIANTS`, less array_api_strict:device1 where this array-api-strict does not offer it
+    (beside NumPy 1, at the lower bounds: the variant's unavailable reason says why)."""
+    offered = {v.name for v in testing.variants()}
+    return tuple(v for v in VARIANTS if v != "array_api_strict:device1" or v in offered)
+
+
 RNG = np.random.default_rng(31)
 X32 = RNG.standard_normal((3, 4)).astype(np.float32)
 X64 = RNG.standard_normal((3, 4))
@@ -369,7 +377,7 @@ def run(case: Case) -> dict[str, Any]:
             case.function(),
             *case.args,
             reference=case.reference,
-            variants=VARIANTS,
+            variants=runnable_variants(),
             **case.options,
             **case.kwargs,
         )

@@ -185,15 +185,15 @@ def logsumexp(
 
     Weights, and the sign of a sum that may be negative:
 
-    >>> float(xpsoftmax.logsumexp(np.array([0.0, 0.0]), b=np.array([2.0, 1.0])))  # log 3
-    1.0986122886681098
+    >>> round(float(xpsoftmax.logsumexp(np.array([0.0, 0.0]), b=np.array([2.0, 1.0]))), 14)
+    1.09861228866811
     >>> xpsoftmax.logsumexp(np.array([1.0, 2.0]), b=np.array([1.0, -1.0]), return_sign=True)
     (array(1.54132485), array(-1.))
 
     Complex input gives the complex logarithm:
 
-    >>> np.round(xpsoftmax.logsumexp(np.array([0.0, 1j * np.pi / 2])), 12)  # log(1 + i)
-    np.complex128(0.34657359028+0.785398163397j)
+    >>> complex(np.round(xpsoftmax.logsumexp(np.array([0.0, 1j * np.pi / 2])), 12))  # log(1 + i)
+    (0.34657359028+0.785398163397j)
     """
     if needs_weighted_logsumexp(x, b, return_sign):
         return weighted_logsumexp(
