@@ -22,7 +22,7 @@ from typing import NamedTuple
 
 from .._platform import Array, Namespace, shards_along_first_axis
 from .arithmetic import exponentiate, multiply, product, subtract, widened
-from .indexing import is_index, put_at
+from .indexing import add_finite_at, is_index
 
 __all__ = [
     "BlockTarget",
@@ -370,12 +370,9 @@ def logit_cotangent(
     else:
         if not isinstance(t.spread, float) or t.spread:
             cotangent = subtract(xp, cotangent, t.spread * per_token)
-        # (Where it cannot write in place, put_at adds a selection that holds only the
-        # target's weights: its layout is the indices', as a library with typed layouts
-        # wants, whatever the logits' layout.)
-        cotangent = put_at(
-            xp, cotangent, t.classes, cotangent.ndim - 1, -(t.at_index * per_token), add=True
-        )
+        # (The target's weights times g are finite, as every term above is.)
+        at_target = -(t.at_index * per_token)
+        cotangent = add_finite_at(xp, cotangent, t.classes, cotangent.ndim - 1, at_target)
     if capped is None:
         return cotangent
     return multiply(xp, cotangent, 1.0 - capped * capped)

@@ -17,7 +17,7 @@ from .._platform import (
     sets_at_integer_indices,
 )
 
-__all__ = ["is_index", "put_at", "slice_key", "take_along"]
+__all__ = ["add_finite_at", "is_index", "put_at", "slice_key", "take_along"]
 
 
 def slice_key(xp: Namespace, a: Array, index: Array, axis: int) -> tuple[Array, ...] | None:
@@ -65,6 +65,18 @@ def put_at(
     if add:
         return a + xp.where(at_index, values, 0.0)
     return xp.where(at_index, values, a)
+
+
+def add_finite_at(xp: Namespace, a: Array, index: Array, axis: int, values: Array) -> Array:
+    """``put_at(..., add=True)`` for finite `values`: where it cannot write into a, it adds
+    the values times a mask of the positions, whose layout is the index's (as a library with
+    typed layouts wants, whatever a's layout). A selection between the values and 0 would
+    hold a constant of a's size, which XLA may hoist out of a loop over blocks and keep for
+    the whole loop."""
+    key = slice_key(xp, a, index, axis)
+    if key is not None:
+        return put_at(xp, a, index, axis, values, add=True, key=key)
+    return a + xp.astype(is_index(xp, a, index, axis), a.dtype) * values
 
 
 def take_along(
