@@ -52,9 +52,9 @@ class HeadGradients(NamedTuple):
 
 class _Sums(NamedTuple):
     """The gradients summed over the blocks so far (None where not asked for): the weight's
-    as its slices of classes (`_class_slices`)."""
+    as its slices of classes (`_class_slices`), each None until a block adds to it."""
 
-    linear_weight: tuple[Array, ...] | None
+    linear_weight: tuple[Array | None, ...] | None
     linear_bias: Array | None
 
 
@@ -73,8 +73,13 @@ def gradients_and_loss(
     scan = block_scan(hidden)
     looped = scan is not None and n_tokens > head.rows
     whole = widened(xp, xp.zeros_like(weight))
-    bounds = _class_slices(weight, head.rows, looped or can_update_in_place(whole))
-    parts = (whole,) if len(bounds) == 1 else tuple(whole[a:b, ...] for a, b in bounds)
+    in_place = looped or can_update_in_place(whole)
+    bounds = _class_slices(weight, head.rows, in_place)
+    parts: tuple[Array | None, ...] = (None,) * len(bounds)
+    if in_place or head.filter_eps is not None:
+        parts = (whole,) if len(bounds) == 1 else tuple(whole[a:b, ...] for a, b in bounds)
+    # (Elsewhere the first block's products start the sums, and a compiler drops the unused
+    # zeros, which it would otherwise keep beside the first block's logits and the sums.)
     sums = _Sums(
         parts if needs[1] else None,
         widened(xp, xp.zeros_like(bias)) if needs[2] and bias is not None else None,
@@ -93,7 +98,8 @@ def gradients_and_loss(
     if needs[0]:
         d_hidden = xp.concat(hidden_grads, axis=0) if losses else widened(xp, xp.zeros_like(hidden))
     loss = xp.concat(losses) if losses else widened(xp, xp.zeros_like(hidden[:, 0]))
-    return HeadGradients(loss, d_hidden, _joined(xp, sums.linear_weight), sums.linear_bias)
+    weight_sum = _joined(xp, sums.linear_weight, weight)
+    return HeadGradients(loss, d_hidden, weight_sum, sums.linear_bias)
 
 
 class _Layer(NamedTuple):
@@ -120,10 +126,19 @@ def _class_slices(weight: Array, rows: int, whole: bool) -> tuple[tuple[int, int
     return tuple(block_bounds(n_classes, size))
 
 
-def _joined(xp: Namespace, parts: tuple[Array, ...] | None) -> Array | None:
+def _joined(xp: Namespace, parts: tuple[Array | None, ...] | None, weight: Array) -> Array | None:
     if parts is None:
         return None
+    if any(part is None for part in parts):  # (no tokens: no block added to them)
+        return widened(xp, xp.zeros_like(weight))
     return parts[0] if len(parts) == 1 else xp.concat(parts, axis=0)
+
+
+def _summed(xp: Namespace, total: Array | None, a: Array, b: Array) -> Array:
+    """``total + a.T @ b``, or ``a.T @ b`` where total is None."""
+    if total is None:
+        return product(xp, xp.matrix_transpose(a), b)
+    return add_product(xp, total, a, b)
 
 
 def _block(
@@ -166,7 +181,7 @@ def _block(
         d_hidden = product(xp, cotangent, weight) if hidden_needed else None
         if weight_sum is not None:
             weight_sum = tuple(
-                add_product(xp, part, cotangent[:, start:stop], h)
+                _summed(xp, part, cotangent[:, start:stop], h)
                 for part, (start, stop) in zip(weight_sum, slices, strict=True)
             )
     if d_hidden is not None and len(lead) > 1:
@@ -202,7 +217,7 @@ def _scanned(
     return HeadGradients(
         unstacked_runs(xp, loss, n_tokens, per_shard),
         None if d_hidden is None else unstacked_runs(xp, d_hidden, n_tokens, per_shard),
-        _joined(xp, carried[0]),
+        _joined(xp, carried[0], layer.weight),
         carried[1],
     )
 
