@@ -563,3 +563,37 @@ def test_class_probability_targets_and_empty_batches() -> None:
     _assert_close(got, expected.reshape(3, 2))
     empty = xpsoftmax.linear_cross_entropy(np.ones((0, 4)), w, np.zeros(0, dtype=np.int64))
     assert float(empty) == 0.0
+
+
+def test_jax_scan_holds_the_weight_gradient_and_a_block_or_two() -> None:
+    """Under jit(value_and_grad), XLA's temporaries for the mean over 8 blocks: the weight
+    gradient the scan carries and at most two blocks' logits (their cotangent's products may
+    need a second). A leading device axis of 1 on every block, or a selection against a
+    constant 0 that XLA hoisted out of the scan, each kept another block-sized array (12.6
+    MiB here, where this bound is 9). The values are the materialised loss's."""
+    jax = pytest.importorskip("jax")
+    jnp = jax.numpy
+    n, d, v, rows = 2048, 64, 4096, 256
+    rng = np.random.default_rng(33)
+    h = jnp.asarray(rng.standard_normal((n, d)), dtype=jnp.float32)
+    w = jnp.asarray(rng.standard_normal((v, d)) / 8.0, dtype=jnp.float32)
+    y = jnp.asarray(rng.integers(0, v, n))
+
+    def ours(a: Any, b: Any, t: Any) -> Any:
+        return xpsoftmax.linear_cross_entropy(a, b, t, chunk_size=rows)
+
+    def materialised(a: Any, b: Any, t: Any) -> Any:
+        log_p = jax.nn.log_softmax(a @ b.T, axis=-1)
+        return -jnp.mean(jnp.take_along_axis(log_p, t[:, None], axis=-1))
+
+    step = jax.jit(jax.value_and_grad(ours, argnums=(0, 1)))
+    temp = step.lower(h, w, y).compile().memory_analysis().temp_size_in_bytes
+    carry, block = v * d * 4, rows * v * 4
+    assert temp < carry + 2 * block, (temp / 2**20, carry / 2**20, block / 2**20)
+    (loss, grads), (want, want_grads) = (
+        step(h, w, y),
+        jax.value_and_grad(materialised, (0, 1))(h, w, y),
+    )
+    np.testing.assert_allclose(loss, want, rtol=1e-5)
+    for got, expected in zip(grads, want_grads, strict=True):
+        np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-7)

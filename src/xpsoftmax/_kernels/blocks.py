@@ -65,11 +65,12 @@ class Head:
 # of the rule that keeps a logsumexp; an eager library updates one block's arrays in place and
 # holds about one block at a time. Blocks that compute the gradients as they go
 # (`token_gradients`) add a product as deep as the block into the whole weight gradient, one
-# pass over it per block, and blocks of a forward pass alone keep nothing for later: eagerly
-# both take twice the floor; in a loop primitive, the eager floor for the gradients (a scan
-# carries the weight gradient with a product-sized temporary beside it) and half of it for the
-# forward pass, each rounded down to a power of two (XLA's products on CPU run a block of 166
-# tokens at 1.4x the time of one of 128).
+# pass over it per block, so they take twice the floor, in a loop primitive too (a scan adds
+# each block's share through a temporary and a second pass over the sum: half as many blocks,
+# half as many passes). Blocks of a forward pass alone keep nothing for later: twice the floor
+# eagerly, half of it in a loop primitive. In a loop primitive both are rounded down to a
+# power of two (XLA's products on CPU run a block of 166 tokens at 1.4x the time of one of
+# 128).
 MIN_BLOCK_TOKENS = 256
 MIN_BLOCK_LOGITS = 2**24
 MIN_LOOPED_BLOCK_LOGITS = 2**21
@@ -88,16 +89,16 @@ def block_rows(
     `MIN_BLOCK_LOGITS` / V (`MIN_LOOPED_BLOCK_LOGITS` / V when `looped`, the blocks run in a
     loop primitive) and at least one, and at most N. That is the floor of the `kind`
     "recompute" (the rule that keeps a logsumexp); "gradients" (a pass that computes them)
-    and "plain" (a forward pass alone) take twice both floors eagerly, and in a loop primitive
-    `MIN_BLOCK_LOGITS` and half of it, rounded down to a power of two."""
+    takes twice both floors, and "plain" (a forward pass alone) twice both eagerly and half of
+    `MIN_BLOCK_LOGITS` in a loop primitive, both rounded down to a power of two there."""
     if chunk_size is not None:
         return max(1, min(chunk_size, n_tokens))
     classes = max(n_classes, 1)
     tokens, logits = MIN_BLOCK_TOKENS, MIN_BLOCK_LOGITS
-    if kind != "recompute" and not looped:
+    if kind == "gradients" or (kind == "plain" and not looped):
         tokens, logits = 2 * tokens, 2 * logits
     elif looped:
-        logits = {"recompute": MIN_LOOPED_BLOCK_LOGITS, "plain": logits // 2}.get(kind, logits)
+        logits = {"recompute": MIN_LOOPED_BLOCK_LOGITS, "plain": logits // 2}[kind]
     floor = max(1, min(tokens, logits // classes))
     if looped and kind != "recompute":
         floor = 1 << (floor.bit_length() - 1)
