@@ -14,10 +14,12 @@ its logits split by the vocabulary: no device holds a whole row of logits.
 from __future__ import annotations
 
 import json
+import re
 import textwrap
 
 import pytest
 from conftest import MESH_SOURCE, run_with_host_devices, skip_unless_jax_has
+from version_bounds import newer_needed
 
 pytest.importorskip("optax")
 
@@ -81,14 +83,20 @@ CHECKS = MESH_SOURCE + textwrap.dedent(
     def relative(a, b):
         return [float(np.max(np.abs(x - y)) / np.max(np.abs(y))) for x, y in zip(a, b)]
 
+    try:  # (before JAX 0.10 the per-token rule's derivative is our ImportError, naming it)
+        none_vs, none_error = relative(
+            flat(none_step(h_sharded, w_sharded, t_sharded)), flat(none_expected)
+        ), None
+    except ImportError as error:
+        none_vs, none_error = None, str(error)
+
     json.dump({
         "inputs_sharded": [len(a.sharding.device_set) for a in (h_sharded, w_sharded)],
         "vs_unsharded": relative(flat(sharded), flat(unsharded)),
         "vs_materialised": relative(flat(sharded), flat(reference)),
         "tokens_only_vs_materialised": relative(flat(tokens_only), flat(reference)),
-        "none_vs_materialised": relative(
-            flat(none_step(h_sharded, w_sharded, t_sharded)), flat(none_expected)
-        ),
+        "none_vs_materialised": none_vs,
+        "none_error": none_error,
         "gradient_devices": [len(g.sharding.device_set) for g in sharded[1]],
     }, sys.stdout)
     """
@@ -109,4 +117,8 @@ def test_sharded_over_tokens_and_vocabulary(chunk_size: int, axis_type: str) -> 
     assert max(record["vs_unsharded"]) < 1e-13, record
     assert max(record["vs_materialised"]) < 1e-13, record
     assert max(record["tokens_only_vs_materialised"]) < 1e-13, record
-    assert max(record["none_vs_materialised"]) < 1e-13, record
+    older = newer_needed("transposed-maps", "jax")
+    if older is not None:
+        assert re.search(older, record["none_error"]), record
+    else:
+        assert max(record["none_vs_materialised"]) < 1e-13, record

@@ -10,6 +10,7 @@ others: their verdicts must not depend on the history either way.
 
 from __future__ import annotations
 
+import importlib.metadata
 import json
 import os
 import subprocess
@@ -19,6 +20,7 @@ from typing import Any
 
 import pytest
 import toolkit_corpus as corpus
+from packaging.version import Version
 
 pytest.importorskip("sklearn")
 
@@ -88,8 +90,20 @@ def test_planted_bugs_are_found_and_correct_functions_pass() -> None:
     assert not mismatches(outcomes), "\n".join(mismatches(outcomes))
 
 
+#: The versions the public cases' verdicts were recorded with: older ones behave otherwise
+#: (SciPy 1.14's logsumexp converts every input to NumPy; NumPy 1 promotes by value).
+RECORDED_WITH = {"numpy": "2.0", "scipy": "1.17", "scikit-learn": "1.9", "array-api-extra": "0.11"}
+
+
 @pytest.mark.slow
 def test_public_libraries_functions_get_their_verdicts() -> None:
+    older = [
+        f"{name} {importlib.metadata.version(name)} (recorded with {version})"
+        for name, version in RECORDED_WITH.items()
+        if Version(importlib.metadata.version(name)) < Version(version)
+    ]
+    if older:
+        pytest.skip("the public cases' verdicts are those of newer releases: " + ", ".join(older))
     env = dict(os.environ, SCIPY_ARRAY_API="1")
     script = Path(corpus.__file__)
     done = subprocess.run(
