@@ -150,7 +150,7 @@ def test_graph_is_a_small_multiple_of_max_then_sum(name: str, n_chunks: int) -> 
 # -- a real cluster ------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture  # (per test: beside a live client, Dask 2024 warns of the others' sync computes)
 def client() -> Iterator[Any]:
     """Two worker processes with one thread and 400 MB each (`conftest.two_workers`)."""
     with two_workers(memory_limit="400MB") as cluster_client:
