@@ -3,8 +3,8 @@
 In a fresh interpreter with four host devices (``conftest.run_with_host_devices``: XLA fixes
 the device count when it starts), ``jax.jit(jax.value_and_grad(...))`` of the mean loss, with
 respect to hidden and the weight, on a 4-device mesh of Explicit or Auto axes (Auto alone
-before JAX had kinds of axis; hidden ``P("d", None)``, weight ``P("d", None)``: rows of the vocabulary split) must give the loss and gradients of the same
-call on unsharded arrays, and those of optax on the materialised logits, in float64; so must
+before JAX had kinds of axis; hidden ``P("d", None)``, weight ``P("d", None)``: rows of the
+vocabulary split) must give the loss and gradients of the same call on unsharded arrays, and those of optax on the materialised logits, in float64; so must
 the same call with the weight whole on every device; and the loss per token ("none", the rule
 that keeps a logsumexp) weighted and summed. The mean and the sum compute their gradients in the
 forward pass, a block of tokens at a time, each block's hidden rows gathered on every device and

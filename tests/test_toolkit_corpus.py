@@ -58,7 +58,7 @@ def lines_of(message: str) -> dict[str, list[str]]:
 
 def mismatches(outcomes: dict[str, dict[str, Any]]) -> list[str]:
     """Each crash, false alarm, missed finding and missing words, one line each."""
-    problems = []
+    problems, runnable = [], corpus.runnable_variants()
     for name, outcome in outcomes.items():
         if outcome["crash"]:
             problems.append(f"{name}: crashed:\n{outcome['crash']}")
@@ -66,7 +66,7 @@ def mismatches(outcomes: dict[str, dict[str, Any]]) -> list[str]:
         expected = corpus.CASES[name].verdicts()
         found = {v: set(checks) for v, checks in outcome["verdicts"].items()}
         said = lines_of(outcome["message"])
-        for v in corpus.runnable_variants():
+        for v in runnable:
             problems += [
                 f"{name}: false alarm: {line}"
                 for line in said.get(v, [])
@@ -77,7 +77,7 @@ def mismatches(outcomes: dict[str, dict[str, Any]]) -> list[str]:
         for (case, v), words in SAYS.items():
             if (
                 case == name
-                and v in corpus.runnable_variants()
+                and v in runnable
                 and not any(words in line for line in said.get(v, []))
             ):
                 problems.append(f"{name}: {v} does not say {words!r}")

@@ -228,23 +228,19 @@ def stacked_runs(xp: Namespace, a: Array, shards: int, n_blocks: int, run: int) 
     device's piece and every device works on each block. With one shard, (n_blocks, run, ...):
     a block of plain rows, whose logits XLA computes as one product, where a leading axis of
     1 costs it a transposed copy of the logits per pass over them."""
-    if shards == 1:
-        padding = n_blocks * run - a.shape[0]
-        if padding:
-            a = xp.concat([a, xp.zeros_like(a[:padding, ...])], axis=0)
-        return xp.reshape(a, (n_blocks, run, *a.shape[1:]))
     a = xp.reshape(a, (shards, a.shape[0] // shards, *a.shape[1:]))
     padding = n_blocks * run - a.shape[1]
     if padding:
         a = xp.concat([a, xp.zeros_like(a[:, :padding, ...])], axis=1)
-    return xp.moveaxis(xp.reshape(a, (shards, n_blocks, run, *a.shape[2:])), 1, 0)
+    stacked = xp.moveaxis(xp.reshape(a, (shards, n_blocks, run, *a.shape[2:])), 1, 0)
+    return stacked[:, 0, ...] if shards == 1 else stacked
 
 
 def unstacked_runs(xp: Namespace, a: Array, n_tokens: int, per_shard: int) -> Array:
     """The inverse of `stacked_runs` for a per-token output (n_blocks, shards, run, ...), or
     (n_blocks, run, ...) for one shard: (N, ...), the padding dropped."""
     if n_tokens == per_shard:
-        return xp.reshape(a, (-1, *a.shape[2:]))[:n_tokens, ...]
+        a = xp.expand_dims(a, axis=1)
     n_blocks, shards, run, *rest = a.shape
     a = xp.reshape(xp.moveaxis(a, 0, 1), (shards, n_blocks * run, *rest))
     return xp.reshape(a[:, :per_shard, ...], (n_tokens, *rest))
